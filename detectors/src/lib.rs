@@ -1,0 +1,1 @@
+//! Millwatch's statistics: pure functions and small state machines, no I/O, no async.

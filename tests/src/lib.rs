@@ -1,0 +1,1 @@
+//! Helpers for Millwatch's end-to-end tests.
