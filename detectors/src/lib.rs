@@ -1,1 +1,6 @@
 //! Millwatch's statistics: pure functions and small state machines, no I/O, no async.
+
+pub mod drift;
+pub mod error;
+
+pub use error::{DetectorError, Result};

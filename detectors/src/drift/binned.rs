@@ -1,0 +1,164 @@
+//! Distances between binned distributions (PSI, KL, Jensen–Shannon, Hellinger) and the binning
+//! itself (reference-quantile edges, bin counts). Pure functions on proportions, so exact
+//! samples and merged sketch histograms go through the same code.
+
+/// The value every zero proportion is replaced by in PSI and KL, as the conformance definitions
+/// (and Evidently) do; proportions are not renormalised afterwards.
+pub const ZERO_REPLACEMENT: f64 = 1e-4;
+
+/// Number of reference-quantile bins for a numeric column.
+pub const NUMERIC_BINS: usize = 10;
+
+fn replace_zero(x: f64) -> f64 {
+    if x == 0.0 { ZERO_REPLACEMENT } else { x }
+}
+
+/// Population stability index `sum((q'-p') * ln(q'/p'))`, `p` the reference and `q` the current
+/// proportions, zeros replaced by [`ZERO_REPLACEMENT`]. Slices must have equal length.
+pub fn psi(p: &[f64], q: &[f64]) -> f64 {
+    debug_assert_eq!(p.len(), q.len());
+    p.iter()
+        .zip(q)
+        .map(|(&p, &q)| {
+            let (p, q) = (replace_zero(p), replace_zero(q));
+            (q - p) * (q / p).ln()
+        })
+        .sum()
+}
+
+/// Kullback–Leibler divergence of the current proportions `q` from the reference `p`:
+/// `sum(q' * ln(q'/p'))`, zeros replaced as in [`psi`].
+pub fn kl(p: &[f64], q: &[f64]) -> f64 {
+    debug_assert_eq!(p.len(), q.len());
+    p.iter()
+        .zip(q)
+        .map(|(&p, &q)| {
+            let (p, q) = (replace_zero(p), replace_zero(q));
+            q * (q / p).ln()
+        })
+        .sum()
+}
+
+/// `x * ln(x / y)` with scipy's `rel_entr` conventions (0 when x is 0).
+fn rel_entr(x: f64, y: f64) -> f64 {
+    if x > 0.0 && y > 0.0 {
+        x * (x / y).ln()
+    } else if x == 0.0 && y >= 0.0 {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Jensen–Shannon distance (the square root of the divergence, natural log), as
+/// `scipy.spatial.distance.jensenshannon`: each vector is divided by its sum first.
+pub fn jensenshannon(p: &[f64], q: &[f64]) -> f64 {
+    debug_assert_eq!(p.len(), q.len());
+    let sp: f64 = p.iter().sum();
+    let sq: f64 = q.iter().sum();
+    if sp <= 0.0 || sq <= 0.0 {
+        return f64::NAN;
+    }
+    let mut left = 0.0;
+    let mut right = 0.0;
+    for (&p, &q) in p.iter().zip(q) {
+        let (p, q) = (p / sp, q / sq);
+        let m = (p + q) / 2.0;
+        left += rel_entr(p, m);
+        right += rel_entr(q, m);
+    }
+    // Rounding can leave a tiny negative divergence for identical inputs.
+    ((left + right) / 2.0).max(0.0).sqrt()
+}
+
+/// Hellinger distance `sqrt(1 - sum(sqrt(p*q)))` on raw proportions.
+pub fn hellinger(p: &[f64], q: &[f64]) -> f64 {
+    debug_assert_eq!(p.len(), q.len());
+    let bc: f64 = p.iter().zip(q).map(|(&p, &q)| (p * q).sqrt()).sum();
+    // For identical inputs the coefficient can round to just above 1.
+    (1.0 - bc).max(0.0).sqrt()
+}
+
+/// `numpy.quantile(sorted, q)` with the default linear method, including numpy's two-sided
+/// lerp so edges match numpy bit for bit. `sorted` must be non-empty and ascending.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let n = sorted.len();
+    debug_assert!(n > 0);
+    let virtual_index = (n as f64 - 1.0) * q;
+    let lo = virtual_index.floor();
+    let gamma = virtual_index - lo;
+    let lo = (lo.max(0.0) as usize).min(n - 1);
+    let hi = (lo + 1).min(n - 1);
+    let (a, b) = (sorted[lo], sorted[hi]);
+    let diff = b - a;
+    if gamma >= 0.5 {
+        b - diff * (1.0 - gamma)
+    } else {
+        a + diff * gamma
+    }
+}
+
+/// Interior bin edges `numpy.quantile(ref, k/bins)` for `k = 1..bins-1`; the outer edges are
+/// implicitly -inf and +inf. `sorted_ref` must be non-empty and ascending.
+pub fn quantile_edges(sorted_ref: &[f64], bins: usize) -> Vec<f64> {
+    (1..bins)
+        .map(|k| quantile_sorted(sorted_ref, k as f64 / bins as f64))
+        .collect()
+}
+
+/// Counts of `values` per bin for interior `edges` (ascending, as from [`quantile_edges`]):
+/// `edges.len() + 1` bins, a value `v` in bin `i` when `edge_i <= v < edge_(i+1)`.
+pub fn bin_counts(edges: &[f64], values: &[f64]) -> Vec<f64> {
+    let mut counts = vec![0.0; edges.len() + 1];
+    for &v in values {
+        counts[edges.partition_point(|&e| e <= v)] += 1.0;
+    }
+    counts
+}
+
+/// Proportions `counts / total`; all zeros when `total` is zero.
+pub fn proportions(counts: &[f64], total: f64) -> Vec<f64> {
+    if total > 0.0 {
+        counts.iter().map(|c| c / total).collect()
+    } else {
+        vec![0.0; counts.len()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_match_numpy_linear() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        // numpy.quantile([1,2,3,4], [0.1, 0.5, 0.9]) == [1.3, 2.5, 3.7]
+        assert!((quantile_sorted(&v, 0.1) - 1.3).abs() < 1e-12);
+        assert_eq!(quantile_sorted(&v, 0.5), 2.5);
+        assert!((quantile_sorted(&v, 0.9) - 3.7).abs() < 1e-12);
+        assert_eq!(quantile_sorted(&v, 1.0), 4.0);
+    }
+
+    #[test]
+    fn bins_are_left_closed() {
+        let counts = bin_counts(&[1.0, 2.0], &[0.5, 1.0, 1.5, 2.0, 9.0]);
+        assert_eq!(counts, vec![1.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn distances_by_hand() {
+        let p = [0.5, 0.5, 0.0];
+        let q = [0.25, 0.25, 0.5];
+        let expect_psi =
+            (0.25f64 - 0.5) * (0.5f64).ln() * 2.0 + (0.5 - 1e-4) * (0.5f64 / 1e-4).ln();
+        assert!((psi(&p, &q) - expect_psi).abs() < 1e-12);
+        let expect_kl = 0.25 * (0.5f64).ln() * 2.0 + 0.5 * (0.5f64 / 1e-4).ln();
+        assert!((kl(&p, &q) - expect_kl).abs() < 1e-12);
+        let bc = 2.0 * (0.125f64).sqrt();
+        assert!((hellinger(&p, &q) - (1.0 - bc).sqrt()).abs() < 1e-12);
+        // scipy.spatial.distance.jensenshannon([.5,.5,0],[.25,.25,.5]) = 0.4645014884...
+        assert!((jensenshannon(&p, &q) - 0.464_501_404_0).abs() < 1e-9);
+        assert_eq!(hellinger(&p, &p), 0.0);
+        assert_eq!(jensenshannon(&q, &q), 0.0);
+    }
+}
