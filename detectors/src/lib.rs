@@ -1,6 +1,8 @@
 //! Millwatch's statistics: pure functions and small state machines, no I/O, no async.
 
+pub mod dataset;
 pub mod drift;
 pub mod error;
+pub mod stream;
 
 pub use error::{DetectorError, Result};
