@@ -27,7 +27,7 @@ impl Default for DdmConfig {
     /// Millwatch's defaults: river's thresholds with `warm_start = 300`. With river's 30, the
     /// minimum is latched while `p` is still estimated from a handful of errors and the
     /// `error_rate_stable` stream alarms at index 80; on simulated Bernoulli streams
-    /// (p = 0.02 … 0.3) the false alarms per 4000 points drop from 1.6 to 0.2.
+    /// (p = 0.02 … 0.3) the false alarms per 4000 points drop from 1.6 to about 0.3.
     fn default() -> Self {
         Self {
             warm_start: 300,

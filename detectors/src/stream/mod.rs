@@ -18,12 +18,14 @@ mod adwin;
 mod ddm;
 mod eddm;
 mod hddm_a;
+mod kswin;
 mod page_hinkley;
 
 pub use adwin::{Adwin, AdwinConfig};
 pub use ddm::{Ddm, DdmConfig};
 pub use eddm::{Eddm, EddmConfig};
 pub use hddm_a::{HddmA, HddmAConfig};
+pub use kswin::{Kswin, KswinConfig};
 pub use page_hinkley::{PageHinkley, PageHinkleyConfig, PhMode, PhScale};
 
 use serde::{Deserialize, Serialize};
@@ -152,6 +154,8 @@ pub enum DetectorConfig {
     Eddm(EddmConfig),
     /// [`HddmA`] on a 0/1 error stream.
     HddmA(HddmAConfig),
+    /// [`Kswin`].
+    Kswin(KswinConfig),
 }
 
 impl DetectorConfig {
@@ -163,6 +167,7 @@ impl DetectorConfig {
             Self::Ddm(c) => StreamDetector::Ddm(Ddm::new(c.clone())?),
             Self::Eddm(c) => StreamDetector::Eddm(Eddm::new(c.clone())?),
             Self::HddmA(c) => StreamDetector::HddmA(HddmA::new(c.clone())?),
+            Self::Kswin(c) => StreamDetector::Kswin(Kswin::new(c.clone())?),
         })
     }
 }
@@ -181,6 +186,8 @@ pub enum StreamDetector {
     Eddm(Eddm),
     /// [`HddmA`].
     HddmA(HddmA),
+    /// [`Kswin`].
+    Kswin(Kswin),
 }
 
 impl StreamDetector {
@@ -191,6 +198,7 @@ impl StreamDetector {
             Self::Ddm(d) => d,
             Self::Eddm(d) => d,
             Self::HddmA(d) => d,
+            Self::Kswin(d) => d,
         }
     }
 
@@ -201,6 +209,7 @@ impl StreamDetector {
             Self::Ddm(d) => d,
             Self::Eddm(d) => d,
             Self::HddmA(d) => d,
+            Self::Kswin(d) => d,
         }
     }
 }
