@@ -3,6 +3,5 @@
 pub mod dataset;
 pub mod drift;
 pub mod error;
-pub mod stream;
 
 pub use error::{DetectorError, Result};

@@ -116,6 +116,19 @@ pub fn bin_counts(edges: &[f64], values: &[f64]) -> Vec<f64> {
     counts
 }
 
+/// [`bin_counts`] for ascending `values`: one binary search per edge instead of per value.
+pub fn bin_counts_sorted(edges: &[f64], values: &[f64]) -> Vec<f64> {
+    let mut counts = Vec::with_capacity(edges.len() + 1);
+    let mut start = 0;
+    for &e in edges {
+        let end = values.partition_point(|&v| v < e).max(start);
+        counts.push((end - start) as f64);
+        start = end;
+    }
+    counts.push((values.len() - start) as f64);
+    counts
+}
+
 /// Proportions `counts / total`; all zeros when `total` is zero.
 pub fn proportions(counts: &[f64], total: f64) -> Vec<f64> {
     if total > 0.0 {

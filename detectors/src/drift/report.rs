@@ -1,0 +1,506 @@
+//! Comparing a reference dataset with a current one: per-column test choice, verdicts under the
+//! chosen decision rule and correction, data-quality shares, the dataset verdict, and the two
+//! renderings `millwatch drift` prints (JSON via serde, and a terminal table).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::TestOutcome;
+use super::decision::{Correction, Decision, DecisionRule, decide, effect_size};
+use super::pair::{CategoricalPair, ColumnPair, NumericPair};
+use super::test::DriftTest;
+use crate::dataset::{Column, ColumnKind, ColumnValues, Dataset, parse_number};
+use crate::error::{DetectorError, Result};
+
+/// Which tests to run on each column.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum TestSelection {
+    /// Only the automatic choice.
+    #[default]
+    Auto,
+    /// Every applicable test; the verdict still comes from the automatic choice.
+    All,
+    /// These tests where they apply; the verdict comes from the first that applies (or the
+    /// automatic choice when none does).
+    Named(Vec<DriftTest>),
+}
+
+impl std::str::FromStr for TestSelection {
+    type Err = DetectorError;
+
+    /// Reads `auto`, `all` or a comma-separated list of test names.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "auto" => Ok(TestSelection::Auto),
+            "all" => Ok(TestSelection::All),
+            list => Ok(TestSelection::Named(
+                list.split(',')
+                    .map(str::parse)
+                    .collect::<Result<Vec<DriftTest>>>()?,
+            )),
+        }
+    }
+}
+
+/// Per-column choice of test and threshold, overriding the automatic ones.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ColumnOverride {
+    /// Test deciding the column's verdict.
+    pub test: Option<DriftTest>,
+    /// Threshold for that test.
+    pub threshold: Option<f64>,
+}
+
+/// Options of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftOptions {
+    /// Tests to run.
+    pub tests: TestSelection,
+    /// Columns to compare (all columns of the reference present in the current data if `None`).
+    pub columns: Option<Vec<String>>,
+    /// Test and threshold per column name.
+    pub overrides: BTreeMap<String, ColumnOverride>,
+    /// Share of drifted columns at which the dataset counts as drifted.
+    pub drift_share: f64,
+    /// Correction of p-values across columns (the live rule always uses Benjamini–Hochberg).
+    pub correction: Correction,
+    /// How verdicts are decided.
+    pub rule: DecisionRule,
+}
+
+impl Default for DriftOptions {
+    fn default() -> Self {
+        DriftOptions {
+            tests: TestSelection::Auto,
+            columns: None,
+            overrides: BTreeMap::new(),
+            drift_share: 0.5,
+            correction: Correction::None,
+            rule: DecisionRule::EvidentlyCompatible,
+        }
+    }
+}
+
+/// Missing shares of a column in both datasets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MissingShare {
+    /// Missing count / rows in the reference.
+    pub reference: f64,
+    /// Missing count / rows in the current data.
+    pub current: f64,
+}
+
+/// One column's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ColumnReport {
+    /// Column name.
+    pub column: String,
+    /// Kind, from the reference.
+    pub kind: ColumnKind,
+    /// The test that decided the verdict.
+    pub test: DriftTest,
+    /// Its statistic.
+    pub statistic: f64,
+    /// Its p-value (raw), if it has one.
+    pub p_value: Option<f64>,
+    /// The threshold applied.
+    pub threshold: f64,
+    /// Verdict.
+    pub drifted: bool,
+    /// Missing shares.
+    pub missing_share: MissingShare,
+    /// Share of current values outside the reference range (numeric columns).
+    pub out_of_range_share: Option<f64>,
+    /// Share of current values in categories new to the reference (categorical columns).
+    pub new_category_share: Option<f64>,
+    /// Every test run, by name.
+    pub tests: BTreeMap<String, TestOutcome>,
+    /// How the verdict was reached (raw and corrected p, effect size, rule).
+    #[serde(skip)]
+    pub decision: Decision,
+    /// Current values that did not match the reference kind (text in a numeric column),
+    /// excluded from the tests.
+    #[serde(skip)]
+    pub type_mismatches: usize,
+}
+
+/// The dataset verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DatasetVerdict {
+    /// Columns compared.
+    pub columns: usize,
+    /// Columns found drifted.
+    pub drifted_columns: usize,
+    /// `drifted_columns / columns`.
+    pub share: f64,
+    /// Whether the share reached the configured drift share.
+    pub drifted: bool,
+}
+
+/// The result of [`compare`]; serialises to the JSON `millwatch drift --format json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetReport {
+    /// One entry per compared column, in reference order.
+    pub columns: Vec<ColumnReport>,
+    /// The dataset verdict.
+    pub dataset: DatasetVerdict,
+}
+
+struct Prepared {
+    pair: ColumnPair,
+    kind: ColumnKind,
+    missing: MissingShare,
+    type_mismatches: usize,
+}
+
+fn share(count: usize, total: usize) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        count as f64 / total as f64
+    }
+}
+
+fn finite_values(name: &str, which: &str, values: &[f64]) -> Result<()> {
+    if values.is_empty() {
+        return Err(DetectorError::Empty(format!(
+            "column '{name}' has no {which} values"
+        )));
+    }
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(DetectorError::NonFinite(format!(
+            "column '{name}' ({which})"
+        )));
+    }
+    Ok(())
+}
+
+fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result<Prepared> {
+    let name = &reference.name;
+    let missing = MissingShare {
+        reference: share(reference.values.missing(), rows.0),
+        current: share(current.values.missing(), rows.1),
+    };
+    let mut type_mismatches = 0;
+    let pair = match &reference.values {
+        ColumnValues::Numeric(r) => {
+            let r: Vec<f64> = r.iter().flatten().copied().collect();
+            let c: Vec<f64> = match &current.values {
+                ColumnValues::Numeric(c) => c.iter().flatten().copied().collect(),
+                ColumnValues::Categorical(c) => c
+                    .iter()
+                    .flatten()
+                    .filter_map(|s| {
+                        let v = parse_number(s);
+                        type_mismatches += usize::from(v.is_none());
+                        v
+                    })
+                    .collect(),
+            };
+            finite_values(name, "reference", &r)?;
+            finite_values(name, "current", &c)?;
+            ColumnPair::Numeric(NumericPair::new(&r, &c)?)
+        }
+        ColumnValues::Categorical(r) => {
+            let as_text: Vec<String>;
+            let c: Vec<&str> = match &current.values {
+                ColumnValues::Categorical(c) => c.iter().flatten().map(String::as_str).collect(),
+                ColumnValues::Numeric(c) => {
+                    as_text = c.iter().flatten().map(|v| v.to_string()).collect();
+                    as_text.iter().map(String::as_str).collect()
+                }
+            };
+            let r: Vec<&str> = r.iter().flatten().map(String::as_str).collect();
+            if r.is_empty() || c.is_empty() {
+                let which = if r.is_empty() { "reference" } else { "current" };
+                return Err(DetectorError::Empty(format!(
+                    "column '{name}' has no {which} values"
+                )));
+            }
+            ColumnPair::Categorical(CategoricalPair::new(r, c)?)
+        }
+    };
+    Ok(Prepared {
+        pair,
+        kind: reference.kind(),
+        missing,
+        type_mismatches,
+    })
+}
+
+/// Compares every selected column of `current` with `reference` and decides per column and for
+/// the dataset. Errors name the column: no values on one side, NaN or infinite numbers, an
+/// unknown column asked for, or a test asked for that does not apply to that column.
+pub fn compare(
+    reference: &Dataset,
+    current: &Dataset,
+    options: &DriftOptions,
+) -> Result<DatasetReport> {
+    if reference.rows() == 0 {
+        return Err(DetectorError::Empty("reference dataset".into()));
+    }
+    if current.rows() == 0 {
+        return Err(DetectorError::Empty("current dataset".into()));
+    }
+    if !(options.drift_share > 0.0 && options.drift_share <= 1.0) {
+        return Err(DetectorError::InvalidParameter(format!(
+            "drift share {} is not in (0, 1]",
+            options.drift_share
+        )));
+    }
+    let names: Vec<&str> = match &options.columns {
+        Some(cols) => {
+            for c in cols {
+                for (d, which) in [(reference, "reference"), (current, "current")] {
+                    if d.column(c).is_none() {
+                        return Err(DetectorError::InvalidInput(format!(
+                            "column '{c}' is not in the {which} data"
+                        )));
+                    }
+                }
+            }
+            cols.iter().map(String::as_str).collect()
+        }
+        None => reference
+            .columns()
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| current.column(n).is_some())
+            .collect(),
+    };
+    for (col, o) in &options.overrides {
+        if let Some(t) = o.threshold
+            && !(t.is_finite() && t >= 0.0)
+        {
+            return Err(DetectorError::InvalidParameter(format!(
+                "threshold {t} for column '{col}'"
+            )));
+        }
+    }
+
+    struct Pending {
+        prepared: Prepared,
+        name: String,
+        test: DriftTest,
+        outcome: TestOutcome,
+        tests: BTreeMap<String, TestOutcome>,
+        threshold: f64,
+    }
+    let mut pending = Vec::with_capacity(names.len());
+    for name in names {
+        let (Some(rc), Some(cc)) = (reference.column(name), current.column(name)) else {
+            continue;
+        };
+        let prepared = prepare(rc, cc, (reference.rows(), current.rows()))?;
+        let pair = &prepared.pair;
+        let over = options.overrides.get(name).copied().unwrap_or_default();
+        let to_run: Vec<DriftTest> = match &options.tests {
+            TestSelection::Auto => Vec::new(),
+            TestSelection::All => pair.applicable_tests(),
+            TestSelection::Named(list) => {
+                list.iter().copied().filter(|&t| pair.applies(t)).collect()
+            }
+        };
+        let test = match (over.test, &options.tests) {
+            (Some(t), _) => t,
+            (None, TestSelection::Named(_)) if !to_run.is_empty() => to_run[0],
+            _ => pair.auto_test(),
+        };
+        let outcome = pair
+            .run(test)
+            .map_err(|e| DetectorError::NotApplicable(format!("column '{name}': {e}")))?;
+        let mut tests = BTreeMap::new();
+        tests.insert(test.name().to_string(), outcome);
+        for t in to_run {
+            if t != test {
+                tests.insert(t.name().to_string(), pair.run(t)?);
+            }
+        }
+        pending.push(Pending {
+            threshold: over.threshold.unwrap_or(test.default_threshold()),
+            prepared,
+            name: name.to_string(),
+            test,
+            outcome,
+            tests,
+        });
+    }
+
+    let correction = match options.rule {
+        DecisionRule::LiveDefault { .. } => Correction::BenjaminiHochberg,
+        DecisionRule::EvidentlyCompatible => options.correction,
+    };
+    let raw: Vec<f64> = pending
+        .iter()
+        .map(|p| p.outcome.p_value.unwrap_or(f64::NAN))
+        .collect();
+    let corrected = correction.apply(&raw);
+
+    let mut columns = Vec::with_capacity(pending.len());
+    for (p, corr) in pending.into_iter().zip(corrected) {
+        let pair = &p.prepared.pair;
+        let effect = effect_size(pair, p.test, &p.outcome);
+        let corrected_p = p.outcome.p_value.map(|_| corr);
+        let decision = decide(
+            &options.rule,
+            p.test,
+            &p.outcome,
+            corrected_p,
+            correction != Correction::None,
+            p.threshold,
+            effect,
+        );
+        let (out_of_range_share, new_category_share) = match pair {
+            ColumnPair::Numeric(n) => (Some(n.out_of_range_share()), None),
+            ColumnPair::Categorical(c) => (None, Some(c.new_category_share())),
+        };
+        columns.push(ColumnReport {
+            column: p.name,
+            kind: p.prepared.kind,
+            test: p.test,
+            statistic: p.outcome.statistic,
+            p_value: p.outcome.p_value,
+            threshold: decision.threshold,
+            drifted: decision.drifted,
+            missing_share: p.prepared.missing,
+            out_of_range_share,
+            new_category_share,
+            tests: p.tests,
+            decision,
+            type_mismatches: p.prepared.type_mismatches,
+        });
+    }
+    let drifted_columns = columns.iter().filter(|c| c.drifted).count();
+    let share = share(drifted_columns, columns.len());
+    Ok(DatasetReport {
+        dataset: DatasetVerdict {
+            columns: columns.len(),
+            drifted_columns,
+            share,
+            drifted: !columns.is_empty() && share >= options.drift_share,
+        },
+        columns,
+    })
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        "-".into()
+    } else if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1e5 || v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+fn fmt_share(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{:.1}%", v * 100.0))
+}
+
+/// A terminal table of the report: one aligned row per column with its verdict mark, extra
+/// tests indented below, and the dataset verdict last.
+pub fn render_table(report: &DatasetReport) -> String {
+    let header = [
+        "",
+        "column",
+        "kind",
+        "test",
+        "statistic",
+        "p-value",
+        "threshold",
+        "missing ref/cur",
+        "out of range",
+        "new cat.",
+    ];
+    let mut rows: Vec<[String; 10]> = Vec::new();
+    let mut extra: Vec<Vec<String>> = Vec::new();
+    for c in &report.columns {
+        rows.push([
+            if c.drifted { "✗ DRIFT" } else { "✓ ok" }.into(),
+            c.column.clone(),
+            match c.kind {
+                ColumnKind::Numeric => "numeric",
+                ColumnKind::Categorical => "categorical",
+            }
+            .into(),
+            c.test.name().into(),
+            fmt_num(c.statistic),
+            c.p_value.map_or_else(|| "-".into(), fmt_num),
+            fmt_num(c.threshold),
+            format!(
+                "{} / {}",
+                fmt_share(Some(c.missing_share.reference)),
+                fmt_share(Some(c.missing_share.current))
+            ),
+            fmt_share(c.out_of_range_share),
+            fmt_share(c.new_category_share),
+        ]);
+        let others: BTreeSet<&String> = c.tests.keys().filter(|k| *k != c.test.name()).collect();
+        extra.push(
+            others
+                .into_iter()
+                .map(|k| {
+                    let o = &c.tests[k];
+                    match o.p_value {
+                        Some(p) => format!("{k}={} (p={})", fmt_num(o.statistic), fmt_num(p)),
+                        None => format!("{k}={}", fmt_num(o.statistic)),
+                    }
+                })
+                .collect(),
+        );
+    }
+    let mut widths = header.map(|h| h.chars().count());
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[String], out: &mut String| {
+        let mut s = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            let pad = w - cell.chars().count();
+            // Numbers align right, text left.
+            if (4..=6).contains(&i) {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(cell);
+            } else {
+                s.push_str(cell);
+                s.push_str(&" ".repeat(pad));
+            }
+            s.push_str("  ");
+        }
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(&header.map(String::from), &mut out);
+    let rule: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+    out.push_str(&"─".repeat(rule));
+    out.push('\n');
+    for (r, e) in rows.iter().zip(&extra) {
+        line(r, &mut out);
+        if !e.is_empty() {
+            let _ = writeln!(out, "{}{}", " ".repeat(widths[0] + 2), e.join("  "));
+        }
+    }
+    out.push_str(&"─".repeat(rule));
+    out.push('\n');
+    let d = &report.dataset;
+    let _ = writeln!(
+        out,
+        "{} dataset: {} of {} columns drifted ({:.1}%)",
+        if d.drifted {
+            "✗ DRIFT"
+        } else {
+            "✓ no drift"
+        },
+        d.drifted_columns,
+        d.columns,
+        d.share * 100.0
+    );
+    out
+}

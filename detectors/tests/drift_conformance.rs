@@ -1,0 +1,244 @@
+//! Conformance of the drift tests with scipy 1.17 / numpy 2.4 on the five cases copied from
+//! `shared/conformance/drift` into `testdata/drift`: every statistic and p-value within the
+//! tolerance the cases define, every automatic choice and verdict, KS method, and the
+//! missing, out-of-range and new-category shares.
+
+use std::path::PathBuf;
+
+use millwatch_detectors::dataset::{ColumnKind, Dataset};
+use millwatch_detectors::drift::{DriftOptions, DriftTest, TestSelection, compare};
+use serde_json::Value;
+
+const CASES: [&str; 5] = [
+    "small_drift",
+    "small_no_drift",
+    "medium_drift",
+    "medium_no_drift",
+    "large_drift",
+];
+
+fn case_dir(case: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/drift")
+        .join(case)
+}
+
+fn load(case: &str, file: &str) -> String {
+    let path = case_dir(case).join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// "statistics: 1e-9 absolute or 1e-9 relative"
+fn statistic_close(got: f64, want: f64) -> bool {
+    let diff = (got - want).abs();
+    diff <= 1e-9 || diff <= 1e-9 * want.abs()
+}
+
+/// "p-values: within 1e-6 absolute and, when the reference p > 1e-10, within 1% relative"
+fn p_close(got: f64, want: f64) -> bool {
+    let diff = (got - want).abs();
+    diff <= 1e-6 && (want <= 1e-10 || diff <= 0.01 * want)
+}
+
+#[derive(Default)]
+struct Tally {
+    comparisons: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn check(&mut self, ok: bool, what: impl FnOnce() -> String) {
+        self.comparisons += 1;
+        if !ok {
+            self.failures.push(what());
+        }
+    }
+}
+
+fn num(v: &Value, what: &str) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
+}
+
+#[test]
+fn drift_matches_scipy_on_every_case_column_and_test() {
+    let mut tally = Tally::default();
+    let options = DriftOptions {
+        tests: TestSelection::All,
+        ..DriftOptions::default()
+    };
+    for case in CASES {
+        let reference = Dataset::from_csv_str(&load(case, "reference.csv")).expect("reference");
+        let current = Dataset::from_csv_str(&load(case, "current.csv")).expect("current");
+        let expected: Value = serde_json::from_str(&load(case, "expected.json")).expect("json");
+        let cols = expected["columns"].as_object().expect("columns object");
+        let report = compare(&reference, &current, &options).expect("compare");
+        tally.check(report.columns.len() == cols.len(), || {
+            format!(
+                "{case}: {} columns, expected {}",
+                report.columns.len(),
+                cols.len()
+            )
+        });
+        for (name, exp) in cols {
+            let Some(got) = report.columns.iter().find(|c| &c.column == name) else {
+                tally.check(false, || format!("{case}/{name}: missing from report"));
+                continue;
+            };
+            let at = |what: &str| format!("{case}/{name}/{what}");
+            let kind = match got.kind {
+                ColumnKind::Numeric => "numeric",
+                ColumnKind::Categorical => "categorical",
+            };
+            tally.check(exp["kind"] == kind, || {
+                format!("{}: {kind} vs {}", at("kind"), exp["kind"])
+            });
+
+            // The automatic choice and its verdict.
+            let auto = &exp["auto"];
+            tally.check(auto["test"] == got.test.name(), || {
+                format!("{}: {} vs {}", at("auto.test"), got.test, auto["test"])
+            });
+            tally.check(
+                statistic_close(got.threshold, num(&auto["threshold"], "threshold")),
+                || {
+                    format!(
+                        "{}: {} vs {}",
+                        at("auto.threshold"),
+                        got.threshold,
+                        auto["threshold"]
+                    )
+                },
+            );
+            tally.check(auto["drifted"] == got.drifted, || {
+                format!(
+                    "{}: {} vs {}",
+                    at("auto.drifted"),
+                    got.drifted,
+                    auto["drifted"]
+                )
+            });
+
+            // Data-quality shares.
+            for side in ["reference", "current"] {
+                let want = num(&exp["missing_share"][side], "missing share");
+                let have = if side == "reference" {
+                    got.missing_share.reference
+                } else {
+                    got.missing_share.current
+                };
+                tally.check(statistic_close(have, want), || {
+                    format!("{}: {have} vs {want}", at(&format!("missing_share.{side}")))
+                });
+            }
+            for (key, have) in [
+                ("out_of_range_share", got.out_of_range_share),
+                ("new_category_share", got.new_category_share),
+            ] {
+                match (exp.get(key), have) {
+                    (Some(w), Some(h)) => tally.check(statistic_close(h, num(w, key)), || {
+                        format!("{}: {h} vs {w}", at(key))
+                    }),
+                    (None, None) => {}
+                    (w, h) => tally.check(false, || format!("{}: {h:?} vs {w:?}", at(key))),
+                }
+            }
+
+            // Every test: the same set applies, and each figure agrees.
+            let expected_tests: Vec<&str> = DriftTest::ALL
+                .iter()
+                .map(|t| t.name())
+                .filter(|n| exp.get(*n).is_some())
+                .collect();
+            let got_tests: Vec<&str> = got.tests.keys().map(String::as_str).collect();
+            let mut sorted_expected = expected_tests.clone();
+            sorted_expected.sort_unstable();
+            tally.check(sorted_expected == got_tests, || {
+                format!("{}: {got_tests:?} vs {sorted_expected:?}", at("tests"))
+            });
+            for t in expected_tests {
+                let e = &exp[t];
+                let Some(o) = got.tests.get(t) else { continue };
+                let want = num(&e["statistic"], "statistic");
+                tally.check(statistic_close(o.statistic, want), || {
+                    format!(
+                        "{}: {} vs {want}",
+                        at(&format!("{t}.statistic")),
+                        o.statistic
+                    )
+                });
+                match (e.get("p_value"), o.p_value) {
+                    (Some(w), Some(h)) => {
+                        let w = num(w, "p_value");
+                        tally.check(p_close(h, w), || {
+                            format!("{}: {h:e} vs {w:e}", at(&format!("{t}.p_value")))
+                        })
+                    }
+                    (None, None) => {}
+                    (w, h) => tally.check(false, || {
+                        format!("{}: {h:?} vs {w:?}", at(&format!("{t}.p_value")))
+                    }),
+                }
+                if let Some(method) = e.get("method") {
+                    let have = serde_json::to_value(o.ks_method).expect("method serialises");
+                    tally.check(&have == method, || {
+                        format!("{}: {have} vs {method}", at("ks.method"))
+                    });
+                }
+            }
+        }
+    }
+    println!(
+        "drift conformance: {} comparisons, {} failed",
+        tally.comparisons,
+        tally.failures.len()
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{} of {} comparisons failed:\n{}",
+        tally.failures.len(),
+        tally.comparisons,
+        tally.failures.join("\n")
+    );
+}
+
+#[test]
+fn report_serialises_to_the_cli_json_shape() {
+    let reference = Dataset::from_csv_str(&load("small_drift", "reference.csv")).expect("csv");
+    let current = Dataset::from_csv_str(&load("small_drift", "current.csv")).expect("csv");
+    let report = compare(&reference, &current, &DriftOptions::default()).expect("compare");
+    let json = serde_json::to_value(&report).expect("serialise");
+    let col = &json["columns"][0];
+    let mut keys: Vec<&String> = col.as_object().expect("object").keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "column",
+            "drifted",
+            "kind",
+            "missing_share",
+            "new_category_share",
+            "out_of_range_share",
+            "p_value",
+            "statistic",
+            "test",
+            "tests",
+            "threshold"
+        ]
+    );
+    assert_eq!(
+        col["tests"][col["test"].as_str().expect("name")]["statistic"],
+        col["statistic"]
+    );
+    let mut dkeys: Vec<&String> = json["dataset"]
+        .as_object()
+        .expect("object")
+        .keys()
+        .collect();
+    dkeys.sort();
+    assert_eq!(dkeys, ["columns", "drifted", "drifted_columns", "share"]);
+    // All seven columns of small_drift drift.
+    assert_eq!(json["dataset"]["drifted_columns"], 7);
+    assert_eq!(json["dataset"]["drifted"], true);
+}
