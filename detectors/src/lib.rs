@@ -3,5 +3,6 @@
 pub mod dataset;
 pub mod drift;
 pub mod error;
+pub mod stream;
 
 pub use error::{DetectorError, Result};
