@@ -1,8 +1,11 @@
 //! Millwatch's statistics: pure functions and small state machines, no I/O, no async.
 
 pub mod dataset;
+pub mod charts;
 pub mod drift;
 pub mod error;
+pub mod performance;
+pub mod quality;
 pub mod stream;
 
 pub use error::{DetectorError, Result};
