@@ -1,7 +1,6 @@
 //! Millwatch's statistics: pure functions and small state machines, no I/O, no async.
 
 pub mod dataset;
-pub mod charts;
 pub mod drift;
 pub mod error;
 pub mod performance;
