@@ -1,1 +1,4 @@
 //! Every way data leaves Millwatch. Depends on nothing in the collector: it defines its own input types.
+
+pub mod prometheus;
+pub mod remote_write;

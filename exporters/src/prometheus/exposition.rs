@@ -1,0 +1,738 @@
+//! The live series behind `/metrics`: the latest value of every translated OTLP series, the
+//! collector's own families, expiry of series that stopped arriving, and a per-metric
+//! cardinality limit.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use serde::Deserialize;
+
+use super::names::{MetricType, is_valid_metric_name, sanitize_label_name};
+use super::translate::{
+    Buckets, DropReason, Label, MetricRef, Point, Sink, TranslationConfig, Translator, Value,
+};
+
+/// Settings of the `/metrics` exposition.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpositionConfig {
+    /// A translated OTLP series that receives no point for this long disappears from
+    /// `/metrics` (the collector's own series never expire).
+    #[serde(with = "humantime_serde")]
+    pub series_ttl: Duration,
+    /// At most this many series per metric family; points of further series are dropped and
+    /// counted in `millwatch_prometheus_series_dropped_total{metric}`.
+    pub max_series_per_metric: NonZeroUsize,
+    /// Expose `_created` samples (start times) for counters, histograms and summaries in the
+    /// OpenMetrics format.
+    pub emit_created: bool,
+    /// How resources and scopes become labels (shared with remote write).
+    pub translation: TranslationConfig,
+}
+
+impl Default for ExpositionConfig {
+    fn default() -> Self {
+        Self {
+            series_ttl: Duration::from_secs(300),
+            max_series_per_metric: NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN),
+            emit_created: false,
+            translation: TranslationConfig::default(),
+        }
+    }
+}
+
+/// Errors of the exposition API.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExpositionError {
+    /// The name is not a valid Prometheus metric name.
+    #[error("`{0}` is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")]
+    InvalidName(String),
+    /// Counter names must end in `_total`.
+    #[error("counter `{0}` must end in `_total`")]
+    CounterWithoutTotal(String),
+    /// A family of that name exists with another type or owner.
+    #[error("metric `{name}` is already registered as a {existing}")]
+    Conflict {
+        /// The metric name.
+        name: String,
+        /// What holds the name now.
+        existing: String,
+    },
+}
+
+/// The type of a family the collector publishes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnType {
+    /// A value that goes up and down (`set`).
+    Gauge,
+    /// A monotonic value (`add`); the name must end in `_total`.
+    Counter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum SeriesValue {
+    Number(f64),
+    /// Per-bucket (not cumulative) counts, `bounds.len() + 1` of them.
+    Histogram {
+        bounds: Vec<f64>,
+        counts: Vec<u64>,
+        sum: Option<f64>,
+        count: u64,
+    },
+    Summary {
+        quantiles: Vec<(f64, f64)>,
+        sum: f64,
+        count: u64,
+    },
+}
+
+pub(crate) type OwnedLabels = Box<[(Arc<str>, Box<str>)]>;
+
+#[derive(Debug)]
+pub(crate) struct Series {
+    pub(crate) labels: OwnedLabels,
+    pub(crate) value: SeriesValue,
+    pub(crate) updated: Instant,
+    pub(crate) time_nanos: u64,
+    pub(crate) start_nanos: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FamilyState {
+    pub(crate) help: String,
+    pub(crate) unit: Option<Arc<str>>,
+    /// Series keyed by the hash of their labels; a bucket holds colliding series.
+    pub(crate) series: HashMap<u64, Vec<Series>>,
+    pub(crate) len: usize,
+    last_sweep: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Family {
+    pub(crate) name: Arc<str>,
+    pub(crate) ty: MetricType,
+    /// Published by the collector itself: never expires, never fed from OTLP.
+    pub(crate) own: bool,
+    pub(crate) state: Mutex<FamilyState>,
+}
+
+impl Family {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, FamilyState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: ExpositionConfig,
+    translator: Translator,
+    pub(crate) families: RwLock<HashMap<Arc<str>, Arc<Family>>>,
+    series_dropped: Arc<Family>,
+    points_dropped: Arc<Family>,
+}
+
+/// The state behind `/metrics`. Cheap to clone (an `Arc`); `Send + Sync`; ingest and render
+/// may run concurrently from many tasks: families are found under a read lock and each family
+/// has its own mutex.
+#[derive(Debug, Clone)]
+pub struct MetricsExposition {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// A family the collector publishes itself (detector results, self-telemetry), from
+/// [`MetricsExposition::register`]. Cheap to clone; its series never expire.
+#[derive(Debug, Clone)]
+pub struct OwnFamily {
+    inner: Arc<Inner>,
+    family: Arc<Family>,
+}
+
+const SERIES_DROPPED: &str = "millwatch_prometheus_series_dropped_total";
+const POINTS_DROPPED: &str = "millwatch_prometheus_points_dropped_total";
+const TARGET_INFO: &str = "target_info";
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+fn hash_labels<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = DefaultHasher::new();
+    for (k, v) in labels {
+        k.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn same_labels<'a>(
+    stored: &OwnedLabels,
+    mut given: impl Iterator<Item = (&'a str, &'a str)>,
+) -> bool {
+    stored
+        .iter()
+        .all(|(k, v)| given.next() == Some((&**k, &**v)))
+        && given.next().is_none()
+}
+
+enum Upsert {
+    Done,
+    CardinalityLimit,
+}
+
+impl FamilyState {
+    /// Finds or creates the series with `labels` and applies `update` to it. `update` gets
+    /// `None` for a new series.
+    fn upsert<'a, I>(
+        &mut self,
+        labels: impl Fn() -> I,
+        limit: Option<(usize, Duration)>,
+        now: Instant,
+        update: impl FnOnce(Option<&mut Series>) -> Option<Series>,
+    ) -> Upsert
+    where
+        I: Iterator<Item = (&'a str, &'a str)>,
+    {
+        let key = hash_labels(labels());
+        if let Some(bucket) = self.series.get_mut(&key)
+            && let Some(s) = bucket.iter_mut().find(|s| same_labels(&s.labels, labels()))
+        {
+            update(Some(s));
+            return Upsert::Done;
+        }
+        if let Some((max, ttl)) = limit
+            && self.len >= max
+        {
+            let due = self
+                .last_sweep
+                .is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY);
+            if due {
+                self.last_sweep = Some(now);
+                self.expire(now, ttl);
+            }
+            if self.len >= max {
+                return Upsert::CardinalityLimit;
+            }
+        }
+        if let Some(new) = update(None) {
+            self.series.entry(key).or_default().push(new);
+            self.len += 1;
+        }
+        Upsert::Done
+    }
+
+    fn remove<'a, I>(&mut self, labels: impl Fn() -> I) -> bool
+    where
+        I: Iterator<Item = (&'a str, &'a str)>,
+    {
+        let key = hash_labels(labels());
+        let Some(bucket) = self.series.get_mut(&key) else {
+            return false;
+        };
+        let before = bucket.len();
+        bucket.retain(|s| !same_labels(&s.labels, labels()));
+        let removed = before - bucket.len();
+        if bucket.is_empty() {
+            self.series.remove(&key);
+        }
+        self.len -= removed;
+        removed > 0
+    }
+
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        let mut removed = 0;
+        self.series.retain(|_, bucket| {
+            let before = bucket.len();
+            bucket.retain(|s| now.saturating_duration_since(s.updated) < ttl);
+            removed += before - bucket.len();
+            !bucket.is_empty()
+        });
+        self.len -= removed;
+    }
+}
+
+fn owned_labels(labels: &[Label<'_>], extra: Option<(&str, &str)>) -> OwnedLabels {
+    labels
+        .iter()
+        .map(|(k, v)| (Arc::<str>::from(&**k), Box::<str>::from(&**v)))
+        .chain(extra.map(|(k, v)| (Arc::<str>::from(k), Box::<str>::from(v))))
+        .collect()
+}
+
+fn new_family(name: &str, ty: MetricType, own: bool, help: &str) -> Arc<Family> {
+    Arc::new(Family {
+        name: Arc::from(name),
+        ty,
+        own,
+        state: Mutex::new(FamilyState {
+            help: help.to_owned(),
+            ..FamilyState::default()
+        }),
+    })
+}
+
+impl Default for MetricsExposition {
+    fn default() -> Self {
+        Self::new(ExpositionConfig::default())
+    }
+}
+
+impl MetricsExposition {
+    /// An empty exposition with its own drop counters registered.
+    pub fn new(config: ExpositionConfig) -> Self {
+        let series_dropped = new_family(
+            SERIES_DROPPED,
+            MetricType::Counter,
+            true,
+            "Series not exposed because their metric reached the cardinality limit.",
+        );
+        let points_dropped = new_family(
+            POINTS_DROPPED,
+            MetricType::Counter,
+            true,
+            "OTLP points not exposed, by reason (delta_temporality, malformed, type_conflict).",
+        );
+        let mut families = HashMap::new();
+        families.insert(series_dropped.name.clone(), series_dropped.clone());
+        families.insert(points_dropped.name.clone(), points_dropped.clone());
+        Self {
+            inner: Arc::new(Inner {
+                translator: Translator::new(config.translation.clone()),
+                config,
+                families: RwLock::new(families),
+                series_dropped,
+                points_dropped,
+            }),
+        }
+    }
+
+    /// The settings this exposition runs with.
+    pub fn config(&self) -> &ExpositionConfig {
+        &self.inner.config
+    }
+
+    /// Keeps the latest value of every series in `req`, translated as the OpenTelemetry
+    /// specification says. `now` stamps the series for expiry. Delta monotonic sums and delta
+    /// histograms are accumulated into cumulative values from the first point seen; delta
+    /// non-monotonic sums and delta exponential histograms are dropped (both per the
+    /// specification) and counted in `millwatch_prometheus_points_dropped_total{reason}`.
+    pub fn ingest(&self, req: &ExportMetricsServiceRequest, now: Instant) {
+        let mut sink = IngestSink {
+            inner: &self.inner,
+            now,
+            family: None,
+            dropped_series: Vec::new(),
+        };
+        self.inner.translator.walk(req, &mut sink);
+        let dropped = std::mem::take(&mut sink.dropped_series);
+        for (name, n) in dropped {
+            self.inner.note_series_dropped(&name, n);
+        }
+    }
+
+    /// Removes translated OTLP series not updated within the configured TTL. Rendering does
+    /// this too; call it periodically when nobody scrapes, to bound memory.
+    pub fn expire(&self, now: Instant) {
+        let ttl = self.inner.config.series_ttl;
+        for family in self.inner.snapshot() {
+            if !family.own {
+                family.lock().expire(now, ttl);
+            }
+        }
+    }
+
+    /// Number of series currently held (all families, including the collector's own).
+    pub fn series_count(&self) -> usize {
+        self.inner.snapshot().iter().map(|f| f.lock().len).sum()
+    }
+
+    /// Registers (or finds again) a family the collector publishes itself, e.g.
+    /// `millwatch_drift_statistic` (gauge) or `millwatch_otlp_points_accepted_total` (counter).
+    /// Registering the same name and type twice returns a handle to the same family.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        ty: OwnType,
+    ) -> Result<OwnFamily, ExpositionError> {
+        if !is_valid_metric_name(name) {
+            return Err(ExpositionError::InvalidName(name.to_owned()));
+        }
+        let mt = match ty {
+            OwnType::Gauge => MetricType::Gauge,
+            OwnType::Counter => {
+                if !name.ends_with("_total") {
+                    return Err(ExpositionError::CounterWithoutTotal(name.to_owned()));
+                }
+                MetricType::Counter
+            }
+        };
+        let mut families = self
+            .inner
+            .families
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = families.get(name) {
+            if existing.own && existing.ty == mt {
+                return Ok(OwnFamily {
+                    inner: self.inner.clone(),
+                    family: existing.clone(),
+                });
+            }
+            return Err(ExpositionError::Conflict {
+                name: name.to_owned(),
+                existing: format!(
+                    "{} {}",
+                    if existing.own { "collector" } else { "OTLP" },
+                    existing.ty.text_keyword()
+                ),
+            });
+        }
+        let family = new_family(name, mt, true, help);
+        families.insert(family.name.clone(), family.clone());
+        Ok(OwnFamily {
+            inner: self.inner.clone(),
+            family,
+        })
+    }
+}
+
+impl Inner {
+    pub(crate) fn snapshot(&self) -> Vec<Arc<Family>> {
+        let families = self.families.read().unwrap_or_else(|e| e.into_inner());
+        families.values().cloned().collect()
+    }
+
+    fn note_series_dropped(&self, metric: &str, n: u64) {
+        tracing::debug!(metric, n, "series dropped: cardinality limit reached");
+        add_to(&self.series_dropped, &[("metric", metric)], n as f64);
+    }
+
+    fn note_points_dropped(&self, reason: DropReason, n: usize) {
+        add_to(
+            &self.points_dropped,
+            &[("reason", reason.as_str())],
+            n as f64,
+        );
+    }
+
+    /// The family for an OTLP metric, created on first sight; `None` when the name is held by
+    /// a family of another type or by the collector.
+    fn otlp_family(&self, metric: &MetricRef<'_>) -> Option<Arc<Family>> {
+        let found = {
+            let families = self.families.read().unwrap_or_else(|e| e.into_inner());
+            families.get(&metric.name.name).cloned()
+        };
+        let family = match found {
+            Some(f) => f,
+            None => {
+                let mut families = self.families.write().unwrap_or_else(|e| e.into_inner());
+                families
+                    .entry(metric.name.name.clone())
+                    .or_insert_with(|| {
+                        Arc::new(Family {
+                            name: metric.name.name.clone(),
+                            ty: metric.ty,
+                            own: false,
+                            state: Mutex::new(FamilyState {
+                                help: metric.help.to_owned(),
+                                unit: metric.name.unit.clone(),
+                                ..FamilyState::default()
+                            }),
+                        })
+                    })
+                    .clone()
+            }
+        };
+        if family.own || family.ty != metric.ty {
+            tracing::warn!(
+                metric = &*metric.name.name,
+                "metric dropped: its name is already exposed with another type"
+            );
+            return None;
+        }
+        Some(family)
+    }
+}
+
+/// Adds to a counter series of a collector family (creating it); used for the drop counters,
+/// which are exempt from the cardinality limit so that counting a drop never drops.
+fn add_to(family: &Family, labels: &[(&str, &str)], delta: f64) {
+    let now = Instant::now();
+    let iter = || labels.iter().map(|(k, v)| (*k, *v));
+    family.lock().upsert(iter, None, now, |s| match s {
+        Some(s) => {
+            if let SeriesValue::Number(v) = &mut s.value {
+                *v += delta;
+            }
+            None
+        }
+        None => Some(Series {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (Arc::from(*k), Box::from(*v)))
+                .collect(),
+            value: SeriesValue::Number(delta),
+            updated: now,
+            time_nanos: 0,
+            start_nanos: 0,
+        }),
+    });
+}
+
+struct IngestSink<'e> {
+    inner: &'e Inner,
+    now: Instant,
+    family: Option<Arc<Family>>,
+    dropped_series: Vec<(Arc<str>, u64)>,
+}
+
+impl IngestSink<'_> {
+    fn limit(&self) -> Option<(usize, Duration)> {
+        Some((
+            self.inner.config.max_series_per_metric.get(),
+            self.inner.config.series_ttl,
+        ))
+    }
+
+    fn count_dropped(&mut self, name: &Arc<str>) {
+        match self.dropped_series.last_mut() {
+            Some((n, c)) if Arc::ptr_eq(n, name) => *c += 1,
+            _ => self.dropped_series.push((name.clone(), 1)),
+        }
+    }
+}
+
+fn histogram_value(b: &Buckets<'_>) -> SeriesValue {
+    SeriesValue::Histogram {
+        bounds: b.bounds.to_vec(),
+        counts: b.counts.to_vec(),
+        sum: b.sum,
+        count: b.count,
+    }
+}
+
+impl<'r> Sink<'r> for IngestSink<'_> {
+    fn metric(&mut self, metric: &MetricRef<'r>) -> bool {
+        self.family = self.inner.otlp_family(metric);
+        self.family.is_some()
+    }
+
+    fn point(&mut self, metric: &MetricRef<'r>, point: Point<'_, 'r>) {
+        let Some(family) = self.family.clone() else {
+            return;
+        };
+        let labels = point.labels;
+        let iter = || labels.iter().map(|(k, v)| (&**k, &**v));
+        let mut state = family.lock();
+        if point.no_value {
+            // The series went stale at the source.
+            state.remove(iter);
+            return;
+        }
+        if state.help.is_empty() && !metric.help.is_empty() {
+            state.help = metric.help.to_owned();
+        }
+        let now = self.now;
+        let delta = metric.delta;
+        let limit = self.limit();
+        let outcome = state.upsert(iter, limit, now, |existing| {
+            let new_value = |prev: Option<&SeriesValue>| -> SeriesValue {
+                match (&point.value, prev) {
+                    (Value::Number(v), Some(SeriesValue::Number(old))) if delta => {
+                        SeriesValue::Number(old + v)
+                    }
+                    (Value::Number(v), _) => SeriesValue::Number(*v),
+                    (
+                        Value::Histogram(b),
+                        Some(SeriesValue::Histogram {
+                            bounds,
+                            counts,
+                            sum,
+                            count,
+                        }),
+                    ) if delta && *bounds == *b.bounds => SeriesValue::Histogram {
+                        bounds: bounds.clone(),
+                        counts: counts
+                            .iter()
+                            .zip(b.counts.iter())
+                            .map(|(a, b)| a + b)
+                            .collect(),
+                        sum: match (sum, b.sum) {
+                            (Some(a), Some(b)) => Some(a + b),
+                            _ => None,
+                        },
+                        count: count + b.count,
+                    },
+                    (Value::Histogram(b), _) => histogram_value(b),
+                    (
+                        Value::Summary {
+                            quantiles,
+                            sum,
+                            count,
+                        },
+                        _,
+                    ) => SeriesValue::Summary {
+                        quantiles: quantiles.iter().map(|q| (q.quantile, q.value)).collect(),
+                        sum: *sum,
+                        count: *count,
+                    },
+                }
+            };
+            match existing {
+                Some(s) => {
+                    // Keep the latest cumulative value; late points are ignored.
+                    if !delta && point.time_nanos < s.time_nanos {
+                        return None;
+                    }
+                    s.value = new_value(Some(&s.value));
+                    s.updated = now;
+                    s.time_nanos = s.time_nanos.max(point.time_nanos);
+                    if !delta || s.start_nanos == 0 {
+                        s.start_nanos = point.start_nanos;
+                    }
+                    None
+                }
+                None => Some(Series {
+                    labels: owned_labels(labels, None),
+                    value: new_value(None),
+                    updated: now,
+                    time_nanos: point.time_nanos,
+                    start_nanos: point.start_nanos,
+                }),
+            }
+        });
+        drop(state);
+        if let Upsert::CardinalityLimit = outcome {
+            self.count_dropped(&family.name);
+        }
+    }
+
+    fn target(&mut self, labels: &[Label<'r>], time_nanos: u64) {
+        let family = {
+            let families = self
+                .inner
+                .families
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            families.get(TARGET_INFO).cloned()
+        };
+        let family = match family {
+            Some(f) => f,
+            None => {
+                let mut families = self
+                    .inner
+                    .families
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner());
+                families
+                    .entry(Arc::from(TARGET_INFO))
+                    .or_insert_with(|| {
+                        new_family(TARGET_INFO, MetricType::Info, false, "Target metadata")
+                    })
+                    .clone()
+            }
+        };
+        if family.ty != MetricType::Info {
+            return;
+        }
+        let now = self.now;
+        let limit = self.limit();
+        let iter = || labels.iter().map(|(k, v)| (&**k, &**v));
+        let outcome = family
+            .lock()
+            .upsert(iter, limit, now, |existing| match existing {
+                Some(s) => {
+                    s.updated = now;
+                    s.time_nanos = s.time_nanos.max(time_nanos);
+                    None
+                }
+                None => Some(Series {
+                    labels: owned_labels(labels, None),
+                    value: SeriesValue::Number(1.0),
+                    updated: now,
+                    time_nanos,
+                    start_nanos: 0,
+                }),
+            });
+        if let Upsert::CardinalityLimit = outcome {
+            self.count_dropped(&family.name);
+        }
+    }
+
+    fn dropped(&mut self, _metric: &MetricRef<'r>, reason: DropReason, points: usize) {
+        self.inner.note_points_dropped(reason, points);
+    }
+}
+
+/// Sorted, sanitised labels of a collector series; empty values are left out.
+fn own_labels<'a>(labels: &'a [(&'a str, &'a str)]) -> Vec<(std::borrow::Cow<'a, str>, &'a str)> {
+    let mut out: Vec<_> = labels
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (sanitize_label_name(k), *v))
+        .collect();
+    out.sort_unstable();
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+impl OwnFamily {
+    /// The metric name.
+    pub fn name(&self) -> &str {
+        &self.family.name
+    }
+
+    fn apply(&self, labels: &[(&str, &str)], f: impl Fn(f64) -> f64) {
+        let sorted = own_labels(labels);
+        let iter = || sorted.iter().map(|(k, v)| (&**k, *v));
+        let limit = Some((self.inner.config.max_series_per_metric.get(), Duration::MAX));
+        let now = Instant::now();
+        let outcome = self.family.lock().upsert(iter, limit, now, |s| match s {
+            Some(s) => {
+                if let SeriesValue::Number(v) = &mut s.value {
+                    *v = f(*v);
+                }
+                None
+            }
+            None => Some(Series {
+                labels: sorted
+                    .iter()
+                    .map(|(k, v)| (Arc::from(&**k), Box::from(*v)))
+                    .collect(),
+                value: SeriesValue::Number(f(0.0)),
+                updated: now,
+                time_nanos: 0,
+                start_nanos: 0,
+            }),
+        });
+        if let Upsert::CardinalityLimit = outcome {
+            self.inner.note_series_dropped(&self.family.name, 1);
+        }
+    }
+
+    /// Sets the series with these labels to `value` (label names are sanitised; order does
+    /// not matter). Meant for gauges; on a counter it overwrites the running total.
+    pub fn set(&self, labels: &[(&str, &str)], value: f64) {
+        self.apply(labels, |_| value);
+    }
+
+    /// Adds `delta` to the series with these labels, starting from 0.
+    pub fn add(&self, labels: &[(&str, &str)], delta: f64) {
+        self.apply(labels, |v| v + delta);
+    }
+
+    /// Removes the series with these labels; true if it existed.
+    pub fn remove(&self, labels: &[(&str, &str)]) -> bool {
+        let sorted = own_labels(labels);
+        let iter = || sorted.iter().map(|(k, v)| (&**k, *v));
+        self.family.lock().remove(iter)
+    }
+
+    /// Removes every series of this family (e.g. before republishing a model's results).
+    pub fn clear(&self) {
+        let mut state = self.family.lock();
+        state.series.clear();
+        state.len = 0;
+    }
+}
