@@ -1,5 +1,6 @@
 //! Millwatch's statistics: pure functions and small state machines, no I/O, no async.
 
+pub mod charts;
 pub mod dataset;
 pub mod drift;
 pub mod error;
