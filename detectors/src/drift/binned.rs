@@ -72,11 +72,21 @@ pub fn jensenshannon(p: &[f64], q: &[f64]) -> f64 {
 }
 
 /// Hellinger distance `sqrt(1 - sum(sqrt(p*q)))` on raw proportions.
+///
+/// Evaluated as `sqrt(sum((sqrt p - sqrt q)^2) / 2 + (1 - (sum p + sum q) / 2))`, which is the
+/// same quantity but free of the cancellation of `1 - sum(...)`: identical inputs give exactly 0
+/// instead of ~1e-8. The second term only matters for inputs that do not sum to 1; below 1e-12 it
+/// is the rounding of sums that are 1 and is dropped.
 pub fn hellinger(p: &[f64], q: &[f64]) -> f64 {
     debug_assert_eq!(p.len(), q.len());
-    let bc: f64 = p.iter().zip(q).map(|(&p, &q)| (p * q).sqrt()).sum();
-    // For identical inputs the coefficient can round to just above 1.
-    (1.0 - bc).max(0.0).sqrt()
+    let sq: f64 = p
+        .iter()
+        .zip(q)
+        .map(|(&p, &q)| (p.sqrt() - q.sqrt()).powi(2))
+        .sum();
+    let mass = 1.0 - (p.iter().sum::<f64>() + q.iter().sum::<f64>()) / 2.0;
+    let mass = if mass.abs() < 1e-12 { 0.0 } else { mass };
+    (sq / 2.0 + mass).max(0.0).sqrt()
 }
 
 /// `numpy.quantile(sorted, q)` with the default linear method, including numpy's two-sided

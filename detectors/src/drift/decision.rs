@@ -81,11 +81,12 @@ impl Default for EffectFloors {
 }
 
 /// How a column's verdict is decided.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionRule {
     /// As the conformance files and Evidently: p below the threshold (KS: at or below), after the
     /// chosen correction if any; distances at or above their threshold.
+    #[default]
     EvidentlyCompatible,
     /// The live engine's default: Benjamini–Hochberg-corrected p below `q` and the effect at or
     /// above its floor; distances keep their thresholds.
@@ -95,12 +96,6 @@ pub enum DecisionRule {
         /// Effect-size floors per statistical test.
         floors: EffectFloors,
     },
-}
-
-impl Default for DecisionRule {
-    fn default() -> Self {
-        DecisionRule::EvidentlyCompatible
-    }
 }
 
 impl DecisionRule {

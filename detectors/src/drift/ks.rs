@@ -195,6 +195,8 @@ fn ldexp(mut x: f64, mut e: i32) -> f64 {
 
 /// `ln(n! / n^n)` by Stirling's series with `n ln n` removed up front.
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
+    // Bernoulli-number coefficients as scipy writes them; the extra digits are harmless.
+    #[allow(clippy::excessive_precision)]
     const STIRLING: [f64; 8] = [
         -2.955065359477124183e-2,
         6.4102564102564102564e-3,
