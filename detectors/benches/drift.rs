@@ -1,34 +1,73 @@
-//! Criterion benchmarks of the drift tests on large samples.
+//! Criterion benchmarks of the drift tests: KS, Wasserstein and PSI on 1,000,000 vs 1,000,000
+//! values, and a 50-feature, 100,000-row window compared with automatic tests.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use millwatch_detectors::drift::ks::{KsMethod, ks_pvalue, ks_statistic_sorted};
+use millwatch_detectors::dataset::{Column, Dataset};
+use millwatch_detectors::drift::binned::{
+    bin_counts, bin_counts_sorted, proportions, psi, quantile_edges,
+};
+use millwatch_detectors::drift::sort::sorted;
+use millwatch_detectors::drift::{DriftOptions, compare, numeric};
 use std::hint::black_box;
 
-/// Deterministic pseudo-random sample (xorshift), so runs compare like with like.
+/// Deterministic pseudo-random sample (xorshift, sum of uniforms), so runs compare like with like.
 fn sample(n: usize, seed: u64, shift: f64) -> Vec<f64> {
-    let mut s = seed;
+    let mut s = seed | 1;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
     (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 + shift
-        })
+        .map(|_| (next() + next() + next() - 1.5) * 2.0 + shift)
         .collect()
 }
 
-fn bench_ks(c: &mut Criterion) {
-    let mut a = sample(1_000_000, 1, 0.0);
-    let mut b = sample(1_000_000, 2, 0.001);
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
-    c.bench_function("ks_sorted_1m_vs_1m", |bench| {
-        bench.iter(|| {
-            let d = ks_statistic_sorted(black_box(&a), black_box(&b));
-            ks_pvalue(d, a.len(), b.len(), KsMethod::Auto)
+fn bench_large(c: &mut Criterion) {
+    let a = sample(1_000_000, 1, 0.0);
+    let b = sample(1_000_000, 2, 0.01);
+    let mut g = c.benchmark_group("1m_vs_1m");
+    g.sample_size(10);
+    g.bench_function("ks", |x| {
+        x.iter(|| numeric::ks(black_box(&a), black_box(&b)))
+    });
+    g.bench_function("wasserstein", |x| {
+        x.iter(|| numeric::wasserstein(black_box(&a), black_box(&b)))
+    });
+    g.bench_function("psi", |x| {
+        x.iter(|| {
+            let sa = sorted(black_box(&a));
+            let edges = quantile_edges(&sa, 10);
+            let p = proportions(&bin_counts_sorted(&edges, &sa), sa.len() as f64);
+            let q = proportions(&bin_counts(&edges, black_box(&b)), b.len() as f64);
+            psi(&p, &q)
         })
     });
+    g.finish();
 }
 
-criterion_group!(benches, bench_ks);
+fn bench_window(c: &mut Criterion) {
+    let make = |seed: u64, shift: f64| {
+        Dataset::new(
+            (0..50)
+                .map(|i| {
+                    let s = if i % 5 == 0 { shift } else { 0.0 };
+                    let v = sample(100_000, seed * 100 + i, s);
+                    Column::numeric(format!("f{i}"), v.into_iter().map(Some).collect())
+                })
+                .collect(),
+        )
+        .expect("equal columns")
+    };
+    let (r, cur) = (make(1, 0.0), make(2, 0.3));
+    let mut g = c.benchmark_group("window");
+    g.sample_size(10);
+    g.bench_function("50_features_100k_rows_auto", |x| {
+        x.iter(|| compare(black_box(&r), black_box(&cur), &DriftOptions::default()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_large, bench_window);
 criterion_main!(benches);
