@@ -8,7 +8,7 @@
 
 mod exposition;
 pub mod names;
-mod render;
+pub(crate) mod render;
 pub(crate) mod translate;
 
 pub use exposition::{ExpositionConfig, ExpositionError, MetricsExposition, OwnFamily, OwnType};
