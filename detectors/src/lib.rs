@@ -6,6 +6,7 @@ pub mod drift;
 pub mod error;
 pub mod performance;
 pub mod quality;
+pub mod sketch;
 pub mod stream;
 
 pub use error::{DetectorError, Result};
