@@ -27,6 +27,11 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 # OTLP/JSON carries these bytes fields as hex, not base64 (OTLP specification, JSON encoding).
 HEX_ID_KEYS = {"traceId", "spanId", "parentSpanId"}
+# 64-bit integer fields, which proto3 JSON writes as strings and receivers also take as numbers.
+JSON_INT64_KEYS = {
+    "timeUnixNano", "startTimeUnixNano", "endTimeUnixNano", "observedTimeUnixNano",
+    "count", "zeroCount", "bucketCounts", "intValue", "asInt",
+}
 
 SIGNAL_PATHS = {"logs": "/v1/logs", "metrics": "/v1/metrics", "traces": "/v1/traces"}
 REQUEST_TYPES = {

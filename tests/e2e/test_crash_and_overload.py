@@ -1,0 +1,192 @@
+"""Case 5: SIGKILL while clients send; after a restart on the same data dir every acknowledged
+request is entirely in DuckDB. Case 6: a tiny queue refuses with 429 / UNAVAILABLE and a retry
+hint, and nothing acknowledged is lost (nothing refused is stored either)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+import requests
+from google.rpc import error_details_pb2, status_pb2
+
+from otlp import GRPC_METHODS, RESPONSE_TYPES, signal_of
+from rawhttp import PROTOBUF
+from storecheck import StoreChecker, count_rows
+from traffic import Traffic
+
+SIGNAL_PATHS = {"logs": "/v1/logs", "metrics": "/v1/metrics", "traces": "/v1/traces"}
+
+
+class Sender(threading.Thread):
+    """Sends unique requests in a loop, bounded in count and time, and sorts them by answer."""
+
+    def __init__(self, collector, name: str, protocol: str, stop: threading.Event,
+                 max_requests: int = 400, deadline_s: float = 90, events_per_request: int = 100):
+        super().__init__(name=name, daemon=True)
+        self.c = collector
+        self.protocol = protocol
+        self.stop_event = stop
+        self.max_requests = max_requests
+        self.deadline = time.monotonic() + deadline_s
+        self.events = events_per_request
+        self.traffic = Traffic(name)
+        self.acked: list = []
+        self.refused: list = []  # (request, status, retry hint)
+        self.failed: list = []  # (request, error): transport errors, e.g. the process was killed
+        self.unexpected: list = []
+
+    def next_request(self, i: int):
+        if i % 3 == 2:
+            return self.traffic.metrics(20)
+        return self.traffic.inferences(self.events, feedback=(i % 2 == 0))
+
+    def run(self) -> None:
+        channel = grpc.insecure_channel(self.c.grpc_endpoint) if self.protocol == "grpc" else None
+        session = requests.Session()
+        try:
+            for i in range(self.max_requests):
+                if self.stop_event.is_set() or time.monotonic() > self.deadline:
+                    return
+                req = self.next_request(i)
+                try:
+                    if channel is not None:
+                        self._send_grpc(channel, req)
+                    else:
+                        self._send_http(session, req)
+                except (requests.RequestException, ConnectionError) as e:
+                    self.failed.append((req, repr(e)))
+        finally:
+            session.close()
+            if channel is not None:
+                channel.close()
+
+    def _send_http(self, session, req) -> None:
+        signal = signal_of(req)
+        r = session.post(f"{self.c.http_base}{SIGNAL_PATHS[signal]}", data=req.SerializeToString(),
+                         headers={"Content-Type": PROTOBUF}, timeout=60)
+        if r.status_code == 200:
+            resp = RESPONSE_TYPES[signal]()
+            resp.ParseFromString(r.content)
+            self.acked.append(req)
+        elif r.status_code in (429, 503):
+            self.refused.append((req, r.status_code, r.headers.get("Retry-After")))
+        else:
+            self.unexpected.append((req, r.status_code, r.content[:300]))
+
+    def _send_grpc(self, channel, req) -> None:
+        signal = signal_of(req)
+        call = channel.unary_unary(GRPC_METHODS[signal], request_serializer=None, response_deserializer=None)
+        try:
+            call(req.SerializeToString(), timeout=60)
+            self.acked.append(req)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNAVAILABLE and retry_info(e) is not None:
+                self.refused.append((req, "UNAVAILABLE", retry_info(e)))
+            else:
+                # after SIGKILL: UNAVAILABLE without RetryInfo (connection refused) and the like
+                self.failed.append((req, f"{e.code()}: {e.details()}"))
+
+
+def retry_info(e: grpc.RpcError):
+    """The google.rpc.RetryInfo detail of a gRPC error, if the server sent one."""
+    for key, value in (e.trailing_metadata() or ()):
+        if key == "grpc-status-details-bin":
+            st = status_pb2.Status()
+            st.ParseFromString(value)
+            for d in st.details:
+                if d.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    d.Unpack(info)
+                    return info
+    return None
+
+
+def run_senders(collector, protocols: list[str], **kw) -> tuple[list[Sender], threading.Event]:
+    stop = threading.Event()
+    senders = [Sender(collector, f"s{i}-{p}", p, stop, **kw) for i, p in enumerate(protocols)]
+    for s in senders:
+        s.start()
+    return senders, stop
+
+
+def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector):
+    c = make_collector(name="crash")
+    senders, stop = run_senders(c, ["http", "http", "http", "grpc"], events_per_request=150)
+    # kill once a fair amount is acknowledged and requests are in flight
+    deadline = time.monotonic() + 60
+    while sum(len(s.acked) for s in senders) < 30 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    acked_before_kill = sum(len(s.acked) for s in senders)
+    c.kill()
+    stop.set()
+    for s in senders:
+        s.join(timeout=120)
+        assert not s.is_alive(), f"sender {s.name} did not stop"
+    assert acked_before_kill >= 30, f"only {acked_before_kill} requests acknowledged in 60 s"
+    for s in senders:
+        assert not s.unexpected, f"{s.name}: unexpected answers {[u[1:] for u in s.unexpected[:3]]}"
+
+    # restart on the same data dir: the store must open (WAL replay) and keep serving
+    c.start()
+    after = Traffic("after-restart")
+    r = requests.post(f"{c.http_base}/v1/logs", data=after.inferences(5).SerializeToString(),
+                      headers={"Content-Type": PROTOBUF}, timeout=60)
+    assert r.status_code == 200, r.content[:300]
+    c.stop_clean()
+
+    acked = [req for s in senders for req in s.acked]
+    with c.db() as db:
+        checker = StoreChecker(db)
+        for req in [*acked, *after.made]:
+            checker.check(req)
+        # every acknowledged request is whole: each request had a fixed number of items
+        for table in ("inferences", "inference_features", "feedback", "metric_points"):
+            assert count_rows(db, table) > 0
+    failed = sum(len(s.failed) for s in senders)
+    print(f"acknowledged {len(acked)} requests ({acked_before_kill} before the kill); {failed} failed")
+
+
+OVERLOAD_CONFIG = """\
+pipeline:
+  max_queued_rows: 1
+  retry_after: 2s
+"""
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_tiny_queue_refuses_with_retry_hint_and_loses_nothing(make_collector, protocol):
+    c = make_collector(config=OVERLOAD_CONFIG, name=f"overload-{protocol}")
+    senders, stop = run_senders(c, [protocol] * 6, max_requests=60, deadline_s=60, events_per_request=200)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(s.is_alive() for s in senders):
+        if sum(len(s.refused) for s in senders) >= 5 and sum(len(s.acked) for s in senders) >= 10:
+            break
+        time.sleep(0.05)
+    stop.set()
+    for s in senders:
+        s.join(timeout=120)
+    refused = [x for s in senders for x in s.refused]
+    acked = [req for s in senders for req in s.acked]
+    for s in senders:
+        assert not s.unexpected, f"{s.name}: unexpected answers {[u[1:] for u in s.unexpected[:3]]}"
+        assert not s.failed, f"{s.name}: transport errors {[f[1] for f in s.failed[:3]]}"
+    assert refused, f"a queue of 1 row refused none of {len(acked)} concurrent requests"
+    assert acked, "nothing was acknowledged"
+    for _, status, hint in refused:
+        if protocol == "http":
+            assert status == 429 or status == 503, status
+            assert hint is not None and hint.isdigit() and int(hint) >= 1, f"Retry-After: {hint!r}"
+        else:
+            assert hint.retry_delay.seconds >= 1 or hint.retry_delay.nanos > 0, f"RetryInfo: {hint}"
+    c.stop_clean()
+    with c.db() as db:
+        StoreChecker(db).check_all(acked)
+        stored = {r[0] for r in db.execute("SELECT inference_id FROM inferences").fetchall()}
+        for req, _, _ in refused:
+            if signal_of(req) == "logs":
+                ids = {kv.value.string_value for lr in req.resource_logs[0].scope_logs[0].log_records
+                       for kv in lr.attributes if kv.key == "ml.inference.id"}
+                assert ids.isdisjoint(stored), "a refused request was stored"
