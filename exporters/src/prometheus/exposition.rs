@@ -95,6 +95,9 @@ pub(crate) type OwnedLabels = Box<[(Arc<str>, Box<str>)]>;
 #[derive(Debug)]
 pub(crate) struct Series {
     pub(crate) labels: OwnedLabels,
+    /// The labels as rendered between the braces, escaped once at creation: rendering 100k
+    /// series then copies bytes instead of formatting them, and sorts by plain byte strings.
+    pub(crate) text: Box<str>,
     pub(crate) value: SeriesValue,
     pub(crate) updated: Instant,
     pub(crate) time_nanos: u64,
@@ -214,7 +217,8 @@ impl FamilyState {
                 return Upsert::CardinalityLimit;
             }
         }
-        if let Some(new) = update(None) {
+        if let Some(mut new) = update(None) {
+            new.text = super::render::label_text(&new.labels);
             self.series.entry(key).or_default().push(new);
             self.len += 1;
         }
@@ -468,6 +472,7 @@ fn add_to(family: &Family, labels: &[(&str, &str)], delta: f64) {
             None
         }
         None => Some(Series {
+            text: Box::default(),
             labels: labels
                 .iter()
                 .map(|(k, v)| (Arc::from(*k), Box::from(*v)))
@@ -594,6 +599,7 @@ impl<'r> Sink<'r> for IngestSink<'_> {
                     None
                 }
                 None => Some(Series {
+                    text: Box::default(),
                     labels: owned_labels(labels, None),
                     value: new_value(None),
                     updated: now,
@@ -648,6 +654,7 @@ impl<'r> Sink<'r> for IngestSink<'_> {
                     None
                 }
                 None => Some(Series {
+                    text: Box::default(),
                     labels: owned_labels(labels, None),
                     value: SeriesValue::Number(1.0),
                     updated: now,
@@ -696,6 +703,7 @@ impl OwnFamily {
                 None
             }
             None => Some(Series {
+                text: Box::default(),
                 labels: sorted
                     .iter()
                     .map(|(k, v)| (Arc::from(&**k), Box::from(*v)))

@@ -248,7 +248,7 @@ pub fn push_float(out: &mut String, v: f64) {
         out.push_str(if v > 0.0 { "+Inf" } else { "-Inf" });
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
         // Exact: |v| < 2^53, so the cast loses nothing. `-0` prints as `0`.
-        let _ = write!(out, "{}", v as i64);
+        out.push_str(itoa::Buffer::new().format(v as i64));
     } else {
         let _ = write!(out, "{v:?}");
     }
@@ -263,13 +263,15 @@ pub fn float_label(v: f64) -> String {
 }
 
 type NameKey = (Box<str>, MetricType);
+/// Translations by OTLP name, then by (unit, type).
+type MetricNames = HashMap<Box<str>, Vec<(NameKey, PrometheusName)>>;
 
 /// Caches translated metric and label names so the ingest path does not re-sanitise the
 /// same names for every point. Bounded: past `capacity` entries new names are translated
 /// without being cached.
 #[derive(Debug)]
 pub struct NameCache {
-    metrics: RwLock<HashMap<Box<str>, Vec<(NameKey, PrometheusName)>>>,
+    metrics: RwLock<MetricNames>,
     labels: RwLock<HashMap<Box<str>, Arc<str>>>,
     capacity: usize,
 }

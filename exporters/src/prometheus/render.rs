@@ -124,6 +124,21 @@ fn push_escaped(out: &mut String, s: &str, quote: bool) {
     }
 }
 
+/// The labels of a series as written between the braces: `a="x",b="y"`.
+pub(crate) fn label_text(labels: &[(std::sync::Arc<str>, Box<str>)]) -> Box<str> {
+    let mut out = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        push_escaped(&mut out, v, true);
+        out.push('"');
+    }
+    out.into_boxed_str()
+}
+
 /// Writes `name{labels,extra="v"} value\n`.
 fn push_sample(
     out: &mut String,
@@ -135,14 +150,13 @@ fn push_sample(
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    if !s.labels.is_empty() || extra.is_some() {
+    if !s.text.is_empty() || extra.is_some() {
         out.push('{');
-        let mut first = true;
-        for (k, v) in s.labels.iter().map(|(k, v)| (&**k, &**v)).chain(extra) {
-            if !first {
+        out.push_str(&s.text);
+        if let Some((k, v)) = extra {
+            if !s.text.is_empty() {
                 out.push(',');
             }
-            first = false;
             out.push_str(k);
             out.push_str("=\"");
             push_escaped(out, v, true);
@@ -202,7 +216,7 @@ fn render_family(
         out.push('\n');
     }
     let mut series: Vec<&Series> = state.series.values().flatten().collect();
-    series.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+    series.sort_unstable_by(|a, b| a.text.cmp(&b.text));
     let base = if om && ty == MetricType::Counter {
         family
     } else {

@@ -118,9 +118,9 @@ pub fn histogram(
     )
 }
 
-pub fn exp_histogram(
+/// An exponential histogram in seconds.
+pub fn exp_histogram_seconds(
     name: &str,
-    unit: &str,
     t: u64,
     scale: i32,
     offset: i32,
@@ -130,7 +130,7 @@ pub fn exp_histogram(
 ) -> Metric {
     metric(
         name,
-        unit,
+        "s",
         "Exponential distribution.",
         metric::Data::ExponentialHistogram(ExponentialHistogram {
             data_points: vec![ExponentialHistogramDataPoint {
@@ -269,9 +269,8 @@ pub fn all_kinds(t: u64, scale: f64) -> Vec<Metric> {
             &[1, 4, 2, 1],
             9.5 * scale,
         ),
-        exp_histogram(
+        exp_histogram_seconds(
             "gen_ai.client.operation.duration",
-            "s",
             t,
             1,
             -2,
