@@ -120,9 +120,9 @@ class SdkClient:
         self.meter_provider = MeterProvider(
             resource=self.resource,
             metric_readers=[self.metric_reader],
+            # instruments that match no view keep their default aggregation
             views=[
                 View(instrument_name="ml.inference.latency", aggregation=ExponentialBucketHistogramAggregation(max_size=40)),
-                View(instrument_name="*"),
             ],
         )
         self.tracer_provider = TracerProvider(resource=self.resource)

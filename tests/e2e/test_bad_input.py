@@ -123,16 +123,16 @@ def test_missing_content_type_is_415(session):
 
 @pytest.mark.parametrize("framing", ["content_length", "chunked"])
 def test_30_mib_body_is_413(session, framing):
-    size = 30 * MIB
-    chunk = b"\x0a" * MIB
+    # small pieces, so the upload stops soon after the server answers
+    piece, pieces = 256 * 1024, 120
+    chunk = b"\x0a" * piece
     headers = {"Content-Type": PROTOBUF}
     if framing == "content_length":
-        headers["Content-Length"] = str(size)
-        chunks = (chunk for _ in range(30))
+        headers["Content-Length"] = str(piece * pieces)
+        chunks = (chunk for _ in range(pieces))
     else:
         headers["Transfer-Encoding"] = "chunked"
-        chunks = (b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(30))
-        chunks = (*chunks, b"0\r\n\r\n")
+        chunks = (*(b"%x\r\n" % piece + chunk + b"\r\n" for _ in range(pieces)), b"0\r\n\r\n")
     status, _, body = post_streaming(session.c, "/v1/metrics", headers, chunks)
     assert status == 413, f"30 MiB body ({framing}): {status} {body[:300]!r}"
     session.finish()
