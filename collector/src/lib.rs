@@ -1,1 +1,14 @@
-//! The Millwatch collector.
+//! The Millwatch collector: configuration, OTLP receivers, signal mapping, the DuckDB store,
+//! the HTTP API and the command line.
+
+pub mod api;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod offline_drift;
+pub mod pipeline;
+pub mod receivers;
+pub mod run;
+pub mod signals;
+pub mod store;
+pub mod telemetry;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::names::{MetricType, is_valid_metric_name, sanitize_label_name};
 use super::translate::{
@@ -17,7 +17,7 @@ use super::translate::{
 };
 
 /// Settings of the `/metrics` exposition.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExpositionConfig {
     /// A translated OTLP series that receives no point for this long disappears from

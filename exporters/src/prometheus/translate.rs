@@ -14,13 +14,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, metric,
     number_data_point,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::names::{MetricType, NameCache, PrometheusName, is_valid_label_name};
 
 /// How OTLP resources and scopes become labels. Shared by the exposition and remote write so
 /// both produce the same series.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TranslationConfig {
     /// Resource attributes copied as labels onto every series of that resource (sanitised:

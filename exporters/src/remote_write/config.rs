@@ -6,7 +6,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::retry::RetryPolicy;
 
@@ -58,11 +58,11 @@ mod defaults {
 /// queue: { dir: ./millwatch-data/remote-write, max_bytes: 1073741824 }
 /// retry: { min_backoff: 30ms, max_backoff: 5s }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// The receiver's remote-write endpoint, `http://` or `https://`.
-    #[serde(deserialize_with = "http_url")]
+    #[serde(deserialize_with = "http_url", serialize_with = "url_text")]
     pub url: reqwest::Url,
     /// Extra request headers (e.g. `X-Scope-OrgID` for Mimir tenants). The protocol headers
     /// (`Content-Type`, `Content-Encoding`, `X-Prometheus-Remote-Write-Version`,
@@ -89,7 +89,7 @@ pub struct RemoteWriteConfig {
 }
 
 /// The on-disk queue.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// Directory of the queue's segment files; created if missing. One exporter per directory.
@@ -101,7 +101,7 @@ pub struct QueueConfig {
 }
 
 /// Retry backoff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Wait after the first failure; doubles with each further failure.
@@ -153,6 +153,26 @@ pub enum AuthConfig {
     },
 }
 
+/// Printed configurations (`millwatch run --print-config`) never show secrets.
+impl Serialize for AuthConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(3))?;
+        match self {
+            AuthConfig::Basic { username, .. } => {
+                m.serialize_entry("type", "basic")?;
+                m.serialize_entry("username", username)?;
+                m.serialize_entry("password", "<redacted>")?;
+            }
+            AuthConfig::Bearer { .. } => {
+                m.serialize_entry("type", "bearer")?;
+                m.serialize_entry("token", "<redacted>")?;
+            }
+        }
+        m.end()
+    }
+}
+
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -167,6 +187,10 @@ impl fmt::Debug for AuthConfig {
                 .finish(),
         }
     }
+}
+
+fn url_text<S: serde::Serializer>(url: &reqwest::Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(url.as_str())
 }
 
 fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<reqwest::Url, D::Error> {

@@ -1,0 +1,108 @@
+//! The HTTP API on the API address: health, readiness, `/metrics`, and `/api/v1/*`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::store::Store;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use millwatch_exporters::prometheus::MetricsExposition;
+
+use crate::telemetry::{SelfMetrics, Telemetry};
+
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub telemetry: Arc<Telemetry>,
+    pub exposition: MetricsExposition,
+    pub self_metrics: SelfMetrics,
+    /// True once every listener is up, false again while shutting down.
+    pub ready: AtomicBool,
+}
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/stats", get(stats))
+        .with_state(state)
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn stats(State(state): State<Arc<ApiState>>) -> Response {
+    let store = state.store.clone();
+    let counts = tokio::task::spawn_blocking(move || store.row_counts()).await;
+    let tables = match counts {
+        Ok(Ok(rows)) => rows.into_iter().map(|(t, n)| (t.to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let snap = state.telemetry.snapshot();
+    let receivers: Vec<_> = snap
+        .receivers
+        .iter()
+        .filter(|r| r.requests > 0 || r.refused.iter().any(|(_, n)| *n > 0))
+        .map(|r| {
+            json!({
+                "signal": r.signal.as_str(),
+                "protocol": r.protocol.as_str(),
+                "requests": r.requests,
+                "items_received": r.items_received,
+                "items_stored": r.items_stored,
+                "items_rejected": r.items_rejected,
+                "requests_refused": r.refused.iter().map(|(w, n)| (w.as_str().to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            })
+        })
+        .collect();
+    let total = |f: fn(&crate::telemetry::ReceiverSnapshot) -> u64| snap.receivers.iter().map(f).sum::<u64>();
+    Json(json!({
+        "tables": tables,
+        "accepted": total(|r| r.items_stored),
+        "rejected": total(|r| r.items_rejected),
+        "refused_requests": total(|r| r.refused.iter().map(|(_, n)| n).sum()),
+        "receivers": receivers,
+        "queue": { "rows": snap.queue_items, "capacity": snap.queue_capacity },
+        "commits": { "count": snap.commits, "rows": snap.commit_rows, "seconds": snap.commit_seconds },
+    }))
+    .into_response()
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    state.self_metrics.publish(&state.telemetry.snapshot());
+    let header = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let exposition = state.exposition.clone();
+    let accept = header(header::ACCEPT).map(str::to_owned);
+    let accept_encoding = header(header::ACCEPT_ENCODING).map(str::to_owned);
+    // Rendering 100k series takes tens of milliseconds: keep it off the async workers.
+    let encoded = tokio::task::spawn_blocking(move || {
+        exposition.encode(accept.as_deref(), accept_encoding.as_deref(), Instant::now())
+    })
+    .await;
+    let Ok(encoded) = encoded else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "rendering /metrics failed");
+    };
+    let mut response = ([(header::CONTENT_TYPE, encoded.content_type)], encoded.body).into_response();
+    if let Some(enc) = encoded.content_encoding {
+        response.headers_mut().insert(header::CONTENT_ENCODING, axum::http::HeaderValue::from_static(enc));
+    }
+    response
+}

@@ -1,0 +1,144 @@
+//! The command line: `millwatch run | validate | bench | drift`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "millwatch", version, about = "Watches ML models and the machines they run on: OTLP in, DuckDB, drift, alerts.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector. With no config file, the embedded default: data in ./millwatch-data,
+    /// OTLP on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP), API on 127.0.0.1:9464.
+    Run(RunArgs),
+    /// Check a config file and report every error with its location; exit 1 if any.
+    Validate {
+        /// The YAML file to check.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Offline drift between a reference and a current CSV or Parquet file. Exit 0 whether or
+    /// not drift was found (2 with --fail-on-drift when it was), 1 on bad input.
+    Drift(crate::offline_drift::DriftArgs),
+    /// Built-in benchmarks.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// YAML config file; without it the embedded default is used.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Overrides `data_dir`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Overrides the OTLP/gRPC listen address.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_grpc: Option<SocketAddr>,
+    /// Overrides the OTLP/HTTP listen address.
+    #[arg(long, value_name = "ADDR")]
+    pub otlp_http: Option<SocketAddr>,
+    /// Overrides the API listen address (`/metrics`, `/api/v1`, health).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Print the effective configuration (defaults filled in) as YAML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
+
+impl RunArgs {
+    /// The configuration `run` would use: the file (or the default) with the flags applied.
+    pub fn effective_config(&self) -> Result<Config, config::load::ConfigErrors> {
+        let mut config = match &self.config {
+            Some(path) => config::load::load_file::<Config>(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(a) = self.otlp_grpc {
+            config.receivers.otlp.grpc.endpoint = a;
+        }
+        if let Some(a) = self.otlp_http {
+            config.receivers.otlp.http.endpoint = a;
+        }
+        if let Some(a) = self.http {
+            config.api.endpoint = a;
+        }
+        Ok(config)
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            let config = match args.effective_config() {
+                Ok(c) => c,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(1);
+                }
+            };
+            if args.print_config {
+                match serde_yaml::to_string(&config) {
+                    Ok(yaml) => print!("{yaml}"),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+                return ExitCode::SUCCESS;
+            }
+            init_logging(&config);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(crate::run::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Validate { config } => match config::load::load_file::<Config>(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Drift(args) => crate::offline_drift::main(args),
+        Command::Bench(cmd) => crate::bench::main(cmd),
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MILLWATCH_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

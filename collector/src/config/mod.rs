@@ -1,0 +1,252 @@
+//! Millwatch's configuration: every setting with its documentation and its default, in one
+//! place. Unknown keys are refused; durations are written like `30s` or `7d`.
+
+pub mod load;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration file. An empty file is the embedded default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the DuckDB database (`millwatch.duckdb`) lives.
+    pub data_dir: PathBuf,
+    /// How signals arrive.
+    pub receivers: Receivers,
+    /// The HTTP API, `/metrics` and the health endpoints.
+    pub api: Api,
+    /// The bounded queue between receivers and the store.
+    pub pipeline: Pipeline,
+    /// Storage settings.
+    pub store: StoreConfig,
+    /// Where data goes besides DuckDB: `/metrics` for Prometheus, remote write.
+    pub exporters: Exporters,
+    /// The collector's own logs.
+    pub log: Log,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./millwatch-data"),
+            receivers: Receivers::default(),
+            api: Api::default(),
+            pipeline: Pipeline::default(),
+            store: StoreConfig::default(),
+            exporters: Exporters::default(),
+            log: Log::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Receivers {
+    /// OTLP over gRPC and HTTP.
+    pub otlp: Otlp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Otlp {
+    /// OTLP/gRPC listener.
+    pub grpc: Listener,
+    /// OTLP/HTTP listener (`/v1/metrics`, `/v1/logs`, `/v1/traces`).
+    pub http: Listener,
+    /// Largest request body accepted, checked before and after decompression (bytes, or `20MiB`).
+    pub max_body_size: ByteSize,
+}
+
+impl Default for Otlp {
+    fn default() -> Self {
+        Otlp {
+            grpc: Listener { enabled: true, endpoint: SocketAddr::from(([127, 0, 0, 1], 4317)) },
+            http: Listener { enabled: true, endpoint: SocketAddr::from(([127, 0, 0, 1], 4318)) },
+            max_body_size: ByteSize(20 * 1024 * 1024),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Whether this listener runs.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to listen on, e.g. `0.0.0.0:4317` to accept other machines.
+    pub endpoint: SocketAddr,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Address of the HTTP API, `/metrics`, `/healthz` and `/readyz`.
+    pub endpoint: SocketAddr,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api { endpoint: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pipeline {
+    /// Rows (across all tables) that may wait for the store at once. Past it, requests are
+    /// refused with 429 / UNAVAILABLE and a retry hint: backpressure, never a silent drop.
+    pub max_queued_rows: std::num::NonZeroUsize,
+    /// The retry delay suggested to clients when the queue is full.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            max_queued_rows: std::num::NonZeroUsize::new(4_000_000).expect("non-zero"),
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// A group commit closes once it holds this many rows.
+    pub max_rows_per_commit: std::num::NonZeroUsize,
+    /// Rows older than this are deleted; `null` keeps everything.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How often retention runs.
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            max_rows_per_commit: std::num::NonZeroUsize::new(200_000).expect("non-zero"),
+            retention: Some(Duration::from_secs(30 * 24 * 3600)),
+            retention_interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exporters {
+    /// `/metrics`: ingested OTLP metrics translated for Prometheus, plus Millwatch's own series.
+    pub prometheus: millwatch_exporters::prometheus::ExpositionConfig,
+    /// Prometheus remote-write targets (Mimir, Thanos, Cortex, VictoriaMetrics, Prometheus with
+    /// `--web.enable-remote-write-receiver`); each has its own persistent queue.
+    pub remote_write: Vec<millwatch_exporters::remote_write::RemoteWriteConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a `tracing` filter such as `millwatch=debug`.
+    pub level: String,
+    /// How log lines are written.
+    pub format: LogFormat,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// A size in bytes, written as a number or with a unit: `512KiB`, `20MiB`, `1GB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let n: usize = number.parse().map_err(|_| format!("invalid size {s:?}: expected e.g. 20MiB"))?;
+        let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "kb" => 1000,
+            "kib" | "k" => 1024,
+            "mb" => 1000 * 1000,
+            "mib" | "m" => 1024 * 1024,
+            "gb" => 1000 * 1000 * 1000,
+            "gib" | "g" => 1024 * 1024 * 1024,
+            other => return Err(format!("unknown size unit {other:?}: use B, KiB, MiB, GiB, KB, MB or GB")),
+        };
+        n.checked_mul(factor).map(ByteSize).ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0 as u64)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n as usize)),
+            Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c: Config = serde_yaml::from_str("{}").expect("parses");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.receivers.otlp.max_body_size.0, 20 * 1024 * 1024);
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        let c: Config = serde_yaml::from_str(
+            "receivers:\n  otlp:\n    max_body_size: 4MiB\nstore:\n  retention: 7d\npipeline:\n  retry_after: 250ms\n",
+        )
+        .expect("parses");
+        assert_eq!(c.receivers.otlp.max_body_size.0, 4 * 1024 * 1024);
+        assert_eq!(c.store.retention, Some(Duration::from_secs(7 * 24 * 3600)));
+        assert_eq!(c.pipeline.retry_after, Duration::from_millis(250));
+        assert!("12XB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = serde_yaml::from_str::<Config>("api:\n  endpont: 127.0.0.1:1\n").expect_err("refused");
+        assert!(err.to_string().contains("unknown field `endpont`"), "{err}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Receivers: how signals arrive. OTLP today.
+
+pub mod otlp;

@@ -1,0 +1,127 @@
+//! OTLP/HTTP on axum: `POST /v1/metrics`, `/v1/logs` and `/v1/traces` with protobuf or JSON,
+//! optionally gzip'd. The response uses the request's encoding; failures carry a
+//! `google.rpc.Status` body.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+use super::decode::{self, DecodeError, Encoding};
+use super::{json, Logs, Metrics, OtlpSignal, Traces};
+use crate::pipeline::{Ingest, IngestError};
+use crate::telemetry::{Protocol, Refusal};
+
+/// `google.rpc.Status`, the error body of OTLP/HTTP (details are never filled).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+/// gRPC code numbers used in `google.rpc.Status` bodies.
+const INVALID_ARGUMENT: i32 = 3;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const UNAVAILABLE: i32 = 14;
+
+pub struct HttpReceiver {
+    pub ingest: Arc<Ingest>,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(receiver: Arc<HttpReceiver>) -> Router {
+    Router::new()
+        .route(Metrics::PATH, post(export::<Metrics>))
+        .route(Logs::PATH, post(export::<Logs>))
+        .route(Traces::PATH, post(export::<Traces>))
+        .with_state(receiver)
+}
+
+async fn export<S: OtlpSignal>(State(rx): State<Arc<HttpReceiver>>, headers: HeaderMap, body: Body) -> Response {
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let encoding = match decode::encoding(header_str(header::CONTENT_TYPE)) {
+        Ok(e) => e,
+        Err(e) => return refuse::<S>(&rx, Protocol::HttpProtobuf, Encoding::Protobuf, &e),
+    };
+    let protocol = match encoding {
+        Encoding::Protobuf => Protocol::HttpProtobuf,
+        Encoding::Json => Protocol::HttpJson,
+    };
+    let limit = rx.max_body_bytes;
+    let declared = header_str(header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return refuse::<S>(&rx, protocol, encoding, &DecodeError::TooLarge { limit });
+    }
+    let raw = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
+            if too_large {
+                return refuse::<S>(&rx, protocol, encoding, &DecodeError::TooLarge { limit });
+            }
+            let message = format!("reading the request body failed: {e}");
+            return status_response(StatusCode::BAD_REQUEST, encoding, INVALID_ARGUMENT, &message, None);
+        }
+    };
+    let request = decode::decompress(&raw, header_str(header::CONTENT_ENCODING), limit)
+        .and_then(|body| decode::decode::<S::Request>(&body, encoding, S::decode_json));
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return refuse::<S>(&rx, protocol, encoding, &e),
+    };
+    match S::ingest(&rx.ingest, &request, protocol).await {
+        Ok(accepted) => {
+            let response = S::response(accepted);
+            let body = match encoding {
+                Encoding::Protobuf => prost::Message::encode_to_vec(&response),
+                Encoding::Json => S::encode_json(&response),
+            };
+            ([(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
+        }
+        Err(e) => {
+            let retry = Some(rx.ingest.retry_after().as_secs().max(1));
+            let status = match e {
+                IngestError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
+                IngestError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            status_response(status, encoding, UNAVAILABLE, &e.to_string(), retry)
+        }
+    }
+}
+
+fn refuse<S: OtlpSignal>(rx: &HttpReceiver, protocol: Protocol, encoding: Encoding, e: &DecodeError) -> Response {
+    let status = e.status();
+    let why = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Refusal::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Refusal::UnsupportedMediaType,
+        _ => Refusal::Malformed,
+    };
+    rx.ingest.telemetry.refused(S::SIGNAL, protocol, why);
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { RESOURCE_EXHAUSTED } else { INVALID_ARGUMENT };
+    status_response(status, encoding, code, &e.to_string(), None)
+}
+
+fn status_response(
+    status: StatusCode,
+    encoding: Encoding,
+    code: i32,
+    message: &str,
+    retry_after_secs: Option<u64>,
+) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => prost::Message::encode_to_vec(&RpcStatus { code, message: message.to_owned() }),
+        Encoding::Json => json::encode_status(code, message),
+    };
+    let mut response = (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response();
+    if let Some(secs) = retry_after_secs {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}

@@ -1,0 +1,177 @@
+//! `millwatch run`: opens the store, starts the receivers and the API, and on SIGINT/SIGTERM
+//! stops accepting, commits what was acknowledged-to-be, and closes DuckDB cleanly.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+use crate::pipeline::{now_ns, Ingest};
+use crate::receivers::otlp::{grpc::OtlpGrpcService, http, Logs, Metrics, Traces};
+use crate::store::{writer, Store};
+use crate::telemetry::{SelfMetrics, Telemetry};
+use millwatch_exporters::prometheus::MetricsExposition;
+use millwatch_exporters::remote_write::RemoteWriteExporter;
+
+/// Runs the collector until a shutdown signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let telemetry = Arc::new(Telemetry::default());
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await?
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    tracing::info!(path = %store.path.display(), "store open");
+    let writer_conn = store.connect()?;
+    let observer_telemetry = telemetry.clone();
+    let handle = writer::spawn_observed(
+        writer_conn,
+        store.known.clone(),
+        writer::WriterOptions { max_rows_per_commit: config.store.max_rows_per_commit.get() },
+        Box::new(move |s| observer_telemetry.committed(s.rows, s.duration.as_secs_f64())),
+    )?;
+    let store = Arc::new(store);
+    let exposition = MetricsExposition::new(config.exporters.prometheus.clone());
+    let self_metrics = SelfMetrics::register(&exposition).context("registering Millwatch's own metrics")?;
+    let mut remote_write = Vec::new();
+    for target in &config.exporters.remote_write {
+        let exporter = RemoteWriteExporter::start(target.clone(), exposition.config().translation.clone())
+            .with_context(|| format!("starting remote write to {}", target.url))?;
+        remote_write.push(exporter);
+    }
+    let mut ingest = Ingest::new(
+        handle.clone(),
+        store.known.clone(),
+        telemetry.clone(),
+        config.pipeline.max_queued_rows.get(),
+        config.pipeline.retry_after,
+    );
+    ingest.exposition = Some(exposition.clone());
+    ingest.remote_write = remote_write;
+    let ingest = Arc::new(ingest);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    let max_body = config.receivers.otlp.max_body_size.0;
+
+    let api_state = Arc::new(ApiState {
+        store: store.clone(),
+        telemetry: telemetry.clone(),
+        exposition,
+        self_metrics,
+        ready: false.into(),
+    });
+    let api_listener = bind(config.api.endpoint, "API").await?;
+    servers.spawn(serve_axum(api_listener, api::router(api_state.clone()), stop_rx.clone()));
+
+    if config.receivers.otlp.http.enabled {
+        let listener = bind(config.receivers.otlp.http.endpoint, "OTLP/HTTP").await?;
+        let receiver = Arc::new(http::HttpReceiver { ingest: ingest.clone(), max_body_bytes: max_body });
+        servers.spawn(serve_axum(listener, http::router(receiver), stop_rx.clone()));
+    }
+    if config.receivers.otlp.grpc.enabled {
+        let listener = bind(config.receivers.otlp.grpc.endpoint, "OTLP/gRPC").await?;
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let router = tonic::transport::Server::builder()
+            .add_service(OtlpGrpcService::<Metrics>::new(ingest.clone(), max_body))
+            .add_service(OtlpGrpcService::<Logs>::new(ingest.clone(), max_body))
+            .add_service(OtlpGrpcService::<Traces>::new(ingest.clone(), max_body));
+        let mut stop = stop_rx.clone();
+        servers.spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+                .context("OTLP/gRPC server")
+        });
+    }
+
+    if let Some(retention) = config.store.retention {
+        let handle = handle.clone();
+        let interval = config.store.retention_interval;
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+                let cutoff = now_ns() - retention.as_nanos() as i64;
+                match handle.retain(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "retention deleted old rows"),
+                    Err(e) => tracing::warn!(error = %e, "retention failed"),
+                }
+            }
+        });
+    }
+
+    api_state.ready.store(true, Ordering::Relaxed);
+    tracing::info!("millwatch is ready");
+
+    let failed = tokio::select! {
+        _ = shutdown_signal() => None,
+        Some(result) = servers.join_next() => Some(result),
+    };
+    api_state.ready.store(false, Ordering::Relaxed);
+    tracing::info!("shutting down: draining requests");
+    let _ = stop_tx.send(true);
+    // In-flight requests finish (and are acknowledged) before the store closes.
+    let drain = async { while servers.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
+        tracing::warn!("some connections did not close within 30s");
+    }
+    tokio::task::spawn_blocking(move || handle.shutdown()).await?;
+    if let Ok(ingest) = Arc::try_unwrap(ingest) {
+        for target in ingest.remote_write {
+            target.shutdown().await;
+        }
+    }
+    match failed {
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener to {addr}"))?;
+    tracing::info!(%addr, "{what} listening");
+    Ok(listener)
+}
+
+async fn serve_axum(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("HTTP server")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,497 @@
+//! Rows → Arrow record batches, one per table, in the column order of `schema.rs`. Appending
+//! whole batches is several times faster than DuckDB's row-by-row appender.
+
+use std::sync::Arc;
+
+use duckdb::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+};
+use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use duckdb::arrow::error::ArrowError;
+use duckdb::arrow::record_batch::RecordBatch;
+
+use crate::signals::*;
+
+/// Column kinds used by the schema; each maps to one Arrow type.
+#[derive(Clone, Copy)]
+enum Kind {
+    U64,
+    U32,
+    I64,
+    I32,
+    I8,
+    F64,
+    Bool,
+    Str,
+    Time,
+    F64List,
+    U64List,
+}
+
+fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::U64 => DataType::UInt64,
+        Kind::U32 => DataType::UInt32,
+        Kind::I64 => DataType::Int64,
+        Kind::I32 => DataType::Int32,
+        Kind::I8 => DataType::Int8,
+        Kind::F64 => DataType::Float64,
+        Kind::Bool => DataType::Boolean,
+        Kind::Str => DataType::Utf8,
+        Kind::Time => DataType::Timestamp(TimeUnit::Nanosecond, None),
+        Kind::F64List => DataType::List(Arc::new(Field::new("item", DataType::Float64, true))),
+        Kind::U64List => DataType::List(Arc::new(Field::new("item", DataType::UInt64, true))),
+    }
+}
+
+fn batch(columns: &[(&str, Kind)], arrays: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+    let fields: Vec<Field> = columns.iter().map(|(n, k)| Field::new(*n, data_type(*k), true)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+}
+
+fn strings<'a>(n: usize, values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::with_capacity(n, n * 16);
+    for v in values {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+fn times(n: usize, values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    let mut b = TimestampNanosecondBuilder::with_capacity(n);
+    for v in values {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+macro_rules! primitive {
+    ($name:ident, $builder:ident, $t:ty) => {
+        fn $name(n: usize, values: impl Iterator<Item = Option<$t>>) -> ArrayRef {
+            let mut b = $builder::with_capacity(n);
+            for v in values {
+                b.append_option(v);
+            }
+            Arc::new(b.finish())
+        }
+    };
+}
+primitive!(u64s, UInt64Builder, u64);
+primitive!(u32s, UInt32Builder, u32);
+primitive!(i64s, Int64Builder, i64);
+primitive!(i32s, Int32Builder, i32);
+primitive!(i8s, Int8Builder, i8);
+primitive!(f64s, Float64Builder, f64);
+
+fn bools(n: usize, values: impl Iterator<Item = Option<bool>>) -> ArrayRef {
+    let mut b = BooleanBuilder::with_capacity(n);
+    for v in values {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+fn f64_lists<'a>(values: impl Iterator<Item = Option<&'a Vec<f64>>>) -> ArrayRef {
+    let mut b = ListBuilder::new(Float64Builder::new());
+    for v in values {
+        match v {
+            Some(list) => {
+                b.values().append_slice(list);
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn u64_lists<'a>(values: impl Iterator<Item = Option<&'a Vec<u64>>>) -> ArrayRef {
+    let mut b = ListBuilder::new(UInt64Builder::new());
+    for v in values {
+        match v {
+            Some(list) => {
+                b.values().append_slice(list);
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+pub fn resources(rows: &[&ResourceRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[
+            ("resource_id", U64),
+            ("service_name", Str),
+            ("environment", Str),
+            ("host_name", Str),
+            ("site_name", Str),
+            ("site_line", Str),
+            ("site_cell", Str),
+            ("tier", Str),
+            ("attributes", Str),
+            ("dropped_attributes_count", U32),
+            ("schema_url", Str),
+            ("first_seen", Time),
+        ],
+        vec![
+            u64s(n, rows.iter().map(|r| Some(r.resource_id))),
+            strings(n, rows.iter().map(|r| r.service_name.as_deref())),
+            strings(n, rows.iter().map(|r| r.environment.as_deref())),
+            strings(n, rows.iter().map(|r| r.host_name.as_deref())),
+            strings(n, rows.iter().map(|r| r.site_name.as_deref())),
+            strings(n, rows.iter().map(|r| r.site_line.as_deref())),
+            strings(n, rows.iter().map(|r| r.site_cell.as_deref())),
+            strings(n, rows.iter().map(|r| r.tier.as_deref())),
+            strings(n, rows.iter().map(|r| Some(r.attributes.as_str()))),
+            u32s(n, rows.iter().map(|r| Some(r.dropped_attributes_count))),
+            strings(n, rows.iter().map(|r| r.schema_url.as_deref())),
+            times(n, rows.iter().map(|r| Some(r.first_seen))),
+        ],
+    )
+}
+
+pub fn scopes(rows: &[&ScopeRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[
+            ("scope_id", U64),
+            ("name", Str),
+            ("version", Str),
+            ("attributes", Str),
+            ("dropped_attributes_count", U32),
+            ("schema_url", Str),
+            ("first_seen", Time),
+        ],
+        vec![
+            u64s(n, rows.iter().map(|r| Some(r.scope_id))),
+            strings(n, rows.iter().map(|r| r.name.as_deref())),
+            strings(n, rows.iter().map(|r| r.version.as_deref())),
+            strings(n, rows.iter().map(|r| r.attributes.as_deref())),
+            u32s(n, rows.iter().map(|r| Some(r.dropped_attributes_count))),
+            strings(n, rows.iter().map(|r| r.schema_url.as_deref())),
+            times(n, rows.iter().map(|r| Some(r.first_seen))),
+        ],
+    )
+}
+
+/// Inferences get consecutive event ids from `first_event_id`, in the order given.
+pub fn inferences(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    let number = |r: &&InferenceRow| match r.prediction {
+        Prediction::Number(v) => Some(v),
+        Prediction::Class(_) => None,
+    };
+    let class = |r: &&InferenceRow| match &r.prediction {
+        Prediction::Class(c) => Some(c.as_str()),
+        Prediction::Number(_) => None,
+    };
+    batch(
+        &[
+            ("event_id", U64),
+            ("time", Time),
+            ("observed_time", Time),
+            ("model", Str),
+            ("version", Str),
+            ("inference_id", Str),
+            ("prediction", F64),
+            ("prediction_label", Str),
+            ("score", F64),
+            ("duration_s", F64),
+            ("feature_count", U32),
+            ("trace_id", Str),
+            ("span_id", Str),
+            ("attributes", Str),
+            ("resource_id", U64),
+            ("scope_id", U64),
+        ],
+        vec![
+            u64s(n, (0..n as u64).map(|i| Some(first_event_id + i))),
+            times(n, rows.iter().map(|r| Some(r.time))),
+            times(n, rows.iter().map(|r| r.observed_time)),
+            strings(n, rows.iter().map(|r| Some(r.model.as_str()))),
+            strings(n, rows.iter().map(|r| Some(r.version.as_str()))),
+            strings(n, rows.iter().map(|r| r.inference_id.as_deref())),
+            f64s(n, rows.iter().map(number)),
+            strings(n, rows.iter().map(class)),
+            f64s(n, rows.iter().map(|r| r.score)),
+            f64s(n, rows.iter().map(|r| r.duration_s)),
+            u32s(n, rows.iter().map(|r| Some(r.features.len() as u32))),
+            strings(n, rows.iter().map(|r| r.trace_id.as_deref())),
+            strings(n, rows.iter().map(|r| r.span_id.as_deref())),
+            strings(n, rows.iter().map(|r| r.attributes.as_deref())),
+            u64s(n, rows.iter().map(|r| Some(r.resource_id))),
+            u64s(n, rows.iter().map(|r| Some(r.scope_id))),
+        ],
+    )
+}
+
+/// One row per `ml.feature.*` of each inference, with the same event ids as [`inferences`].
+pub fn features(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n: usize = rows.iter().map(|r| r.features.len()).sum();
+    let flat = || {
+        rows.iter()
+            .enumerate()
+            .flat_map(|(i, r)| r.features.iter().map(move |(name, value)| (first_event_id + i as u64, *r, name, value)))
+    };
+    let double = |v: &FeatureValue| match v {
+        FeatureValue::Double(d) => Some(*d),
+        FeatureValue::Int(i) => Some(*i as f64),
+        FeatureValue::Bool(b) => Some(f64::from(u8::from(*b))),
+        _ => None,
+    };
+    let mut value_string = StringBuilder::with_capacity(n, n * 8);
+    for (_, _, _, v) in flat() {
+        match v {
+            FeatureValue::String(s) | FeatureValue::Other(s) => value_string.append_value(s),
+            FeatureValue::Bool(b) => value_string.append_value(if *b { "true" } else { "false" }),
+            _ => value_string.append_null(),
+        }
+    }
+    batch(
+        &[
+            ("event_id", U64),
+            ("time", Time),
+            ("model", Str),
+            ("version", Str),
+            ("feature", Str),
+            ("value_type", Str),
+            ("value_double", F64),
+            ("value_string", Str),
+        ],
+        vec![
+            u64s(n, flat().map(|(id, ..)| Some(id))),
+            times(n, flat().map(|(_, r, ..)| Some(r.time))),
+            strings(n, flat().map(|(_, r, ..)| Some(r.model.as_str()))),
+            strings(n, flat().map(|(_, r, ..)| Some(r.version.as_str()))),
+            strings(n, flat().map(|(_, _, name, _)| Some(name.as_str()))),
+            strings(n, flat().map(|(.., v)| Some(v.type_name()))),
+            f64s(n, flat().map(|(.., v)| double(v))),
+            Arc::new(value_string.finish()),
+        ],
+    )
+}
+
+pub fn feedback(rows: &[&FeedbackRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[
+            ("time", Time),
+            ("observed_time", Time),
+            ("model", Str),
+            ("inference_id", Str),
+            ("label", F64),
+            ("label_class", Str),
+            ("attributes", Str),
+            ("resource_id", U64),
+            ("scope_id", U64),
+        ],
+        vec![
+            times(n, rows.iter().map(|r| Some(r.time))),
+            times(n, rows.iter().map(|r| r.observed_time)),
+            strings(n, rows.iter().map(|r| Some(r.model.as_str()))),
+            strings(n, rows.iter().map(|r| Some(r.inference_id.as_str()))),
+            f64s(n, rows.iter().map(|r| match r.label {
+                Prediction::Number(v) => Some(v),
+                Prediction::Class(_) => None,
+            })),
+            strings(n, rows.iter().map(|r| match &r.label {
+                Prediction::Class(c) => Some(c.as_str()),
+                Prediction::Number(_) => None,
+            })),
+            strings(n, rows.iter().map(|r| r.attributes.as_deref())),
+            u64s(n, rows.iter().map(|r| Some(r.resource_id))),
+            u64s(n, rows.iter().map(|r| Some(r.scope_id))),
+        ],
+    )
+}
+
+pub fn series(rows: &[&SeriesRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[
+            ("series_id", U64),
+            ("name", Str),
+            ("description", Str),
+            ("unit", Str),
+            ("type", Str),
+            ("temporality", Str),
+            ("monotonic", Bool),
+            ("attributes", Str),
+            ("resource_id", U64),
+            ("scope_id", U64),
+            ("first_seen", Time),
+        ],
+        vec![
+            u64s(n, rows.iter().map(|r| Some(r.series_id))),
+            strings(n, rows.iter().map(|r| Some(r.name.as_str()))),
+            strings(n, rows.iter().map(|r| r.description.as_deref())),
+            strings(n, rows.iter().map(|r| r.unit.as_deref())),
+            strings(n, rows.iter().map(|r| Some(r.metric_type.as_str()))),
+            strings(n, rows.iter().map(|r| r.temporality)),
+            bools(n, rows.iter().map(|r| r.monotonic)),
+            strings(n, rows.iter().map(|r| Some(r.attributes.as_str()))),
+            u64s(n, rows.iter().map(|r| Some(r.resource_id))),
+            u64s(n, rows.iter().map(|r| Some(r.scope_id))),
+            times(n, rows.iter().map(|r| Some(r.first_seen))),
+        ],
+    )
+}
+
+pub fn points(rows: &[&PointRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[("series_id", U64), ("time", Time), ("start_time", Time), ("value", F64), ("int_value", I64), ("flags", U32)],
+        vec![
+            u64s(n, rows.iter().map(|r| Some(r.series_id))),
+            times(n, rows.iter().map(|r| Some(r.time))),
+            times(n, rows.iter().map(|r| r.start_time)),
+            f64s(n, rows.iter().map(|r| Some(r.value))),
+            i64s(n, rows.iter().map(|r| r.int_value)),
+            u32s(n, rows.iter().map(|r| Some(r.flags))),
+        ],
+    )
+}
+
+pub fn distributions(rows: &[&DistributionRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[
+            ("series_id", U64),
+            ("time", Time),
+            ("start_time", Time),
+            ("count", U64),
+            ("sum", F64),
+            ("min", F64),
+            ("max", F64),
+            ("bounds", F64List),
+            ("bucket_counts", U64List),
+            ("scale", I32),
+            ("zero_count", U64),
+            ("zero_threshold", F64),
+            ("positive_offset", I32),
+            ("positive_counts", U64List),
+            ("negative_offset", I32),
+            ("negative_counts", U64List),
+            ("quantiles", F64List),
+            ("quantile_values", F64List),
+            ("flags", U32),
+        ],
+        vec![
+            u64s(n, rows.iter().map(|r| Some(r.series_id))),
+            times(n, rows.iter().map(|r| Some(r.time))),
+            times(n, rows.iter().map(|r| r.start_time)),
+            u64s(n, rows.iter().map(|r| Some(r.count))),
+            f64s(n, rows.iter().map(|r| r.sum)),
+            f64s(n, rows.iter().map(|r| r.min)),
+            f64s(n, rows.iter().map(|r| r.max)),
+            f64_lists(rows.iter().map(|r| r.bounds.as_ref())),
+            u64_lists(rows.iter().map(|r| r.bucket_counts.as_ref())),
+            i32s(n, rows.iter().map(|r| r.scale)),
+            u64s(n, rows.iter().map(|r| r.zero_count)),
+            f64s(n, rows.iter().map(|r| r.zero_threshold)),
+            i32s(n, rows.iter().map(|r| r.positive_offset)),
+            u64_lists(rows.iter().map(|r| r.positive_counts.as_ref())),
+            i32s(n, rows.iter().map(|r| r.negative_offset)),
+            u64_lists(rows.iter().map(|r| r.negative_counts.as_ref())),
+            f64_lists(rows.iter().map(|r| r.quantiles.as_ref())),
+            f64_lists(rows.iter().map(|r| r.quantile_values.as_ref())),
+            u32s(n, rows.iter().map(|r| Some(r.flags))),
+        ],
+    )
+}
+
+pub fn spans(rows: &[&SpanRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[
+            ("trace_id", Str),
+            ("span_id", Str),
+            ("parent_span_id", Str),
+            ("trace_state", Str),
+            ("name", Str),
+            ("kind", I8),
+            ("start_time", Time),
+            ("end_time", Time),
+            ("duration_s", F64),
+            ("status_code", I8),
+            ("status_message", Str),
+            ("model", Str),
+            ("version", Str),
+            ("attributes", Str),
+            ("events", Str),
+            ("links", Str),
+            ("flags", U32),
+            ("resource_id", U64),
+            ("scope_id", U64),
+        ],
+        vec![
+            strings(n, rows.iter().map(|r| Some(r.trace_id.as_str()))),
+            strings(n, rows.iter().map(|r| Some(r.span_id.as_str()))),
+            strings(n, rows.iter().map(|r| r.parent_span_id.as_deref())),
+            strings(n, rows.iter().map(|r| r.trace_state.as_deref())),
+            strings(n, rows.iter().map(|r| Some(r.name.as_str()))),
+            i8s(n, rows.iter().map(|r| Some(r.kind))),
+            times(n, rows.iter().map(|r| Some(r.start_time))),
+            times(n, rows.iter().map(|r| Some(r.end_time))),
+            f64s(n, rows.iter().map(|r| Some(r.duration_s))),
+            i8s(n, rows.iter().map(|r| Some(r.status_code))),
+            strings(n, rows.iter().map(|r| r.status_message.as_deref())),
+            strings(n, rows.iter().map(|r| r.model.as_deref())),
+            strings(n, rows.iter().map(|r| r.version.as_deref())),
+            strings(n, rows.iter().map(|r| r.attributes.as_deref())),
+            strings(n, rows.iter().map(|r| r.events.as_deref())),
+            strings(n, rows.iter().map(|r| r.links.as_deref())),
+            u32s(n, rows.iter().map(|r| Some(r.flags))),
+            u64s(n, rows.iter().map(|r| Some(r.resource_id))),
+            u64s(n, rows.iter().map(|r| Some(r.scope_id))),
+        ],
+    )
+}
+
+pub fn logs(rows: &[&LogRow]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = rows.len();
+    batch(
+        &[
+            ("time", Time),
+            ("observed_time", Time),
+            ("severity_number", I8),
+            ("severity_text", Str),
+            ("event_name", Str),
+            ("body", Str),
+            ("attributes", Str),
+            ("trace_id", Str),
+            ("span_id", Str),
+            ("flags", U32),
+            ("resource_id", U64),
+            ("scope_id", U64),
+        ],
+        vec![
+            times(n, rows.iter().map(|r| r.time)),
+            times(n, rows.iter().map(|r| r.observed_time)),
+            i8s(n, rows.iter().map(|r| Some(r.severity_number))),
+            strings(n, rows.iter().map(|r| r.severity_text.as_deref())),
+            strings(n, rows.iter().map(|r| r.event_name.as_deref())),
+            strings(n, rows.iter().map(|r| r.body.as_deref())),
+            strings(n, rows.iter().map(|r| r.attributes.as_deref())),
+            strings(n, rows.iter().map(|r| r.trace_id.as_deref())),
+            strings(n, rows.iter().map(|r| r.span_id.as_deref())),
+            u32s(n, rows.iter().map(|r| Some(r.flags))),
+            u64s(n, rows.iter().map(|r| Some(r.resource_id))),
+            u64s(n, rows.iter().map(|r| Some(r.scope_id))),
+        ],
+    )
+}

@@ -1,0 +1,324 @@
+//! The single writer: one thread owns the write connection, takes batches from a channel and
+//! commits whatever has queued up as one transaction (group commit), then acknowledges every
+//! request in it. Under load, groups grow and the cost per row falls; when idle, a request waits
+//! for one commit only.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use duckdb::arrow::record_batch::RecordBatch;
+use duckdb::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{columns, Result, StoreError};
+use crate::signals::mapping::KnownIds;
+use crate::signals::Batch;
+
+/// How the writer groups commits.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// A group closes once it holds this many rows (across all tables).
+    pub max_rows_per_commit: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { max_rows_per_commit: 200_000 }
+    }
+}
+
+/// What one commit did, reported to the pipeline's telemetry.
+#[derive(Debug, Default, Clone)]
+pub struct WriterStats {
+    pub requests: usize,
+    pub rows: usize,
+    pub duration: Duration,
+}
+
+enum Message {
+    Store { batch: Batch, ack: oneshot::Sender<Result<()>> },
+    /// Deletes rows whose time is before `cutoff_ns`.
+    Retain { cutoff_ns: i64, done: oneshot::Sender<Result<u64>> },
+    /// Everything sent before is committed; then the database is checkpointed and closed.
+    Shutdown,
+}
+
+/// Sends work to the writer thread. Dropping every handle lets the writer drain and stop.
+#[derive(Clone)]
+pub struct StoreHandle {
+    tx: mpsc::UnboundedSender<Message>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+}
+
+impl StoreHandle {
+    /// Stores a batch; resolves once it is committed (or failed).
+    pub async fn store(&self, batch: Batch) -> Result<()> {
+        let (ack, rx) = oneshot::channel();
+        self.tx.send(Message::Store { batch, ack }).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Deletes rows older than `cutoff_ns` from every signal table; returns how many.
+    pub async fn retain(&self, cutoff_ns: i64) -> Result<u64> {
+        let (done, rx) = oneshot::channel();
+        self.tx.send(Message::Retain { cutoff_ns, done }).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits everything queued so far, closes the database and waits for the writer thread.
+    /// Requests sent after this get [`StoreError::Closed`].
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Message::Shutdown);
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+pub type CommitObserver = Box<dyn Fn(&WriterStats) + Send>;
+
+pub fn spawn(conn: Connection, known: Arc<KnownIds>, options: WriterOptions) -> Result<StoreHandle> {
+    spawn_observed(conn, known, options, Box::new(|_| {}))
+}
+
+pub fn spawn_observed(
+    conn: Connection,
+    known: Arc<KnownIds>,
+    options: WriterOptions,
+    observer: CommitObserver,
+) -> Result<StoreHandle> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut writer = Writer::new(conn, known, options, observer)?;
+    let thread = std::thread::Builder::new()
+        .name("millwatch-store".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
+    Ok(StoreHandle { tx, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+}
+
+struct Writer {
+    conn: Connection,
+    known: Arc<KnownIds>,
+    options: WriterOptions,
+    observer: CommitObserver,
+    next_event_id: u64,
+    resources: HashSet<u64>,
+    scopes: HashSet<u64>,
+    series: HashSet<u64>,
+}
+
+type Ack = oneshot::Sender<Result<()>>;
+
+impl Writer {
+    fn new(conn: Connection, known: Arc<KnownIds>, options: WriterOptions, observer: CommitObserver) -> Result<Self> {
+        let next_event_id =
+            conn.query_row("SELECT coalesce(max(event_id) + 1, 0) FROM inferences", [], |r| r.get::<_, u64>(0))?;
+        let copy = |s: &std::sync::RwLock<HashSet<u64>>| s.read().map(|s| s.clone()).unwrap_or_default();
+        Ok(Writer {
+            resources: copy(&known.resources),
+            scopes: copy(&known.scopes),
+            series: copy(&known.series),
+            conn,
+            known,
+            options,
+            observer,
+            next_event_id,
+        })
+    }
+
+    fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Message>) {
+        let mut pending: Option<Message> = None;
+        loop {
+            let first = match pending.take() {
+                Some(m) => m,
+                None => match rx.blocking_recv() {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            match first {
+                Message::Shutdown => break,
+                Message::Retain { cutoff_ns, done } => {
+                    let _ = done.send(self.retain(cutoff_ns));
+                }
+                Message::Store { batch, ack } => {
+                    let mut rows = batch.rows();
+                    let mut group = vec![(batch, ack)];
+                    while rows < self.options.max_rows_per_commit {
+                        match rx.try_recv() {
+                            Ok(Message::Store { batch, ack }) => {
+                                rows += batch.rows();
+                                group.push((batch, ack));
+                            }
+                            Ok(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.commit_group(group);
+                }
+            }
+        }
+        // Anything still queued arrived after shutdown began: refuse it rather than lose it silently.
+        rx.close();
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                Message::Store { ack, .. } => {
+                    let _ = ack.send(Err(StoreError::Closed));
+                }
+                Message::Retain { done, .. } => {
+                    let _ = done.send(Err(StoreError::Closed));
+                }
+                Message::Shutdown => {}
+            }
+        }
+        if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
+            tracing::warn!(error = %e, "checkpoint on shutdown failed; the WAL will be replayed at next start");
+        }
+        tracing::info!("store closed");
+    }
+
+    /// Commits a group; if it fails, commits each request on its own so that one bad request
+    /// cannot fail the others.
+    fn commit_group(&mut self, group: Vec<(Batch, Ack)>) {
+        let started = Instant::now();
+        let (batches, acks): (Vec<Batch>, Vec<Ack>) = group.into_iter().unzip();
+        let rows: usize = batches.iter().map(Batch::rows).sum();
+        match self.commit(&batches) {
+            Ok(()) => {
+                (self.observer)(&WriterStats { requests: acks.len(), rows, duration: started.elapsed() });
+                for ack in acks {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) if batches.len() == 1 => {
+                tracing::error!(error = %e, rows, "commit failed");
+                for ack in acks {
+                    let _ = ack.send(Err(StoreError::Write(e.to_string())));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, requests = batches.len(), "group commit failed; committing requests one by one");
+                for (batch, ack) in batches.into_iter().zip(acks) {
+                    let started = Instant::now();
+                    let result = self.commit(std::slice::from_ref(&batch));
+                    if result.is_ok() {
+                        (self.observer)(&WriterStats { requests: 1, rows: batch.rows(), duration: started.elapsed() });
+                    }
+                    let _ = ack.send(result.map_err(|e| StoreError::Write(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batches: &[Batch]) -> Result<()> {
+        // Definitions not yet stored, each once.
+        let mut new_resources = HashSet::new();
+        let resources: Vec<_> = batches
+            .iter()
+            .flat_map(|b| &b.resources)
+            .filter(|r| !self.resources.contains(&r.resource_id) && new_resources.insert(r.resource_id))
+            .collect();
+        let mut new_scopes = HashSet::new();
+        let scopes: Vec<_> = batches
+            .iter()
+            .flat_map(|b| &b.scopes)
+            .filter(|s| !self.scopes.contains(&s.scope_id) && new_scopes.insert(s.scope_id))
+            .collect();
+        let mut new_series = HashSet::new();
+        let series: Vec<_> = batches
+            .iter()
+            .flat_map(|b| &b.series)
+            .filter(|s| !self.series.contains(&s.series_id) && new_series.insert(s.series_id))
+            .collect();
+        let inferences: Vec<_> = batches.iter().flat_map(|b| &b.inferences).collect();
+        let feedback: Vec<_> = batches.iter().flat_map(|b| &b.feedback).collect();
+        let points: Vec<_> = batches.iter().flat_map(|b| &b.points).collect();
+        let distributions: Vec<_> = batches.iter().flat_map(|b| &b.distributions).collect();
+        let spans: Vec<_> = batches.iter().flat_map(|b| &b.spans).collect();
+        let logs: Vec<_> = batches.iter().flat_map(|b| &b.logs).collect();
+
+        let first_event_id = self.next_event_id;
+        let mut tables: Vec<(&str, RecordBatch)> = Vec::new();
+        let arrow = |e: duckdb::arrow::error::ArrowError| StoreError::Write(format!("building columns: {e}"));
+        if !resources.is_empty() {
+            tables.push(("resources", columns::resources(&resources).map_err(arrow)?));
+        }
+        if !scopes.is_empty() {
+            tables.push(("scopes", columns::scopes(&scopes).map_err(arrow)?));
+        }
+        if !series.is_empty() {
+            tables.push(("metric_series", columns::series(&series).map_err(arrow)?));
+        }
+        if !inferences.is_empty() {
+            tables.push(("inferences", columns::inferences(&inferences, first_event_id).map_err(arrow)?));
+            if inferences.iter().any(|i| !i.features.is_empty()) {
+                tables.push(("inference_features", columns::features(&inferences, first_event_id).map_err(arrow)?));
+            }
+        }
+        if !feedback.is_empty() {
+            tables.push(("feedback", columns::feedback(&feedback).map_err(arrow)?));
+        }
+        if !points.is_empty() {
+            tables.push(("metric_points", columns::points(&points).map_err(arrow)?));
+        }
+        if !distributions.is_empty() {
+            tables.push(("metric_distributions", columns::distributions(&distributions).map_err(arrow)?));
+        }
+        if !spans.is_empty() {
+            tables.push(("spans", columns::spans(&spans).map_err(arrow)?));
+        }
+        if !logs.is_empty() {
+            tables.push(("logs", columns::logs(&logs).map_err(arrow)?));
+        }
+
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let appended = tables.into_iter().try_for_each(|(table, batch)| {
+            let mut appender = self.conn.appender(table)?;
+            appender.append_record_batch(batch)?;
+            appender.flush()
+        });
+        if let Err(e) = appended.and_then(|_| self.conn.execute_batch("COMMIT")) {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+
+        self.next_event_id += inferences.len() as u64;
+        publish(&self.known.resources, &mut self.resources, new_resources);
+        publish(&self.known.scopes, &mut self.scopes, new_scopes);
+        publish(&self.known.series, &mut self.series, new_series);
+        Ok(())
+    }
+
+    fn retain(&mut self, cutoff_ns: i64) -> Result<u64> {
+        const BY_TIME: &[(&str, &str)] = &[
+            ("inference_features", "time"),
+            ("inferences", "time"),
+            ("feedback", "time"),
+            ("metric_points", "time"),
+            ("metric_distributions", "time"),
+            ("spans", "end_time"),
+            ("logs", "coalesce(time, observed_time)"),
+        ];
+        let mut deleted = 0u64;
+        for (table, column) in BY_TIME {
+            let sql = format!("DELETE FROM {table} WHERE {column} < make_timestamp_ns(?)");
+            deleted += self.conn.execute(&sql, [cutoff_ns])? as u64;
+        }
+        Ok(deleted)
+    }
+}
+
+fn publish(shared: &std::sync::RwLock<HashSet<u64>>, own: &mut HashSet<u64>, new: HashSet<u64>) {
+    if new.is_empty() {
+        return;
+    }
+    if let Ok(mut s) = shared.write() {
+        s.extend(new.iter().copied());
+    }
+    own.extend(new);
+}

@@ -1,0 +1,148 @@
+//! `millwatch drift` as a user runs it: the binary on the conformance data, as CSV and as
+//! Parquet, with the JSON compared with scipy's figures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_millwatch")
+}
+
+fn case(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../detectors/testdata/drift").join(name)
+}
+
+fn drift(args: &[&str]) -> std::process::Output {
+    Command::new(bin()).arg("drift").args(args).output().expect("runs millwatch")
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(out.status.code().is_some(), "killed: {out:?}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn expected(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(case(name).join("expected.json")).expect("expected.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 || (a - b).abs() <= 1e-9 * b.abs()
+}
+
+/// Checks every column's automatic test, statistic and verdict against the expected file.
+fn check_auto(report: &serde_json::Value, expected: &serde_json::Value) -> usize {
+    let mut checked = 0;
+    for col in report["columns"].as_array().expect("columns") {
+        let name = col["column"].as_str().expect("name");
+        let exp = &expected["columns"][name];
+        let auto = &exp["auto"];
+        assert_eq!(col["test"], auto["test"], "{name}: test");
+        assert_eq!(col["drifted"], auto["drifted"], "{name}: verdict");
+        let test = auto["test"].as_str().expect("test name");
+        let stat = exp[test]["statistic"].as_f64().expect("expected statistic");
+        let got = col["statistic"].as_f64().expect("statistic");
+        assert!(close(got, stat), "{name}: {test} statistic {got} vs {stat}");
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn drift_json_on_csv_matches_scipy() {
+    for name in ["small_drift", "small_no_drift", "medium_drift"] {
+        let dir = case(name);
+        let out = drift(&[
+            "--reference",
+            dir.join("reference.csv").to_str().expect("path"),
+            "--current",
+            dir.join("current.csv").to_str().expect("path"),
+            "--format",
+            "json",
+            "--tests",
+            "all",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let report = json_of(&out);
+        let exp = expected(name);
+        let checked = check_auto(&report, &exp);
+        assert_eq!(checked, exp["columns"].as_object().expect("columns").len());
+        // --tests all lists every applicable test under its conformance name.
+        let first = &report["columns"][0];
+        assert!(first["tests"].as_object().is_some_and(|t| t.len() > 3), "{first}");
+    }
+}
+
+#[test]
+fn parquet_input_gives_the_same_report_as_csv() {
+    let dir = case("small_drift");
+    let tmp = std::env::temp_dir().join(format!("millwatch-drift-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let conn = duckdb::Connection::open_in_memory().expect("duckdb");
+    for side in ["reference", "current"] {
+        let csv = dir.join(format!("{side}.csv"));
+        let pq = tmp.join(format!("{side}.parquet"));
+        // Same column types as the CSV reader infers: text stays text, numbers are doubles.
+        conn.execute_batch(&format!(
+            "COPY (SELECT vibration_rms::DOUBLE AS vibration_rms, bearing_temp_c::DOUBLE AS bearing_temp_c, \
+             defect_count::DOUBLE AS defect_count, score::DOUBLE AS score, station, passed, alarm_flag::DOUBLE AS alarm_flag \
+             FROM read_csv('{}', all_varchar = true)) TO '{}' (FORMAT parquet)",
+            csv.display(),
+            pq.display()
+        ))
+        .expect("write typed parquet");
+    }
+    let out = drift(&[
+        "--reference",
+        tmp.join("reference.parquet").to_str().expect("path"),
+        "--current",
+        tmp.join("current.parquet").to_str().expect("path"),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let checked = check_auto(&json_of(&out), &expected("small_drift"));
+    assert_eq!(checked, 7);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn fail_on_drift_exits_2_only_when_drifted() {
+    let run = |name: &str| {
+        let dir = case(name);
+        drift(&[
+            "--reference",
+            dir.join("reference.csv").to_str().expect("path"),
+            "--current",
+            dir.join("current.csv").to_str().expect("path"),
+            "--fail-on-drift",
+        ])
+    };
+    let drifted = run("small_drift");
+    assert_eq!(drifted.status.code(), Some(2));
+    // The table names every column and the dataset verdict.
+    let table = String::from_utf8_lossy(&drifted.stdout);
+    assert!(table.contains("bearing_temp_c") && table.contains("station"), "{table}");
+    assert_eq!(run("small_no_drift").status.code(), Some(0));
+}
+
+#[test]
+fn bad_input_exits_1_with_a_message() {
+    let dir = case("small_drift");
+    let out = drift(&["--reference", "/nonexistent/ref.csv", "--current", dir.join("current.csv").to_str().expect("p")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/ref.csv"), "{err}");
+
+    let out = drift(&[
+        "--reference",
+        dir.join("reference.csv").to_str().expect("p"),
+        "--current",
+        dir.join("current.csv").to_str().expect("p"),
+        "--tests",
+        "nonsense",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
+}
