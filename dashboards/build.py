@@ -1,0 +1,673 @@
+#!/usr/bin/env python3
+"""Writes the Grafana dashboards of dashboards/*.json from the panel lists below.
+
+The JSON files are committed; edit this file and run `python3 dashboards/build.py` to change
+them (dashboards/check.py fails when a JSON file differs from what this script writes).
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DS = {"type": "prometheus", "uid": "${datasource}"}
+SCHEMA_VERSION = 39
+
+# Label filters shared by the panels. Machine series carry the promoted resource attributes
+# (site.name -> site_name, ...); detector series carry model and version.
+SITE = 'site_name=~"$site", site_line=~"$line"'
+HOST = f'{SITE}, host_name=~"$host"'
+MODEL = 'model=~"$model", version=~"$version"'
+COLLECTOR = 'instance=~"$collector"'
+
+
+# --- template variables ------------------------------------------------------------------
+def datasource_var() -> dict:
+    return {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {},
+        "hide": 0,
+        "refresh": 1,
+        "regex": "",
+        "options": [],
+    }
+
+
+def query_var(name: str, label: str, query: str, multi: bool = True) -> dict:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "definition": query,
+        "query": {"query": query, "refId": f"var-{name}"},
+        "refresh": 2,  # on time range change
+        "includeAll": True,
+        "allValue": ".*",
+        "multi": multi,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+        "hide": 0,
+        "regex": "",
+        "options": [],
+    }
+
+
+def site_vars(metric: str) -> list[dict]:
+    return [
+        query_var("site", "Site", f"label_values({metric}, site_name)"),
+        query_var("line", "Line", f'label_values({metric}{{site_name=~"$site"}}, site_line)'),
+    ]
+
+
+def model_vars() -> list[dict]:
+    return [
+        query_var("model", "Model", "label_values(millwatch_drift_share, model)"),
+        query_var("version", "Version", 'label_values(millwatch_drift_share{model=~"$model"}, version)'),
+    ]
+
+
+# --- panels ------------------------------------------------------------------------------
+class Layout:
+    """Places panels left to right on a 24-column grid, wrapping to a new row."""
+
+    def __init__(self) -> None:
+        self.x = 0
+        self.y = 0
+        self.row_h = 0
+        self.next_id = 1
+        self.panels: list[dict] = []
+
+    def add(self, panel: dict, w: int, h: int) -> None:
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        panel["id"] = self.next_id
+        self.next_id += 1
+        panel["gridPos"] = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.panels.append(panel)
+        self.x += w
+        self.row_h = max(self.row_h, h)
+
+    def row(self, title: str) -> None:
+        if self.x:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        self.panels.append(
+            {
+                "id": self.next_id,
+                "type": "row",
+                "title": title,
+                "collapsed": False,
+                "gridPos": {"x": 0, "y": self.y, "w": 24, "h": 1},
+                "panels": [],
+            }
+        )
+        self.next_id += 1
+        self.y += 1
+
+
+def targets(queries: list[tuple[str, str]], instant: bool = False, table: bool = False) -> list[dict]:
+    out = []
+    for i, (expr, legend) in enumerate(queries):
+        t = {"datasource": DS, "refId": chr(ord("A") + i), "expr": expr, "legendFormat": legend or "__auto"}
+        if instant:
+            t["instant"] = True
+            t["range"] = False
+        if table:
+            t["format"] = "table"
+        out.append(t)
+    return out
+
+
+def thresholds(steps: list[tuple[float | None, str]]) -> dict:
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
+
+
+def stat(title: str, expr: str, unit: str = "short", steps=None, description: str = "") -> dict:
+    return {
+        "type": "stat",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets([(expr, "")], instant=True),
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "thresholds": thresholds(steps or [(None, "green")]),
+                "color": {"mode": "thresholds"},
+            },
+            "overrides": [],
+        },
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "background",
+            "graphMode": "none",
+            "textMode": "auto",
+            "justifyMode": "auto",
+            "orientation": "auto",
+        },
+    }
+
+
+def timeseries(
+    title: str,
+    queries: list[tuple[str, str]],
+    unit: str = "short",
+    description: str = "",
+    steps=None,
+    stack: bool = False,
+    overrides: list[dict] | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> dict:
+    custom = {
+        "drawStyle": "line",
+        "lineWidth": 1,
+        "fillOpacity": 10 if stack else 0,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"mode": "normal" if stack else "none", "group": "A"},
+        "thresholdsStyle": {"mode": "line" if steps else "off"},
+    }
+    defaults = {
+        "unit": unit,
+        "custom": custom,
+        "color": {"mode": "palette-classic"},
+        "thresholds": thresholds(steps or [(None, "green")]),
+    }
+    if minimum is not None:
+        defaults["min"] = minimum
+    if maximum is not None:
+        defaults["max"] = maximum
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets(queries),
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
+        "options": {
+            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        },
+    }
+
+
+def dashed(name_regex: str, color: str) -> dict:
+    """An override drawing the series whose display name matches as a dashed line (limits)."""
+    return {
+        "matcher": {"id": "byRegexp", "options": name_regex},
+        "properties": [
+            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": color}},
+        ],
+    }
+
+
+def table(title: str, queries: list[tuple[str, str]], description: str = "", unit: str = "short",
+          steps=None, hide: list[str] | None = None) -> dict:
+    return {
+        "type": "table",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets(queries, instant=True, table=True),
+        "transformations": [
+            {"id": "merge", "options": {}},
+            {"id": "organize", "options": {"excludeByName": {"Time": True, **{h: True for h in hide or []}}}},
+        ],
+        "fieldConfig": {
+            "defaults": {
+                "unit": unit,
+                "thresholds": thresholds(steps or [(None, "green")]),
+                "custom": {"cellOptions": {"type": "color-text"}, "filterable": True},
+            },
+            "overrides": [],
+        },
+        "options": {"showHeader": True, "cellHeight": "sm"},
+    }
+
+
+def state_timeline(title: str, queries: list[tuple[str, str]], description: str = "", steps=None,
+                   mappings: list[dict] | None = None) -> dict:
+    return {
+        "type": "state-timeline",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets(queries),
+        "fieldConfig": {
+            "defaults": {
+                "thresholds": thresholds(steps or [(None, "green"), (1, "red")]),
+                "color": {"mode": "thresholds"},
+                "mappings": mappings or [],
+            },
+            "overrides": [],
+        },
+        "options": {"showValue": "never", "mergeValues": True, "rowHeight": 0.8,
+                    "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
+    }
+
+
+def heatmap(title: str, expr: str, description: str = "", unit: str = "s") -> dict:
+    return {
+        "type": "heatmap",
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": [{"datasource": DS, "refId": "A", "expr": expr, "format": "heatmap",
+                     "legendFormat": "{{le}}"}],
+        "options": {
+            "calculate": False,
+            "yAxis": {"unit": unit},
+            "cellGap": 1,
+            "color": {"mode": "scheme", "scheme": "Oranges", "steps": 64},
+            "tooltip": {"show": True, "yHistogram": True},
+        },
+        "fieldConfig": {"defaults": {}, "overrides": []},
+    }
+
+
+def dashboard(uid: str, title: str, description: str, tags: list[str], variables: list[dict],
+              layout: Layout, links: bool = True) -> dict:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["millwatch", *tags],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "refresh": "30s",
+        "time": {"from": "now-6h", "to": "now"},
+        "timepicker": {},
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "annotations": {
+            "list": [
+                {
+                    "builtIn": 1,
+                    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                    "enable": True,
+                    "hide": True,
+                    "iconColor": "rgba(0, 211, 255, 1)",
+                    "name": "Annotations & Alerts",
+                    "type": "dashboard",
+                }
+            ]
+        },
+        "links": [
+            {"title": "Millwatch", "type": "dashboards", "tags": ["millwatch"], "asDropdown": True,
+             "includeVars": True, "keepTime": True}
+        ] if links else [],
+        "templating": {"list": [datasource_var(), *variables]},
+        "panels": layout.panels,
+    }
+
+
+RED_AT = lambda v: [(None, "green"), (v, "red")]  # noqa: E731
+WARN_AT = lambda w, r: [(None, "green"), (w, "orange"), (r, "red")]  # noqa: E731
+NOT_OK_MAPPING = [{"type": "value", "options": {"0": {"text": "ok", "color": "green"},
+                                                 "1": {"text": "drift", "color": "red"}}}]
+
+
+# --- the dashboards ----------------------------------------------------------------------
+def fleet_overview() -> dict:
+    lay = Layout()
+    lay.row("At a glance")
+    lay.add(stat("Models", "count(count by (model) (millwatch_drift_share))",
+                 description="Models with at least one closed detection window."), 4, 4)
+    lay.add(stat("Model versions", "count(count by (model, version) (millwatch_drift_share))"), 4, 4)
+    lay.add(stat("Versions with drift", f"count(millwatch_drift_share{{{MODEL}}} > 0) or vector(0)",
+                 steps=RED_AT(1), description="Versions whose last window flagged at least one feature."), 4, 4)
+    lay.add(stat("Machines reporting", f"count(count by (host_name) (hw_temperature_celsius{{{SITE}}})) or vector(0)"), 4, 4)
+    lay.add(stat("Components not ok", f'count(hw_status_ratio{{{SITE}, hw_state!="ok"}} == 1) or vector(0)',
+                 steps=RED_AT(1), description="hw.status series whose current state is not `ok`."), 4, 4)
+    lay.add(stat("Items stored / s", "sum(rate(millwatch_receiver_items_stored_total[$__rate_interval]))",
+                 unit="ops", description="Data points, log records and spans committed by all collectors."), 4, 4)
+    lay.row("Models")
+    lay.add(table(
+        "Models and versions",
+        [
+            (f"max by (model, version) (millwatch_drift_share{{{MODEL}}})", ""),
+            (f"sum by (model, version) (millwatch_drift_detected{{{MODEL}}})", ""),
+            (f"sum by (model, version) (increase(millwatch_detection_windows_total{{{MODEL}}}[$__range]))", ""),
+        ],
+        description="Share of drifted features and drifted features in the last window, windows closed in the time range.",
+    ) | {"fieldConfig": {"defaults": {"unit": "short", "custom": {"filterable": True}}, "overrides": [
+        {"matcher": {"id": "byName", "options": "Value #A"},
+         "properties": [{"id": "displayName", "value": "drift share"}, {"id": "unit", "value": "percentunit"},
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                        {"id": "thresholds", "value": thresholds([(None, "green"), (0.000001, "orange"), (0.5, "red")])}]},
+        {"matcher": {"id": "byName", "options": "Value #B"},
+         "properties": [{"id": "displayName", "value": "drifted features"}]},
+        {"matcher": {"id": "byName", "options": "Value #C"},
+         "properties": [{"id": "displayName", "value": "windows"}, {"id": "decimals", "value": 0}]},
+    ]}}, 14, 9)
+    lay.add(state_timeline(
+        "Drift by model version",
+        [(f"max by (model, version) (millwatch_drift_share{{{MODEL}}})", "{{model}} {{version}}")],
+        description="Share of drifted features per window (green: none).",
+        steps=[(None, "green"), (0.000001, "orange"), (0.5, "red")],
+    ), 10, 9)
+    lay.add(timeseries(
+        "Realised performance",
+        [(f"millwatch_model_performance{{{MODEL}}}", "{{model}} {{version}} {{metric}}")],
+        description="Per window, once feedback has arrived.",
+    ), 12, 8)
+    lay.add(timeseries(
+        "Detection windows closed / min",
+        [(f"sum by (model, version) (rate(millwatch_detection_windows_total{{{MODEL}}}[$__rate_interval])) * 60",
+          "{{model}} {{version}}")],
+    ), 12, 8)
+    lay.row("Environments and machines")
+    lay.add(table(
+        "Services by environment",
+        [(f"count by (deployment_environment_name, job) (target_info{{{SITE}}})", "")],
+        description="OTLP resources seen by Millwatch (`target_info`), by `deployment.environment.name`.",
+        hide=["Value"],
+    ), 8, 8)
+    lay.add(table(
+        "Machines by site and line",
+        [(f"count by (site_name, site_line, host_name) (hw_temperature_celsius{{{SITE}}})", "")],
+        description="Hosts sending hw.temperature, with the number of sensors.",
+    ), 8, 8)
+    lay.add(table(
+        "Components not ok",
+        [(f'hw_status_ratio{{{SITE}, hw_state!="ok"}} == 1', "")],
+        description="hw.status: one row per component whose current state is not ok.",
+        hide=["Value", "__name__", "otel_scope_name", "otel_scope_version", "instance"],
+    ), 8, 8)
+    return dashboard("millwatch-fleet", "Millwatch / Fleet overview",
+                     "Models, versions, environments and machines at a glance.", ["overview"],
+                     [*site_vars("target_info"), *model_vars()], lay)
+
+
+def model_drift() -> dict:
+    lay = Layout()
+    feature_var = query_var(
+        "feature", "Feature", f"label_values(millwatch_drift_statistic{{{MODEL}}}, feature)")
+    sel = f'{MODEL}, feature=~"$feature"'
+    lay.add(stat("Share of drifted features", f"max(millwatch_drift_share{{{MODEL}}})", unit="percentunit",
+                 steps=WARN_AT(0.000001, 0.5)), 6, 4)
+    lay.add(stat("Drifted features", f"sum(millwatch_drift_detected{{{sel}}}) or vector(0)", steps=RED_AT(1)), 6, 4)
+    lay.add(stat("Features monitored", f"count(count by (feature) (millwatch_drift_statistic{{{sel}}}))"), 6, 4)
+    lay.add(stat("Windows closed in range",
+                 f"sum(increase(millwatch_detection_windows_total{{{MODEL}}}[$__range]))"), 6, 4)
+    lay.add(timeseries(
+        "Drift statistic per feature",
+        [(f"millwatch_drift_statistic{{{sel}}}", "{{feature}} ({{test}})"),
+         (f"millwatch_drift_threshold{{{sel}}}", "threshold {{feature}} ({{test}})")],
+        description="The test statistic of each feature in each closed window; the dashed lines are the thresholds the engine decides with.",
+        overrides=[dashed("threshold.*", "red")],
+    ), 24, 10)
+    lay.add(timeseries(
+        "Share of drifted features",
+        [(f"millwatch_drift_share{{{MODEL}}}", "{{model}} {{version}}")],
+        unit="percentunit", minimum=0, maximum=1,
+    ), 12, 8)
+    lay.add(state_timeline(
+        "Drift verdict per feature",
+        [(f"max by (feature) (millwatch_drift_detected{{{sel}}})", "{{feature}}")],
+        mappings=NOT_OK_MAPPING,
+    ), 12, 8)
+    lay.add(table(
+        "Last window",
+        [(f"millwatch_drift_statistic{{{sel}}}", ""), (f"millwatch_drift_threshold{{{sel}}}", ""),
+         (f"millwatch_drift_detected{{{sel}}}", "")],
+        hide=["__name__", "instance", "job"],
+    ) | {"fieldConfig": {"defaults": {"custom": {"filterable": True}}, "overrides": [
+        {"matcher": {"id": "byName", "options": "Value #A"}, "properties": [{"id": "displayName", "value": "statistic"}]},
+        {"matcher": {"id": "byName", "options": "Value #B"}, "properties": [{"id": "displayName", "value": "threshold"}]},
+        {"matcher": {"id": "byName", "options": "Value #C"},
+         "properties": [{"id": "displayName", "value": "drift"}, {"id": "mappings", "value": NOT_OK_MAPPING},
+                        {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
+    ]}}, 24, 9)
+    return dashboard("millwatch-drift", "Millwatch / Model drift",
+                     "Drift statistic per feature against its threshold, and the share of drifted features.",
+                     ["models", "drift"], [*model_vars(), feature_var], lay)
+
+
+def model_performance() -> dict:
+    lay = Layout()
+    metric_var = query_var(
+        "metric", "Metric", f"label_values(millwatch_model_performance{{{MODEL}}}, metric)")
+    sel = f'{MODEL}, metric=~"$metric"'
+    lay.add(timeseries(
+        "Realised performance",
+        [(f"millwatch_model_performance{{{sel}}}", "{{model}} {{version}} {{metric}}")],
+        description="Computed per window once its feedback (ground truth) has arrived; late feedback updates past windows.",
+    ), 16, 10)
+    lay.add(table(
+        "Last value",
+        [(f"millwatch_model_performance{{{sel}}}", "")],
+        hide=["__name__", "instance", "job"],
+    ), 8, 10)
+    lay.add(timeseries(
+        "Prediction drift",
+        [(f'millwatch_drift_statistic{{{MODEL}, feature="prediction"}}', "{{model}} {{version}} ({{test}})"),
+         (f'millwatch_drift_threshold{{{MODEL}, feature="prediction"}}', "threshold {{model}} {{version}} ({{test}})")],
+        description="How far the distribution of the model's predictions moved from the baseline, per window.",
+        overrides=[dashed("threshold.*", "red")],
+    ), 12, 8)
+    lay.add(timeseries(
+        "Windows closed / min",
+        [(f"sum by (model, version) (rate(millwatch_detection_windows_total{{{MODEL}}}[$__rate_interval])) * 60",
+          "{{model}} {{version}}")],
+    ), 12, 8)
+    return dashboard("millwatch-performance", "Millwatch / Model performance",
+                     "Realised model metrics from feedback and the prediction distribution against the baseline.",
+                     ["models", "performance"], [*model_vars(), metric_var], lay)
+
+
+def data_quality() -> dict:
+    lay = Layout()
+    feature_var = query_var(
+        "feature", "Feature", f"label_values(millwatch_data_missing_ratio{{{MODEL}}}, feature)")
+    sel = f'{MODEL}, feature=~"$feature"'
+    lay.add(stat("Worst missing share", f"max(millwatch_data_missing_ratio{{{sel}}})", unit="percentunit",
+                 steps=WARN_AT(0.01, 0.1)), 8, 4)
+    lay.add(stat("Features with missing values", f"count(millwatch_data_missing_ratio{{{sel}}} > 0) or vector(0)",
+                 steps=RED_AT(1)), 8, 4)
+    lay.add(stat("Features checked", f"count(count by (model, version, feature) (millwatch_data_missing_ratio{{{sel}}}))"), 8, 4)
+    lay.add(timeseries(
+        "Missing share per feature",
+        [(f"millwatch_data_missing_ratio{{{sel}}}", "{{model}} {{version}} {{feature}}")],
+        unit="percentunit", minimum=0, steps=WARN_AT(0.01, 0.1),
+        description="Share of events in the window where the feature was absent, empty or NaN.",
+    ), 16, 10)
+    lay.add(table(
+        "Missing share, last window",
+        [(f"sort_desc(millwatch_data_missing_ratio{{{sel}}})", "")],
+        unit="percentunit", hide=["__name__", "instance", "job"],
+    ), 8, 10)
+    return dashboard("millwatch-data-quality", "Millwatch / Data quality",
+                     "Missing values per model, version and feature, per detection window.",
+                     ["models", "data-quality"], [*model_vars(), feature_var], lay)
+
+
+def machine_health() -> dict:
+    lay = Layout()
+    host_var = query_var("host", "Host", f'label_values(hw_temperature_celsius{{{SITE}}}, host_name)')
+    lay.add(stat("Hosts", f"count(count by (host_name) (hw_temperature_celsius{{{HOST}}})) or vector(0)"), 4, 4)
+    lay.add(stat("Hottest component", f"max(hw_temperature_celsius{{{HOST}}})", unit="celsius",
+                 steps=WARN_AT(70, 85)), 4, 4)
+    lay.add(stat("Components not ok", f'count(hw_status_ratio{{{HOST}, hw_state!="ok"}} == 1) or vector(0)',
+                 steps=RED_AT(1)), 4, 4)
+    lay.add(stat("Control-chart violations", "sum(millwatch_control_chart_violation) or vector(0)", steps=RED_AT(1),
+                 description="Machine-health rules of the detection engine currently in violation."), 4, 4)
+    lay.add(stat("Max vibration (RMS)", f"max(machine_vibration_rms_mm_per_second{{{HOST}}})", unit="velocitymms",
+                 steps=WARN_AT(4.5, 7.1), description="ISO 10816 zone boundaries as a guide."), 4, 4)
+    lay.add(stat("Parts / min", f"sum(rate(machine_parts_produced_total{{{HOST}}}[$__rate_interval])) * 60"), 4, 4)
+    lay.row("Sensors")
+    lay.add(timeseries(
+        "Temperature against limits",
+        [(f"hw_temperature_celsius{{{HOST}}}", "{{host_name}} {{hw_id}}"),
+         (f"hw_temperature_limit_celsius{{{HOST}}}", "limit {{host_name}} {{hw_id}} {{hw_limit_type}}")],
+        unit="celsius", overrides=[dashed("limit .*", "red")],
+        description="hw.temperature with the limits the hardware reports (hw.temperature.limit).",
+    ), 12, 9)
+    lay.add(timeseries(
+        "Vibration (RMS velocity)",
+        [(f"machine_vibration_rms_mm_per_second{{{HOST}}}", "{{host_name}} {{machine_id}}")],
+        unit="velocitymms", steps=WARN_AT(4.5, 7.1),
+    ), 12, 9)
+    lay.add(timeseries(
+        "Spindle load",
+        [(f"machine_spindle_load_ratio{{{HOST}}}", "{{host_name}} {{machine_id}}")],
+        unit="percentunit", minimum=0, steps=WARN_AT(0.8, 0.95),
+    ), 12, 8)
+    lay.add(timeseries(
+        "Cycle time p50 / p95",
+        [(f"histogram_quantile(0.5, sum by (le, host_name, machine_id) (rate(machine_cycle_duration_seconds_bucket{{{HOST}}}[$__rate_interval])))",
+          "p50 {{host_name}} {{machine_id}}"),
+         (f"histogram_quantile(0.95, sum by (le, host_name, machine_id) (rate(machine_cycle_duration_seconds_bucket{{{HOST}}}[$__rate_interval])))",
+          "p95 {{host_name}} {{machine_id}}")],
+        unit="s",
+    ), 12, 8)
+    lay.add(timeseries(
+        "Parts produced / min",
+        [(f"sum by (host_name, machine_id) (rate(machine_parts_produced_total{{{HOST}}}[$__rate_interval])) * 60",
+          "{{host_name}} {{machine_id}}")],
+    ), 12, 8)
+    lay.add(timeseries(
+        "Work queue",
+        [(f"machine_queue_length{{{HOST}}}", "{{host_name}} {{machine_id}}")],
+        description="machine.queue.length, an up-down counter (a gauge in Prometheus).",
+    ), 12, 8)
+    lay.row("Status and rules")
+    lay.add(state_timeline(
+        "Component status",
+        [(f'max by (host_name, hw_id, hw_state) (hw_status_ratio{{{HOST}, hw_state!="ok"}})',
+          "{{host_name}} {{hw_id}} {{hw_state}}")],
+        description="hw.status: 1 while the component is in that (not ok) state.",
+        mappings=[{"type": "value", "options": {"0": {"text": "no", "color": "green"},
+                                                 "1": {"text": "yes", "color": "red"}}}],
+    ), 12, 8)
+    lay.add(state_timeline(
+        "Control-chart violations",
+        [("max by (metric, series, rule) (millwatch_control_chart_violation)", "{{metric}} {{series}} {{rule}}")],
+        description="Shewhart / EWMA / CUSUM rules of the detection engine (1 while violated).",
+        mappings=[{"type": "value", "options": {"0": {"text": "in control", "color": "green"},
+                                                 "1": {"text": "violation", "color": "red"}}}],
+    ), 12, 8)
+    return dashboard("millwatch-machines", "Millwatch / Machine health",
+                     "Shop-floor sensors with their limits, component status and control-chart rules.",
+                     ["machines"], [*site_vars("hw_temperature_celsius"), host_var], lay)
+
+
+def collector() -> dict:
+    lay = Layout()
+    collector_var = query_var("collector", "Collector", "label_values(millwatch_receiver_requests_total, instance)")
+    c = COLLECTOR
+    lay.add(stat("Items stored / s", f"sum(rate(millwatch_receiver_items_stored_total{{{c}}}[$__rate_interval]))",
+                 unit="ops"), 4, 4)
+    lay.add(stat("Requests refused / s",
+                 f"sum(rate(millwatch_receiver_requests_refused_total{{{c}}}[$__rate_interval]))",
+                 unit="reqps", steps=RED_AT(0.001)), 4, 4)
+    lay.add(stat("Items rejected / s", f"sum(rate(millwatch_receiver_items_rejected_total{{{c}}}[$__rate_interval]))",
+                 unit="ops", steps=RED_AT(0.001)), 4, 4)
+    lay.add(stat("Queue fill", f"max(millwatch_queue_rows{{{c}}} / millwatch_queue_capacity_rows{{{c}}})",
+                 unit="percentunit", steps=WARN_AT(0.5, 0.9)), 4, 4)
+    lay.add(stat("Mean commit latency",
+                 f"sum(rate(millwatch_store_commit_seconds_total{{{c}}}[$__rate_interval])) / sum(rate(millwatch_store_commits_total{{{c}}}[$__rate_interval]))",
+                 unit="s", steps=WARN_AT(0.25, 1)), 4, 4)
+    lay.add(stat("Series dropped (cardinality)",
+                 f"sum(increase(millwatch_prometheus_series_dropped_total{{{c}}}[$__range])) or vector(0)",
+                 steps=RED_AT(1)), 4, 4)
+    lay.row("Ingest")
+    lay.add(timeseries(
+        "Requests / s",
+        [(f"sum by (signal, protocol) (rate(millwatch_receiver_requests_total{{{c}}}[$__rate_interval]))",
+          "{{signal}} {{protocol}}")], unit="reqps",
+    ), 8, 8)
+    lay.add(timeseries(
+        "Items / s",
+        [(f"sum by (signal) (rate(millwatch_receiver_items_received_total{{{c}}}[$__rate_interval]))", "received {{signal}}"),
+         (f"sum by (signal) (rate(millwatch_receiver_items_stored_total{{{c}}}[$__rate_interval]))", "stored {{signal}}"),
+         (f"sum by (signal) (rate(millwatch_receiver_items_rejected_total{{{c}}}[$__rate_interval]))", "rejected {{signal}}")],
+        unit="ops",
+    ), 8, 8)
+    lay.add(timeseries(
+        "Refused requests / s by reason",
+        [(f"sum by (reason, signal) (rate(millwatch_receiver_requests_refused_total{{{c}}}[$__rate_interval])) > 0",
+          "{{reason}} {{signal}}")], unit="reqps", stack=True,
+        description="queue_full is backpressure (clients retry); malformed, too_large and unsupported_media_type are client errors.",
+    ), 8, 8)
+    lay.row("Queue and store")
+    lay.add(timeseries(
+        "Queue",
+        [(f"millwatch_queue_rows{{{c}}}", "rows {{instance}}"),
+         (f"millwatch_queue_capacity_rows{{{c}}}", "capacity {{instance}}")],
+        overrides=[dashed("capacity.*", "red")],
+    ), 8, 8)
+    lay.add(timeseries(
+        "Commits / s and rows / s",
+        [(f"sum(rate(millwatch_store_commits_total{{{c}}}[$__rate_interval]))", "commits"),
+         (f"sum(rate(millwatch_store_committed_rows_total{{{c}}}[$__rate_interval]))", "rows")],
+        unit="ops", overrides=[{"matcher": {"id": "byName", "options": "rows"},
+                                "properties": [{"id": "custom.axisPlacement", "value": "right"}]}],
+    ), 8, 8)
+    lay.add(timeseries(
+        "Commits within a latency",
+        [(f"sum by (le) (rate(millwatch_store_commits_within_seconds{{{c}}}[$__rate_interval])) / scalar(sum(rate(millwatch_store_commits_total{{{c}}}[$__rate_interval])))",
+          "≤ {{le}} s")],
+        unit="percentunit", minimum=0, maximum=1,
+        description="Share of group commits that took at most `le` seconds.",
+    ), 8, 8)
+    lay.row("Prometheus exposition")
+    lay.add(timeseries(
+        "Series dropped by the cardinality limit",
+        [(f"sum by (metric) (rate(millwatch_prometheus_series_dropped_total{{{c}}}[$__rate_interval]))", "{{metric}}")],
+        description="`exporters.prometheus.max_series_per_metric` reached: points of new series are not exposed.",
+    ), 12, 8)
+    lay.add(timeseries(
+        "OTLP points not exposed",
+        [(f"sum by (reason) (rate(millwatch_prometheus_points_dropped_total{{{c}}}[$__rate_interval]))", "{{reason}}")],
+        description="Delta up-down sums and delta exponential histograms (as the specification says), malformed points, type conflicts.",
+    ), 12, 8)
+    return dashboard("millwatch-collector", "Millwatch / Collector",
+                     "The collector's own health: ingest, refusals, queue, store latency, exposition limits.",
+                     ["self"], [collector_var], lay)
+
+
+DASHBOARDS = {
+    "fleet-overview.json": fleet_overview,
+    "model-drift.json": model_drift,
+    "model-performance.json": model_performance,
+    "data-quality.json": data_quality,
+    "machine-health.json": machine_health,
+    "collector.json": collector,
+}
+
+
+def render(build) -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for name, build in DASHBOARDS.items():
+        path = HERE / name
+        text = render(build)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"out of date (run python3 dashboards/build.py): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
