@@ -59,6 +59,26 @@ def query_var(name: str, label: str, query: str, multi: bool = True) -> dict:
     }
 
 
+def textbox_var(name: str, label: str, default: str, description: str) -> dict:
+    return {
+        "name": name,
+        "label": label,
+        "type": "textbox",
+        "description": description,
+        "query": default,
+        "current": {"selected": False, "text": default, "value": default},
+        "options": [{"selected": True, "text": default, "value": default}],
+        "hide": 0,
+    }
+
+
+def threshold_var() -> dict:
+    return textbox_var(
+        "threshold", "Drift threshold", "0.1",
+        "Drawn as a dashed line: the live default flags a KS statistic of at least 0.1 (with a "
+        "corrected p-value under 0.05); set the threshold of the test you look at.")
+
+
 def site_vars(metric: str) -> list[dict]:
     return [
         query_var("site", "Site", f"label_values({metric}, site_name)"),
@@ -323,15 +343,18 @@ def fleet_overview() -> dict:
     lay = Layout()
     lay.row("At a glance")
     lay.add(stat("Models", "count(count by (model) (millwatch_drift_share))",
-                 description="Models with at least one closed detection window."), 4, 4)
-    lay.add(stat("Model versions", "count(count by (model, version) (millwatch_drift_share))"), 4, 4)
+                 description="Models with at least one closed detection window."), 3, 4)
+    lay.add(stat("Model versions", "count(count by (model, version) (millwatch_drift_share))"), 3, 4)
     lay.add(stat("Versions with drift", f"count(millwatch_drift_share{{{MODEL}}} > 0) or vector(0)",
-                 steps=RED_AT(1), description="Versions whose last window flagged at least one feature."), 4, 4)
-    lay.add(stat("Machines reporting", f"count(count by (host_name) (hw_temperature_celsius{{{SITE}}})) or vector(0)"), 4, 4)
+                 steps=RED_AT(1), description="Versions whose last window flagged at least one feature."), 3, 4)
+    lay.add(stat("Versions performing worse", f"count(max by (model, version) (millwatch_model_performance_degraded{{{MODEL}}}) == 1) or vector(0)",
+                 steps=RED_AT(1), description="Versions whose newest labelled window performs significantly worse than the baseline."), 3, 4)
+    lay.add(stat("Machines reporting", f"count(count by (host_name) (hw_temperature_celsius{{{SITE}}})) or vector(0)"), 3, 4)
     lay.add(stat("Components not ok", f'count(hw_status_ratio{{{SITE}, hw_state!="ok"}} == 1) or vector(0)',
-                 steps=RED_AT(1), description="hw.status series whose current state is not `ok`."), 4, 4)
+                 steps=RED_AT(1), description="hw.status series whose current state is not `ok`."), 3, 4)
+    lay.add(stat("Machine-health rules firing", "sum(millwatch_machine_health_alert) or vector(0)", steps=RED_AT(1)), 3, 4)
     lay.add(stat("Items stored / s", "sum(rate(millwatch_receiver_items_stored_total[$__rate_interval]))",
-                 unit="ops", description="Data points, log records and spans committed by all collectors."), 4, 4)
+                 unit="ops", description="Data points, log records and spans committed by all collectors."), 3, 4)
     lay.row("Models")
     lay.add(table(
         "Models and versions",
@@ -404,9 +427,9 @@ def model_drift() -> dict:
     lay.add(timeseries(
         "Drift statistic per feature",
         [(f"millwatch_drift_statistic{{{sel}}}", "{{feature}} ({{test}})"),
-         (f"millwatch_drift_threshold{{{sel}}}", "threshold {{feature}} ({{test}})")],
-        description="The test statistic of each feature in each closed window; the dashed lines are the thresholds the engine decides with.",
-        overrides=[dashed("threshold.*", "red")],
+         ("vector($threshold)", "threshold")],
+        description="The test statistic of each feature in each closed window; the dashed line is the threshold variable.",
+        overrides=[dashed("threshold", "red")],
     ), 24, 10)
     lay.add(timeseries(
         "Share of drifted features",
@@ -420,19 +443,17 @@ def model_drift() -> dict:
     ), 12, 8)
     lay.add(table(
         "Last window",
-        [(f"millwatch_drift_statistic{{{sel}}}", ""), (f"millwatch_drift_threshold{{{sel}}}", ""),
-         (f"millwatch_drift_detected{{{sel}}}", "")],
+        [(f"millwatch_drift_statistic{{{sel}}}", ""), (f"millwatch_drift_detected{{{sel}}}", "")],
         hide=["__name__", "instance", "job"],
     ) | {"fieldConfig": {"defaults": {"custom": {"filterable": True}}, "overrides": [
         {"matcher": {"id": "byName", "options": "Value #A"}, "properties": [{"id": "displayName", "value": "statistic"}]},
-        {"matcher": {"id": "byName", "options": "Value #B"}, "properties": [{"id": "displayName", "value": "threshold"}]},
-        {"matcher": {"id": "byName", "options": "Value #C"},
+        {"matcher": {"id": "byName", "options": "Value #B"},
          "properties": [{"id": "displayName", "value": "drift"}, {"id": "mappings", "value": NOT_OK_MAPPING},
                         {"id": "custom.cellOptions", "value": {"type": "color-background"}}]},
     ]}}, 24, 9)
     return dashboard("millwatch-drift", "Millwatch / Model drift",
                      "Drift statistic per feature against its threshold, and the share of drifted features.",
-                     ["models", "drift"], [*model_vars(), feature_var], lay)
+                     ["models", "drift"], [*model_vars(), feature_var, threshold_var()], lay)
 
 
 def model_performance() -> dict:
@@ -452,10 +473,22 @@ def model_performance() -> dict:
     ), 8, 10)
     lay.add(timeseries(
         "Prediction drift",
-        [(f'millwatch_drift_statistic{{{MODEL}, feature="prediction"}}', "{{model}} {{version}} ({{test}})"),
-         (f'millwatch_drift_threshold{{{MODEL}, feature="prediction"}}', "threshold {{model}} {{version}} ({{test}})")],
-        description="How far the distribution of the model's predictions moved from the baseline, per window.",
-        overrides=[dashed("threshold.*", "red")],
+        [(f'millwatch_drift_statistic{{{MODEL}, feature="ml.prediction"}}', "{{model}} {{version}} ({{test}})"),
+         ("vector($threshold)", "threshold")],
+        description="How far the distribution of the model's predictions (column ml.prediction) moved from the baseline, per window.",
+        overrides=[dashed("threshold", "red")],
+    ), 12, 8)
+    lay.add(state_timeline(
+        "Prediction drift verdict",
+        [(f'max by (model, version) (millwatch_drift_detected{{{MODEL}, feature="ml.prediction"}})', "{{model}} {{version}}")],
+        mappings=NOT_OK_MAPPING,
+    ), 12, 8)
+    lay.add(state_timeline(
+        "Performance significantly worse than baseline",
+        [(f"max by (model, version, metric) (millwatch_model_performance_degraded{{{sel}}})",
+          "{{model}} {{version}} {{metric}}")],
+        mappings=[{"type": "value", "options": {"0": {"text": "as baseline", "color": "green"},
+                                                 "1": {"text": "degraded", "color": "red"}}}],
     ), 12, 8)
     lay.add(timeseries(
         "Windows closed / min",
@@ -464,7 +497,7 @@ def model_performance() -> dict:
     ), 12, 8)
     return dashboard("millwatch-performance", "Millwatch / Model performance",
                      "Realised model metrics from feedback and the prediction distribution against the baseline.",
-                     ["models", "performance"], [*model_vars(), metric_var], lay)
+                     ["models", "performance"], [*model_vars(), metric_var, threshold_var()], lay)
 
 
 def data_quality() -> dict:
@@ -501,8 +534,8 @@ def machine_health() -> dict:
                  steps=WARN_AT(70, 85)), 4, 4)
     lay.add(stat("Components not ok", f'count(hw_status_ratio{{{HOST}, hw_state!="ok"}} == 1) or vector(0)',
                  steps=RED_AT(1)), 4, 4)
-    lay.add(stat("Control-chart violations", "sum(millwatch_control_chart_violation) or vector(0)", steps=RED_AT(1),
-                 description="Machine-health rules of the detection engine currently in violation."), 4, 4)
+    lay.add(stat("Rules firing", "(sum(millwatch_machine_health_alert) or vector(0)) + (sum(millwatch_control_chart_violation) or vector(0))",
+                 steps=RED_AT(1), description="Machine-health rules and control-chart rules of the detection engine currently firing."), 4, 4)
     lay.add(stat("Max vibration (RMS)", f"max(machine_vibration_rms_mm_per_second{{{HOST}}})", unit="velocitymms",
                  steps=WARN_AT(4.5, 7.1), description="ISO 10816 zone boundaries as a guide."), 4, 4)
     lay.add(stat("Parts / min", f"sum(rate(machine_parts_produced_total{{{HOST}}}[$__rate_interval])) * 60"), 4, 4)
@@ -558,6 +591,13 @@ def machine_health() -> dict:
         mappings=[{"type": "value", "options": {"0": {"text": "in control", "color": "green"},
                                                  "1": {"text": "violation", "color": "red"}}}],
     ), 12, 8)
+    lay.add(state_timeline(
+        "Machine-health rules",
+        [("max by (rule, metric, series) (millwatch_machine_health_alert)", "{{rule}} {{metric}} {{series}}")],
+        description="Thresholds with hysteresis, rate of change, charts and absence rules (1 while firing).",
+        mappings=[{"type": "value", "options": {"0": {"text": "ok", "color": "green"},
+                                                 "1": {"text": "firing", "color": "red"}}}],
+    ), 24, 8)
     return dashboard("millwatch-machines", "Millwatch / Machine health",
                      "Shop-floor sensors with their limits, component status and control-chart rules.",
                      ["machines"], [*site_vars("hw_temperature_celsius"), host_var], lay)
@@ -633,6 +673,21 @@ def collector() -> dict:
         [(f"sum by (reason) (rate(millwatch_prometheus_points_dropped_total{{{c}}}[$__rate_interval]))", "{{reason}}")],
         description="Delta up-down sums and delta exponential histograms (as the specification says), malformed points, type conflicts.",
     ), 12, 8)
+    lay.row("Detection engine")
+    lay.add(timeseries(
+        "Detection lag (events)",
+        [(f"millwatch_detection_lag_events{{{c}}}", "{{instance}}")],
+        description="Stored inference events the detection engine has not read yet: a slow detector shows here, never as refused requests.",
+    ), 8, 8)
+    lay.add(timeseries(
+        "Detection lag (age)",
+        [(f"millwatch_detection_lag_seconds{{{c}}}", "{{instance}}")], unit="s",
+    ), 8, 8)
+    lay.add(timeseries(
+        "Windows closed / min",
+        [(f"sum by (model, version) (rate(millwatch_detection_windows_total{{{c}}}[$__rate_interval])) * 60",
+          "{{model}} {{version}}")],
+    ), 8, 8)
     return dashboard("millwatch-collector", "Millwatch / Collector",
                      "The collector's own health: ingest, refusals, queue, store latency, exposition limits.",
                      ["self"], [collector_var], lay)

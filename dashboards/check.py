@@ -76,10 +76,14 @@ class Dashboard:
         return sorted(names)
 
 
-def expand(expr: str) -> str:
+def expand(expr: str, values: dict[str, str] | None = None) -> str:
+    """Replaces every variable: built-ins by an interval, textbox/custom/constant variables by
+    their default, query variables by VARIABLE_VALUE."""
+    values = values or {}
+
     def sub(m: re.Match) -> str:
         name = m.group(1) or m.group(2) or m.group(3)
-        return BUILTINS.get(name, VARIABLE_VALUE)
+        return BUILTINS.get(name) or values.get(name) or VARIABLE_VALUE
 
     return VAR_RE.sub(sub, expr)
 
@@ -128,19 +132,22 @@ def walk_panels(panels: list[dict]):
 def load(path: Path) -> Dashboard:
     doc = json.loads(path.read_text())
     d = Dashboard(file=path.name, uid=doc["uid"], title=doc["title"])
-    for var in doc.get("templating", {}).get("list", []):
+    variables = doc.get("templating", {}).get("list", [])
+    values = {v["name"]: str(v["query"]).split(",")[0].strip() for v in variables
+              if v.get("type") in ("textbox", "custom", "constant") and v.get("query")}
+    for var in variables:
         if var.get("type") != "query":
             continue
         q = var["query"]["query"] if isinstance(var["query"], dict) else var["query"]
         inner = variable_expression(q)
         if inner is not None:
-            d.expressions.append(Expression(d.file, f"variable {var['name']}", q, expand(inner)))
+            d.expressions.append(Expression(d.file, f"variable {var['name']}", q, expand(inner, values)))
     for p in walk_panels(doc.get("panels", [])):
         for t in p.get("targets", []):
             expr = t.get("expr")
             if expr:
                 where = f"panel {p.get('id')} '{p.get('title')}' {t.get('refId')}"
-                d.expressions.append(Expression(d.file, where, expr, expand(expr)))
+                d.expressions.append(Expression(d.file, where, expr, expand(expr, values)))
     return d
 
 

@@ -499,10 +499,10 @@ def test_remote_write_into_real_prometheus_survives_receiver_outage(make_collect
 # Series of the detection engine (issue 4): on /metrics only once a model's windows close, so
 # this scenario (machine metrics, no inference events) cannot show them.
 DETECTOR_SERIES = {
-    "millwatch_drift_statistic", "millwatch_drift_threshold", "millwatch_drift_detected",
-    "millwatch_drift_share", "millwatch_data_missing_ratio", "millwatch_model_performance",
-    "millwatch_control_chart_violation", "millwatch_detection_windows_total",
-    "millwatch_detection_lag_events",
+    "millwatch_drift_statistic", "millwatch_drift_detected", "millwatch_drift_share",
+    "millwatch_data_missing_ratio", "millwatch_model_performance", "millwatch_model_performance_degraded",
+    "millwatch_control_chart_violation", "millwatch_machine_health_alert",
+    "millwatch_detection_windows_total", "millwatch_detection_lag_events", "millwatch_detection_lag_seconds",
 }
 
 
@@ -572,8 +572,115 @@ def test_dashboard_metric_names_are_on_metrics(make_collector):
     rules_ok, output = dashboards_check.check_rules(dashboards)
     assert rules_ok, output
     missing = dashboards_check.missing(dashboards, text)
-    assert "collector.json" not in missing, missing["collector.json"]
     not_detector = {f: sorted(set(names) - DETECTOR_SERIES) for f, names in missing.items()}
     assert not any(not_detector.values()), f"dashboard metrics not on /metrics: {not_detector}"
-    # the machine-health dashboard misses at most the control-chart series
-    assert set(missing.get("machine-health.json", [])) <= {"millwatch_control_chart_violation"}
+    # the machine-health dashboard misses at most the detection engine's rule series
+    assert set(missing.get("machine-health.json", [])) <= {"millwatch_control_chart_violation",
+                                                          "millwatch_machine_health_alert"}
+
+
+# --- 5. with the detection engine: every dashboard series, and promtool on all of them --------
+MODEL, VERSION = "defect-detector", "3.2.1"
+BASELINE, WINDOW = 200, 200
+
+
+def detection_config() -> str:
+    return f"""
+detection:
+  baseline_events: {BASELINE}
+  window_events: {WINDOW}
+  min_samples: 30
+  poll_interval: 100ms
+  performance_interval: 1s
+  performance_min_labels: 30
+  machine_health:
+    - name: spindle-hot
+      metric: hw.temperature
+      attributes: {{hw.id: spindle-0}}
+      check: {{kind: threshold, above: 41.0, hysteresis: 0.5}}
+    - name: spindle-drift
+      metric: hw.temperature
+      attributes: {{hw.id: spindle-0}}
+      check: {{kind: chart, chart: {{kind: shewhart}}, reference_points: 5}}
+"""
+
+
+def binary_has_detection() -> bool:
+    from collector import millwatch_bin  # noqa: PLC0415
+
+    r = subprocess.run([millwatch_bin(), "run", "--print-config"], capture_output=True, text=True, timeout=60)
+    return r.returncode == 0 and "\ndetection:" in "\n" + r.stdout
+
+
+def send_inferences(collector, n: int, shift_after: int) -> None:
+    """n inference events of one model version with feedback; `temperature` shifts after
+    `shift_after` events; `humidity` is missing in one event of ten."""
+    from opentelemetry.sdk._logs import LoggerProvider  # noqa: PLC0415
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor  # noqa: PLC0415
+
+    from pysdk import RecGrpcLogs  # noqa: PLC0415
+
+    sent = Sent()
+    provider = LoggerProvider(resource=Resource.create(resource_attrs("defect-detection")))
+    provider.add_log_record_processor(BatchLogRecordProcessor(
+        RecGrpcLogs(sent, endpoint=collector.grpc_endpoint, insecure=True, timeout=30)))
+    logger = provider.get_logger("millwatch.e2e.inference", "2.0.0")
+    base = time.time_ns() - 3_600_000_000_000
+    for i in range(n):
+        shifted = i >= shift_after
+        temperature = 20.0 + (i * 7919 % 100) / 10 + (15.0 if shifted else 0.0)
+        attrs = {
+            "ml.model.name": MODEL, "ml.model.version": VERSION, "ml.inference.id": f"inf-{i}",
+            "ml.feature.temperature": temperature,
+            "ml.feature.material": ["steel", "aluminium", "titanium"][i % 3],
+            "ml.prediction": "scratch" if temperature > 25 else "ok",
+            "ml.prediction.score": 0.5,
+        }
+        if i % 10:
+            attrs["ml.feature.humidity"] = 40.0 + i % 7
+        t = base + i * 1_000_000
+        logger.emit(timestamp=t, event_name="ml.inference", attributes=attrs)
+        label = attrs["ml.prediction"] if i % 4 else "dent"
+        logger.emit(timestamp=t + 1_000, event_name="ml.feedback",
+                    attributes={"ml.model.name": MODEL, "ml.inference.id": f"inf-{i}", "ml.label": label})
+    assert provider.force_flush(60_000), "logs force_flush timed out"
+    provider.shutdown()
+    sent.assert_all_succeeded()
+
+
+def test_every_dashboard_series_with_the_detection_engine(make_collector):
+    """promtool: Debian's prometheus package. Inference events and feedback through the SDK
+    close detection windows, machine metrics trip a threshold rule and a Shewhart chart; then
+    every series of every dashboard is on /metrics, and promtool accepts all of /metrics."""
+    if not binary_has_detection():
+        pytest.skip("this millwatch binary has no detection engine (issue 4): detector series cannot exist")
+    collector = make_collector(detection_config())
+    sdk = Machines(collector)
+    try:
+        for _ in range(12):  # spindle-0: 40.0, 40.25, ... 42.75 (over 41 from round 5)
+            sdk.round()
+        sdk.sent.assert_all_succeeded()
+    finally:
+        sdk.close()
+    send_inferences(collector, BASELINE + 2 * WINDOW, shift_after=BASELINE + WINDOW)
+
+    dashboards = dashboards_check.load_all()
+    wanted = set().union(*(d.metrics for d in dashboards))
+    deadline = time.monotonic() + PEER_TIMEOUT_S
+    while True:
+        text = get_metrics(collector).text
+        gone = wanted - dashboards_check.exposed_names(text)
+        if not gone or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert not gone, f"dashboard series not on /metrics: {sorted(gone)}"
+    promtool_check_metrics(text)
+
+    _, samples = parse(text)
+    assert value(samples, "millwatch_detection_windows_total", model=MODEL, version=VERSION) >= 2
+    assert value(samples, "millwatch_drift_detected", model=MODEL, version=VERSION, feature="temperature") == 1
+    assert value(samples, "millwatch_drift_detected", model=MODEL, version=VERSION, feature="material") == 0
+    assert value(samples, "millwatch_data_missing_ratio", model=MODEL, version=VERSION, feature="humidity") == 0.1
+    assert value(samples, "millwatch_machine_health_alert", rule="spindle-hot", metric="hw.temperature") == 1
+    assert any(n == "millwatch_control_chart_violation" and v == 1 and ls.get("health_rule") == "spindle-drift"
+               for n, ls, v in samples), "the Shewhart chart on the ramp flagged nothing"
