@@ -58,6 +58,8 @@ class Sender(threading.Thread):
                         self._send_http(session, req)
                 except (requests.RequestException, ConnectionError) as e:
                     self.failed.append((req, repr(e)))
+                if self.refused and self.refused[-1][0] is req:
+                    time.sleep(0.05)  # a short pause, as a client backing off would (shorter than the hint)
         finally:
             session.close()
             if channel is not None:
