@@ -33,7 +33,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(stats))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::detection::api::router(state.store.clone()))
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {

@@ -345,7 +345,7 @@ async fn send_one(args: &IngestArgs, load: &Load, target: &str) -> anyhow::Resul
 
 async fn worker(protocol: BenchProtocol, gzip: bool, load: Arc<Load>, target: String, deadline: Instant) -> WorkerResult {
     let mut result = WorkerResult::default();
-    let mut record = |r: anyhow::Result<()>, took: Duration, result: &mut WorkerResult| match r {
+    let record = |r: anyhow::Result<()>, took: Duration, result: &mut WorkerResult| match r {
         Ok(()) => {
             result.ok += 1;
             result.latencies_us.push(took.as_micros() as u64);

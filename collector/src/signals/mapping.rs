@@ -194,7 +194,7 @@ fn map_metric(cx: &mut Context<'_>, metric: &Metric, resource_id: u64, scope_id:
     h.update(metric.unit.as_bytes());
     h.update(&[metric_type as u8]);
     let metric_seed = h.digest();
-    let mut series = |cx: &mut Context<'_>, attrs: &[KeyValue]| -> u64 {
+    let series = |cx: &mut Context<'_>, attrs: &[KeyValue]| -> u64 {
         let id = attributes_hash(metric_seed, attrs);
         if cx.seen.insert(id) && !is_known(&cx.known.series, id) {
             let mut json = String::with_capacity(64);

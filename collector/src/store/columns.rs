@@ -184,14 +184,6 @@ pub fn scopes(rows: &[&ScopeRow]) -> Result<RecordBatch, ArrowError> {
 pub fn inferences(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBatch, ArrowError> {
     use Kind::*;
     let n = rows.len();
-    let number = |r: &&InferenceRow| match r.prediction {
-        Prediction::Number(v) => Some(v),
-        Prediction::Class(_) => None,
-    };
-    let class = |r: &&InferenceRow| match &r.prediction {
-        Prediction::Class(c) => Some(c.as_str()),
-        Prediction::Number(_) => None,
-    };
     batch(
         &[
             ("event_id", U64),
@@ -218,8 +210,14 @@ pub fn inferences(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordB
             strings(n, rows.iter().map(|r| Some(r.model.as_str()))),
             strings(n, rows.iter().map(|r| Some(r.version.as_str()))),
             strings(n, rows.iter().map(|r| r.inference_id.as_deref())),
-            f64s(n, rows.iter().map(number)),
-            strings(n, rows.iter().map(class)),
+            f64s(n, rows.iter().map(|r| match r.prediction {
+                Prediction::Number(v) => Some(v),
+                Prediction::Class(_) => None,
+            })),
+            strings(n, rows.iter().map(|r| match &r.prediction {
+                Prediction::Class(c) => Some(c.as_str()),
+                Prediction::Number(_) => None,
+            })),
             f64s(n, rows.iter().map(|r| r.score)),
             f64s(n, rows.iter().map(|r| r.duration_s)),
             u32s(n, rows.iter().map(|r| Some(r.features.len() as u32))),

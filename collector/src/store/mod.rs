@@ -55,7 +55,8 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
 /// already stored that mapping needs to know.
 pub struct Store {
     pub path: PathBuf,
-    conn: Connection,
+    /// Kept only to open more connections to the same database instance.
+    conn: Mutex<Connection>,
     reader: Mutex<Connection>,
     pub known: Arc<KnownIds>,
 }
@@ -70,7 +71,7 @@ impl Store {
         migrate(&conn, &path)?;
         let known = Arc::new(load_known(&conn)?);
         let reader = Mutex::new(conn.try_clone()?);
-        Ok(Store { path, conn, reader, known })
+        Ok(Store { path, conn: Mutex::new(conn), reader, known })
     }
 
     /// Runs `f` on the read connection.
@@ -81,7 +82,8 @@ impl Store {
 
     /// A fresh connection to the same database, for a task that reads on its own.
     pub fn connect(&self) -> Result<Connection> {
-        Ok(self.conn.try_clone()?)
+        let conn = self.conn.lock().map_err(|_| StoreError::Write("connection poisoned".into()))?;
+        Ok(conn.try_clone()?)
     }
 
     /// Stored rows per table.
@@ -96,7 +98,7 @@ impl Store {
 
     /// Starts the writer thread; the store's own connection moves to it.
     pub fn start_writer(self, options: writer::WriterOptions) -> Result<(StoreHandle, Arc<Store>)> {
-        let writer_conn = self.conn.try_clone()?;
+        let writer_conn = self.connect()?;
         let store = Arc::new(self);
         let handle = writer::spawn(writer_conn, store.known.clone(), options)?;
         Ok((handle, store))

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use prost::bytes::{Buf, BufMut};
+use prost::bytes::Buf;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
@@ -137,7 +137,7 @@ where
                 return Ok(Status::unimplemented("unknown method").into_http());
             }
             let telemetry = ingest.telemetry.clone();
-            let mut grpc = Grpc::new(OtlpCodec::<S::Response, S::Request>::default())
+            let mut grpc = Grpc::new(OtlpCodec::<S::Request, S::Response>::default())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(max)
