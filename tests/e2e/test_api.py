@@ -1,12 +1,8 @@
 """The HTTP API next to the receivers: health, readiness, /api/v1/stats counts that match DuckDB,
-and /metrics that Prometheus' own promtool accepts."""
+and /metrics counters that count what was stored (test_prometheus.py runs promtool on /metrics)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-
-import pytest
 import requests
 
 from otlp import log_record, logs_request, inference_attrs
@@ -14,7 +10,6 @@ from rawhttp import PROTOBUF, post, send, send_ok
 from storecheck import count_rows
 from traffic import RESOURCE, Traffic
 
-PROMTOOL = "/usr/bin/promtool"
 TABLES = ["inferences", "inference_features", "feedback", "logs", "metric_points", "metric_distributions", "spans"]
 
 
@@ -49,17 +44,13 @@ def test_stats_count_what_is_stored_accepted_and_refused(collector):
     assert stats["refused_requests"] == 1, stats
 
 
-@pytest.mark.skipif(not os.access(PROMTOOL, os.X_OK), reason="promtool is installed by scripts/test")
-def test_metrics_pass_promtool_and_count_items(collector):
+def test_metrics_count_stored_items(collector):
     t = Traffic()
     send_ok(collector, t.inferences(3))
     send_ok(collector, t.metrics(4))
     r = requests.get(f"{collector.api_base}/metrics", timeout=10)
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/plain")
-    check = subprocess.run([PROMTOOL, "check", "metrics"], input=r.text, capture_output=True, text=True, timeout=60)
-    # promtool exits 1 for lint findings too; only errors (exit 2 / "error") fail the format
-    assert "error" not in (check.stdout + check.stderr).lower(), check.stdout + check.stderr
     stored = {}
     for line in r.text.splitlines():
         if line.startswith("millwatch_receiver_items_stored_total{"):
