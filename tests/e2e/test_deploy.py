@@ -5,14 +5,13 @@ here (no container engine on the test machines)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from collector import millwatch_bin
 
@@ -23,19 +22,6 @@ YAML_FILES = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml"), *(ROOT / "
 
 
 def load_yaml_documents(path: Path) -> list:
-    """All documents of a YAML file, with PyYAML from this venv or, failing that, from the
-    system's python3 (Debian's python3-yaml)."""
-    try:
-        import yaml  # noqa: PLC0415
-    except ImportError:
-        py = shutil.which("python3")
-        probe = py and subprocess.run([py, "-c", "import yaml"], capture_output=True).returncode == 0
-        if not probe:
-            pytest.skip("PyYAML is not installed (add PyYAML to tests/e2e/requirements.txt)")
-        code = "import json, sys, yaml; json.dump(list(yaml.safe_load_all(open(sys.argv[1]))), sys.stdout)"
-        r = subprocess.run([py, "-c", code, str(path)], capture_output=True, text=True)
-        assert r.returncode == 0, f"{path}: {r.stderr}"
-        return json.loads(r.stdout)
     with open(path) as f:
         return list(yaml.safe_load_all(f))
 
