@@ -33,8 +33,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(stats))
-        .with_state(state.clone())
-        .merge(crate::detection::api::router(state.store.clone()))
+        .with_state(state)
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {

@@ -1,0 +1,487 @@
+//! The engine: a thread of its own that follows the store by `event_id`, gathers each model
+//! version's baseline and windows, decides every closed window, and commits the results with
+//! the state they lead to in one transaction. Ingest never waits on it: a slow engine shows as
+//! lag (`millwatch_detection_lag_events`), never as a refused request.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+use millwatch_detectors::drift::ColumnOverride;
+use millwatch_exporters::prometheus::MetricsExposition;
+
+use super::baseline::{Baseline, Origin};
+use super::config::{BaselineSource, DetectionConfig};
+use super::machine_health::MachineHealth;
+use super::model_drift::{self, DriftSettings};
+use super::performance;
+use super::results::{self, Finding, Gauges, Scope};
+use super::state::{self, ClosedWindow, EngineState, ModelRecord};
+use super::windows::{read_events, Event, ModelKey, Selection, Window};
+use super::{DetectionError, Result};
+use crate::pipeline::now_ns;
+
+/// How one model version is watched, from the defaults and its `models:` entry.
+#[derive(Debug, Clone)]
+struct Settings {
+    baseline_events: usize,
+    window_events: usize,
+    baseline_file: Option<std::path::PathBuf>,
+    compare_with_previous_version: bool,
+    drift: DriftSettings,
+}
+
+struct ModelState {
+    settings: Settings,
+    baseline: Option<Baseline>,
+    open: Window,
+    windows_closed: u64,
+    events_seen: u64,
+    last_event_id: Option<u64>,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub events: usize,
+    pub windows_closed: usize,
+    pub baselines_ready: usize,
+}
+
+pub struct Engine {
+    conn: Connection,
+    config: DetectionConfig,
+    gauges: Gauges,
+    cursor: Option<u64>,
+    models: BTreeMap<ModelKey, ModelState>,
+    health: MachineHealth,
+    behind_since: Option<Instant>,
+    /// Per model version, the model's feedback count and the windows closed at the last
+    /// performance pass: unchanged, there is nothing to re-evaluate.
+    performance_seen: HashMap<ModelKey, (u64, u64)>,
+}
+
+impl Engine {
+    /// Opens the engine on its own connection and restores its persisted state: baselines are
+    /// loaded and each open window is read back from the store up to the cursor.
+    pub fn open(conn: Connection, config: DetectionConfig, exposition: &MetricsExposition) -> Result<Engine> {
+        let gauges = Gauges::register(exposition).map_err(|e| DetectionError::Metrics(e.to_string()))?;
+        let saved = state::load(&conn)?;
+        let health = MachineHealth::new(&config.machine_health, saved.health.clone(), gauges.clone())?;
+        let mut engine = Engine { conn, config, gauges, cursor: saved.cursor, models: BTreeMap::new(), health, behind_since: None, performance_seen: HashMap::new() };
+        for rec in saved.models {
+            let key = ModelKey { model: rec.model.clone(), version: rec.version.clone() };
+            let settings = engine.settings(&key);
+            let baseline = if rec.baseline_ready { state::load_baseline(&engine.conn, &key)? } else { None };
+            let mut open = Window::default();
+            if let (Some(first), Some(cursor)) = (rec.open_first_event_id, engine.cursor) {
+                open.events = read_events(&engine.conn, Selection::Range { key: &key, first, last: cursor })?
+                    .into_iter()
+                    .map(|(_, e)| e)
+                    .collect();
+                if open.len() != rec.open_events {
+                    tracing::warn!(model = %key.model, version = %key.version, expected = rec.open_events, found = open.len(),
+                        "the open window lost events to retention before the restart");
+                }
+            }
+            engine.gauges.windows.set(&[("model", &key.model), ("version", &key.version)], rec.windows_closed as f64);
+            engine.models.insert(
+                key,
+                ModelState {
+                    settings,
+                    baseline,
+                    open,
+                    windows_closed: rec.windows_closed,
+                    events_seen: rec.events_seen,
+                    last_event_id: rec.last_event_id,
+                },
+            );
+        }
+        Ok(engine)
+    }
+
+    /// The last event id accounted for.
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor
+    }
+
+    fn settings(&self, key: &ModelKey) -> Settings {
+        let c = &self.config;
+        // A version-specific entry wins over one for every version.
+        let entry = c
+            .models
+            .iter()
+            .filter(|m| m.name == key.model && m.version.as_ref().is_none_or(|v| *v == key.version))
+            .max_by_key(|m| m.version.is_some());
+        let (baseline_events, baseline_file) = match entry.and_then(|m| m.baseline.as_ref()) {
+            Some(BaselineSource::FirstEvents(n)) => (n.get(), None),
+            Some(BaselineSource::File(p)) => (c.baseline_events.get(), Some(p.clone())),
+            None => (c.baseline_events.get(), None),
+        };
+        Settings {
+            baseline_events,
+            window_events: entry.and_then(|m| m.window_events).unwrap_or(c.window_events).get(),
+            baseline_file,
+            compare_with_previous_version: entry.is_some_and(|m| m.compare_with_previous_version),
+            drift: DriftSettings {
+                rule: c.rule.rule(),
+                min_samples: entry.and_then(|m| m.min_samples).unwrap_or(c.min_samples).get(),
+                ignore: entry.map(|m| m.ignore_features.iter().cloned().collect()).unwrap_or_else(HashSet::new),
+                overrides: entry
+                    .map(|m| {
+                        m.features
+                            .iter()
+                            .map(|(name, f)| (name.clone(), ColumnOverride { test: f.test.map(|t| t.0), threshold: f.threshold }))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+        }
+    }
+
+    /// A model version seen for the first time: its settings, and its baseline when that does
+    /// not come from its own first events.
+    fn new_model(&self, key: &ModelKey) -> ModelState {
+        let settings = self.settings(key);
+        let mut baseline = None;
+        if let Some(path) = &settings.baseline_file {
+            match crate::offline_drift::read_dataset(path) {
+                Ok(data) => {
+                    baseline = Some(Baseline {
+                        origin: Origin::File(path.display().to_string()),
+                        first_event_id: None,
+                        last_event_id: None,
+                        data,
+                    })
+                }
+                // The version is still watched, against its own first events.
+                Err(e) => tracing::error!(model = %key.model, version = %key.version, file = %path.display(), error = %format!("{e:#}"),
+                    "cannot read the baseline file; using the version's first events"),
+            }
+        } else if settings.compare_with_previous_version {
+            let previous = self
+                .models
+                .iter()
+                .filter(|(k, m)| k.model == key.model && k.version != key.version && m.baseline.is_some())
+                .max_by_key(|(_, m)| m.last_event_id);
+            if let Some((k, m)) = previous {
+                if let Some(b) = &m.baseline {
+                    baseline = Some(Baseline { origin: Origin::PreviousVersion(k.version.clone()), ..b.clone() });
+                }
+            }
+        }
+        ModelState {
+            settings,
+            baseline,
+            open: Window::default(),
+            windows_closed: 0,
+            events_seen: 0,
+            last_event_id: None,
+        }
+    }
+
+    /// One pass: reads up to `batch_events` new events, closes the windows they fill, and
+    /// commits results and state together.
+    pub fn step(&mut self) -> Result<Pass> {
+        let limit = self.config.batch_events.get();
+        let events = read_events(&self.conn, Selection::After { cursor: self.cursor, limit })?;
+        let mut pass = Pass { events: events.len(), ..Pass::default() };
+        let Some(last) = events.last().map(|e| e.1.event_id) else {
+            self.publish_lag(false)?;
+            return Ok(pass);
+        };
+        let now = now_ns();
+        let mut new_baselines: Vec<ModelKey> = Vec::new();
+        let mut closed: Vec<(ClosedWindow, Vec<Finding>)> = Vec::new();
+        for (key, event) in events {
+            if !self.models.contains_key(&key) {
+                let m = self.new_model(&key);
+                if m.baseline.is_some() {
+                    new_baselines.push(key.clone());
+                }
+                self.models.insert(key.clone(), m);
+            }
+            let Some(m) = self.models.get_mut(&key) else { continue };
+            if let Some((window, findings)) = m.push(&key, event) {
+                if window.index == 0 {
+                    new_baselines.push(key.clone());
+                    pass.baselines_ready += 1;
+                } else {
+                    closed.push((window, findings));
+                }
+            }
+        }
+        pass.windows_closed = closed.len();
+        self.cursor = Some(last);
+
+        let snapshot = self.snapshot();
+        let tx = self.conn.transaction()?;
+        for key in &new_baselines {
+            if let Some(b) = self.models.get(key).and_then(|m| m.baseline.as_ref()) {
+                state::save_baseline(&tx, key, b, now)?;
+            }
+        }
+        for (w, findings) in &closed {
+            state::insert_window(&tx, w, now)?;
+            let scope = Scope {
+                model: Some(w.key.model.clone()),
+                version: Some(w.key.version.clone()),
+                window_start_ns: Some(w.start_ns),
+                window_end_ns: Some(w.end_ns),
+                first_event_id: Some(w.first_event_id),
+                last_event_id: Some(w.last_event_id),
+            };
+            results::insert(&tx, now, &scope, findings)?;
+        }
+        state::save(&tx, &snapshot, now)?;
+        tx.commit()?;
+
+        for (w, findings) in &closed {
+            let windows = self.models.get(&w.key).map_or(0, |m| m.windows_closed);
+            self.gauges.publish_window(&w.key.model, &w.key.version, findings, windows);
+        }
+        self.publish_lag(pass.events == limit)?;
+        Ok(pass)
+    }
+
+    fn publish_lag(&mut self, full_batch: bool) -> Result<()> {
+        let lag = if full_batch {
+            let newest: Option<u64> = self.conn.query_row("SELECT max(event_id) FROM inferences", [], |r| r.get(0))?;
+            newest.unwrap_or(0).saturating_sub(self.cursor.unwrap_or(0))
+        } else {
+            0
+        };
+        if lag == 0 {
+            self.behind_since = None;
+        } else {
+            self.behind_since.get_or_insert_with(Instant::now);
+        }
+        self.gauges.lag_events.set(&[], lag as f64);
+        self.gauges.lag_seconds.set(&[], self.behind_since.map_or(0.0, |t| t.elapsed().as_secs_f64()));
+        Ok(())
+    }
+
+    fn snapshot(&self) -> EngineState {
+        EngineState {
+            cursor: self.cursor,
+            models: self
+                .models
+                .iter()
+                .map(|(k, m)| ModelRecord {
+                    model: k.model.clone(),
+                    version: k.version.clone(),
+                    open_first_event_id: m.open.first_event_id(),
+                    open_events: m.open.len(),
+                    baseline_ready: m.baseline.is_some(),
+                    windows_closed: m.windows_closed,
+                    events_seen: m.events_seen,
+                    last_event_id: m.last_event_id,
+                })
+                .collect(),
+            health: self.health.state(),
+        }
+    }
+
+    /// Re-evaluates the performance of recent closed windows that gained feedback since their
+    /// last evaluation; returns how many windows were re-evaluated.
+    pub fn performance_pass(&mut self) -> Result<usize> {
+        let now = now_ns();
+        let min = self.config.performance_min_labels.get();
+        let keep = self.config.performance_windows.get();
+        let mut updates: Vec<(ClosedWindow, u64, Vec<Finding>)> = Vec::new();
+        let keys: Vec<ModelKey> = self.models.keys().cloned().collect();
+        for key in keys {
+            let Some(m) = self.models.get(&key) else { continue };
+            if m.windows_closed == 0 {
+                continue;
+            }
+            let feedback: u64 =
+                self.conn.query_row("SELECT count(*) FROM feedback WHERE model = ?", [&key.model], |r| r.get(0))?;
+            let seen = (feedback, m.windows_closed);
+            if feedback == 0 || self.performance_seen.get(&key) == Some(&seen) {
+                continue;
+            }
+            self.performance_seen.insert(key.clone(), seen);
+            let baseline_range = m.baseline.as_ref().and_then(|b| Some((b.first_event_id?, b.last_event_id?)));
+            let windows = state::recent_windows(&self.conn, &key, keep)?;
+            let mut fresh = Vec::new();
+            for w in windows {
+                let labels = performance::labelled(&self.conn, &key, w.first_event_id, w.last_event_id)?;
+                if labels.len() as u64 > w.labelled && labels.len() >= min {
+                    fresh.push((w, labels));
+                }
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            let baseline_labels = match baseline_range {
+                Some((first, last)) => Some(performance::labelled(&self.conn, &key, first, last)?),
+                None => None,
+            };
+            for (w, labels) in fresh {
+                let findings = performance::evaluate(baseline_labels.as_ref(), &labels, min);
+                updates.push((w, labels.len() as u64, findings));
+            }
+        }
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        for (w, labelled, findings) in &updates {
+            state::set_labelled(&tx, &w.key, w.index, *labelled)?;
+            let scope = Scope {
+                model: Some(w.key.model.clone()),
+                version: Some(w.key.version.clone()),
+                window_start_ns: Some(w.start_ns),
+                window_end_ns: Some(w.end_ns),
+                first_event_id: Some(w.first_event_id),
+                last_event_id: Some(w.last_event_id),
+            };
+            results::insert(&tx, now, &scope, findings)?;
+        }
+        tx.commit()?;
+        // The newest window with labels is what the gauges show.
+        let mut newest: BTreeMap<&ModelKey, &(ClosedWindow, u64, Vec<Finding>)> = BTreeMap::new();
+        for u in &updates {
+            let e = newest.entry(&u.0.key).or_insert(u);
+            if u.0.index > e.0.index {
+                *e = u;
+            }
+        }
+        for (key, (_, _, findings)) in newest {
+            self.gauges.publish_performance(&key.model, &key.version, findings);
+        }
+        Ok(updates.len())
+    }
+
+    /// Runs the machine-health rules on metric points stored since the last pass.
+    pub fn health_pass(&mut self, now_ns: i64) -> Result<usize> {
+        let findings = self.health.pass(&self.conn, now_ns)?;
+        if findings.is_empty() && !self.health.dirty() {
+            return Ok(0);
+        }
+        let snapshot = self.snapshot();
+        let tx = self.conn.transaction()?;
+        for (scope, f) in &findings {
+            results::insert(&tx, now_ns, scope, std::slice::from_ref(f))?;
+        }
+        state::save(&tx, &snapshot, now_ns)?;
+        tx.commit()?;
+        self.health.committed();
+        Ok(findings.len())
+    }
+}
+
+impl ModelState {
+    /// Adds an event to the open window; when that fills it, closes it and returns its record
+    /// and findings (a filled baseline returns window index 0 with no findings).
+    fn push(&mut self, key: &ModelKey, event: Event) -> Option<(ClosedWindow, Vec<Finding>)> {
+        self.events_seen += 1;
+        self.last_event_id = Some(event.event_id);
+        self.open.events.push(event);
+        let target = if self.baseline.is_some() { self.settings.window_events } else { self.settings.baseline_events };
+        if self.open.len() < target {
+            return None;
+        }
+        let window = std::mem::take(&mut self.open);
+        let (start_ns, end_ns) = window.time_bounds();
+        let record = |index: u64| ClosedWindow {
+            key: key.clone(),
+            index,
+            first_event_id: window.first_event_id().unwrap_or(0),
+            last_event_id: window.last_event_id().unwrap_or(0),
+            start_ns,
+            end_ns,
+            events: window.len() as u64,
+            labelled: 0,
+        };
+        if let Some(b) = &self.baseline {
+            let findings = model_drift::evaluate(&b.data, &window.dataset(), &self.settings.drift);
+            self.windows_closed += 1;
+            return Some((record(self.windows_closed), findings));
+        }
+        let r = record(0);
+        self.baseline = Some(Baseline {
+            origin: Origin::FirstEvents,
+            first_event_id: Some(r.first_event_id),
+            last_event_id: Some(r.last_event_id),
+            data: window.dataset(),
+        });
+        Some((r, Vec::new()))
+    }
+}
+
+/// The running engine, stopped by [`DetectionHandle::shutdown`].
+pub struct DetectionHandle {
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl DetectionHandle {
+    /// Stops the engine after its current pass and waits for it.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the engine on a thread of its own with its own connection.
+pub fn start(conn: Connection, config: DetectionConfig, exposition: MetricsExposition) -> Result<DetectionHandle> {
+    let engine = Engine::open(conn.try_clone()?, config.clone(), &exposition)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("millwatch-detection".into())
+        .spawn(move || run(engine, conn, config, exposition, flag))
+        .map_err(|e| DetectionError::Start(e.to_string()))?;
+    Ok(DetectionHandle { stop, thread: Mutex::new(Some(thread)) })
+}
+
+fn run(mut engine: Engine, conn: Connection, config: DetectionConfig, exposition: MetricsExposition, stop: Arc<AtomicBool>) {
+    let mut last_performance = Instant::now();
+    let limit = config.batch_events.get();
+    while !stop.load(Ordering::Relaxed) {
+        let outcome = engine.step().and_then(|pass| {
+            if pass.events < limit {
+                engine.health_pass(now_ns())?;
+                if last_performance.elapsed() >= config.performance_interval {
+                    last_performance = Instant::now();
+                    engine.performance_pass()?;
+                }
+            }
+            Ok(pass)
+        });
+        match outcome {
+            Ok(pass) if pass.events == limit => continue,
+            Ok(_) => {}
+            Err(e) => {
+                // What was not committed is done again from the persisted state.
+                tracing::error!(error = %e, "detection pass failed; restarting the engine from its saved state");
+                sleep_unless_stopped(Duration::from_secs(1), &stop);
+                match conn.try_clone().map_err(DetectionError::from).and_then(|c| Engine::open(c, config.clone(), &exposition)) {
+                    Ok(e) => engine = e,
+                    Err(e) => tracing::error!(error = %e, "cannot reopen the detection engine"),
+                }
+                continue;
+            }
+        }
+        sleep_unless_stopped(config.poll_interval, &stop);
+    }
+    tracing::info!("detection engine stopped");
+}
+
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}

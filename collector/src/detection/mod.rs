@@ -1,0 +1,35 @@
+//! The detection engine: per model version a baseline and tumbling windows of inference
+//! events, drift / data-quality / performance verdicts on every closed window, machine-health
+//! rules over metrics, results in DuckDB and on `/metrics`, and the API that lists them.
+//!
+//! Layout: `config` (the `detection:` section), `windows` (events read from the store),
+//! `baseline`, `model_drift`, `performance`, `machine_health`, `results` (table rows and
+//! gauges), `state` (persistence), `engine` (the loop), `api` (HTTP routes).
+
+pub mod api;
+pub mod baseline;
+pub mod config;
+pub mod engine;
+pub mod machine_health;
+pub mod model_drift;
+pub mod performance;
+pub mod results;
+pub mod state;
+pub mod windows;
+
+pub use config::DetectionConfig;
+pub use engine::{start, DetectionHandle, Engine, Pass};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectionError {
+    #[error("DuckDB: {0}")]
+    DuckDb(#[from] duckdb::Error),
+    #[error("registering detection metrics: {0}")]
+    Metrics(String),
+    #[error("saved detection state: {0}")]
+    State(String),
+    #[error("cannot start the detection thread: {0}")]
+    Start(String),
+}
+
+pub type Result<T> = std::result::Result<T, DetectionError>;

@@ -1,0 +1,149 @@
+"""Detection end to end: a simulated model sends 20,000 inference events through the
+OpenTelemetry Python SDK, with a shift in two features and in the error rate after event 10,000
+(feedback events carry the labels). The detections table, the API and /metrics report drift on
+exactly those two features and the performance drop, and nothing before the shift."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+import requests
+
+from pysdk import SdkClient
+
+MODEL = "weld-inspector"
+EVENTS = 20_000
+SHIFT_AT = 10_000
+FEATURES = ["current", "voltage", "speed", "gap", "wire_feed", "gas_flow"]
+SHIFTED = {"voltage", "gap"}
+
+CONFIG = """
+detection:
+  poll_interval: 100ms
+  performance_interval: 1s
+"""
+
+
+def send(client: SdkClient) -> None:
+    rng = random.Random(42)
+    logger = client.logger_provider.get_logger("weld.inspector", "1.0.0")
+    base = time.time_ns() - 3_600_000_000_000
+    for i in range(EVENTS):
+        shifted = i >= SHIFT_AT
+        features = {f"ml.feature.{f}": rng.gauss(10.0 * (k + 1), 1.0 + k) for k, f in enumerate(FEATURES)}
+        if shifted:
+            features["ml.feature.voltage"] += 1.5  # 0.75 sd of voltage
+            features["ml.feature.gap"] += 2.0  # 0.5 sd of gap
+        actual = "good" if rng.random() < 0.7 else "porous"
+        wrong = rng.random() < (0.35 if shifted else 0.10)
+        predicted = ("porous" if actual == "good" else "good") if wrong else actual
+        iid = f"weld-{i}"
+        t = base + i * 1_000_000
+        logger.emit(
+            timestamp=t,
+            event_name="ml.inference",
+            attributes={
+                "ml.model.name": MODEL,
+                "ml.model.version": "2.1.0",
+                "ml.inference.id": iid,
+                "ml.prediction": predicted,
+                **features,
+            },
+        )
+        logger.emit(
+            timestamp=t + 60_000_000_000,
+            event_name="ml.feedback",
+            attributes={"ml.model.name": MODEL, "ml.inference.id": iid, "ml.label": actual},
+        )
+        if i % 500 == 499:
+            # The batch processor drops records past its queue: flush as we go.
+            assert client.logger_provider.force_flush(30_000), "logs force_flush timed out"
+    assert client.logger_provider.force_flush(30_000), "logs force_flush timed out"
+
+
+def detections(collector, **params) -> list[dict]:
+    r = requests.get(f"{collector.api_base}/api/v1/models/{MODEL}/detections", params=params, timeout=30)
+    assert r.status_code == 200, r.text[:500]
+    return r.json()
+
+
+def wait_for(what: str, check, timeout_s: float = 180.0):
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_drift_and_performance_drop_after_the_shift_only(make_collector):
+    collector = make_collector(config=CONFIG)
+    client = SdkClient(collector, "grpc", service="weld-line-3")
+    send(client)
+    client.shutdown()
+    client.sent.assert_all_succeeded()
+
+    windows = (EVENTS - 1000) // 1000  # the first 1,000 events are the baseline
+    wait_for(
+        "every window decided",
+        lambda: len({d["first_event_id"] for d in detections(collector, detector="drift")}) == windows,
+    )
+    # Performance of the windows after the shift, once the pass has read their feedback.
+    wait_for(
+        "performance of every window",
+        lambda: len({d["first_event_id"] for d in detections(collector, detector="performance_change")}) == windows,
+    )
+
+    drift = [d for d in detections(collector, detector="drift") if d["test"]]
+    assert len(drift) == windows * (len(FEATURES) + 1)  # every feature and the prediction
+    flagged = [d for d in drift if d["drifted"]]
+    assert {d["feature"] for d in flagged} == SHIFTED
+    assert all(d["first_event_id"] >= SHIFT_AT for d in flagged), "drift flagged before the shift"
+    after = {d["first_event_id"] for d in drift if d["first_event_id"] >= SHIFT_AT}
+    for start in after:
+        assert {d["feature"] for d in flagged if d["first_event_id"] == start} == SHIFTED, start
+    for d in flagged:
+        assert d["decided_by"] == "p_value_and_effect"
+        assert d["p_value_corrected"] < 0.05 and d["effect_size"] >= 0.1
+
+    change = detections(collector, detector="performance_change")
+    degraded = {d["first_event_id"] for d in change if d["drifted"]}
+    assert degraded, "no performance drop reported"
+    assert min(degraded) >= SHIFT_AT, f"performance drop reported before the shift: {sorted(degraded)}"
+    assert len(degraded) >= len(after) - 1, sorted(degraded)
+
+    models = requests.get(f"{collector.api_base}/api/v1/models", timeout=30).json()["models"]
+    (model,) = [m for m in models if m["model"] == MODEL]
+    (version,) = model["versions"]
+    assert version["version"] == "2.1.0" and version["events"] == EVENTS
+    assert version["environments"] == ["staging"] and version["windows"] == windows
+
+    metrics = requests.get(f"{collector.api_base}/metrics", timeout=30).text
+    labels = f'model="{MODEL}",version="2.1.0"'
+
+    def value(name: str, extra: str) -> float:
+        pattern = re.escape(name) + r"\{([^}]*)\} (\S+)"
+        for m in re.finditer(pattern, metrics):
+            got = set(m.group(1).split(","))
+            if set(labels.split(",")) | set(extra.split(",")) <= got:
+                return float(m.group(2))
+        raise AssertionError(f"{name}{{{labels},{extra}}} not on /metrics")
+
+    for f in FEATURES:
+        assert value("millwatch_drift_detected", f'feature="{f}"') == (1.0 if f in SHIFTED else 0.0), f
+    assert value("millwatch_model_performance_degraded", 'metric="error_rate"') == 1.0
+    assert 0.55 < value("millwatch_model_performance", 'metric="accuracy"') < 0.75
+    assert value("millwatch_detection_windows_total", labels.split(",")[0]) == windows
+    assert "millwatch_detection_lag_events 0" in metrics
+
+    collector.stop_clean()
+    with collector.db() as db:
+        before = db.execute(
+            "SELECT count(*) FROM detections WHERE drifted AND detector IN ('drift', 'performance_change') AND first_event_id < ?",
+            [SHIFT_AT],
+        ).fetchone()[0]
+        assert before == 0

@@ -1,0 +1,180 @@
+//! Where verdicts go: rows of the `detections` table (written in the engine's transaction) and
+//! gauges on `/metrics`.
+
+use duckdb::Connection;
+use millwatch_exporters::prometheus::{MetricsExposition, OwnFamily, OwnType};
+
+/// One result of one detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// `drift`, `drift_share`, `data_quality`, `performance`, `performance_change`, `machine_health`.
+    pub detector: &'static str,
+    /// A feature, `ml.prediction`, a performance metric, or a metric series.
+    pub feature: String,
+    /// The test, check or rule kind.
+    pub test: String,
+    pub statistic: Option<f64>,
+    pub p_value: Option<f64>,
+    pub p_value_corrected: Option<f64>,
+    pub effect_size: Option<f64>,
+    pub threshold: Option<f64>,
+    /// Drift found, performance dropped, or a machine-health rule firing.
+    pub drifted: bool,
+    /// A word for people: `drift`, `no_drift`, `ok`, `alert`, `insufficient_data`, ...
+    pub verdict: String,
+    /// Which comparison decided (`p_value_and_effect`, `distance`, ...).
+    pub decided_by: Option<String>,
+    pub details: serde_json::Value,
+}
+
+impl Finding {
+    pub fn new(detector: &'static str, feature: &str) -> Finding {
+        Finding {
+            detector,
+            feature: feature.to_owned(),
+            test: String::new(),
+            statistic: None,
+            p_value: None,
+            p_value_corrected: None,
+            effect_size: None,
+            threshold: None,
+            drifted: false,
+            verdict: String::new(),
+            decided_by: None,
+            details: serde_json::Value::Null,
+        }
+    }
+}
+
+/// What a group of findings is about.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub model: Option<String>,
+    pub version: Option<String>,
+    pub window_start_ns: Option<i64>,
+    pub window_end_ns: Option<i64>,
+    pub first_event_id: Option<u64>,
+    pub last_event_id: Option<u64>,
+}
+
+/// Appends findings to `detections` (inside the caller's transaction).
+pub fn insert(conn: &Connection, now_ns: i64, scope: &Scope, findings: &[Finding]) -> duckdb::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO detections VALUES (make_timestamp_ns(?), make_timestamp_ns(?), make_timestamp_ns(?), ?, ?, ?, ?, ?, ?, ?, \
+         ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
+    for f in findings {
+        let details = (!f.details.is_null()).then(|| f.details.to_string());
+        stmt.execute(duckdb::params![
+            now_ns,
+            scope.window_start_ns,
+            scope.window_end_ns,
+            scope.first_event_id,
+            scope.last_event_id,
+            scope.model,
+            scope.version,
+            (!f.feature.is_empty()).then_some(&f.feature),
+            f.detector,
+            (!f.test.is_empty()).then_some(&f.test),
+            finite(f.statistic),
+            finite(f.p_value),
+            finite(f.p_value_corrected),
+            finite(f.effect_size),
+            finite(f.threshold),
+            f.drifted,
+            f.verdict,
+            f.decided_by,
+            details,
+        ])?;
+    }
+    Ok(())
+}
+
+/// The engine's families on `/metrics`.
+#[derive(Clone)]
+pub struct Gauges {
+    pub drift_statistic: OwnFamily,
+    pub drift_detected: OwnFamily,
+    pub drift_share: OwnFamily,
+    pub missing_ratio: OwnFamily,
+    pub performance: OwnFamily,
+    pub performance_degraded: OwnFamily,
+    pub windows: OwnFamily,
+    pub chart_violation: OwnFamily,
+    pub health_alert: OwnFamily,
+    pub lag_events: OwnFamily,
+    pub lag_seconds: OwnFamily,
+}
+
+impl Gauges {
+    pub fn register(exposition: &MetricsExposition) -> Result<Gauges, millwatch_exporters::prometheus::ExpositionError> {
+        let g = |name: &str, help: &str| exposition.register(name, help, OwnType::Gauge);
+        Ok(Gauges {
+            drift_statistic: g("millwatch_drift_statistic", "Statistic of the drift test of a feature in the last closed window.")?,
+            drift_detected: g("millwatch_drift_detected", "1 when the feature drifted in the last closed window, else 0.")?,
+            drift_share: g("millwatch_drift_share", "Share of a model version's tested columns that drifted in the last closed window.")?,
+            missing_ratio: g("millwatch_data_missing_ratio", "Share of events in the last closed window without a value for the feature.")?,
+            performance: g("millwatch_model_performance", "Realised performance of the newest window with enough feedback.")?,
+            performance_degraded: g(
+                "millwatch_model_performance_degraded",
+                "1 when the newest labelled window performs significantly worse than the baseline, else 0.",
+            )?,
+            windows: exposition.register(
+                "millwatch_detection_windows_total",
+                "Windows closed and decided per model version.",
+                OwnType::Counter,
+            )?,
+            chart_violation: g("millwatch_control_chart_violation", "1 while the newest point of the series violates the chart rule, else 0.")?,
+            health_alert: g("millwatch_machine_health_alert", "1 while the machine-health rule fires for the series, else 0.")?,
+            lag_events: g("millwatch_detection_lag_events", "Stored inference events the detection engine has not read yet.")?,
+            lag_seconds: g("millwatch_detection_lag_seconds", "Age of the newest stored inference event the engine has not read yet.")?,
+        })
+    }
+
+    /// Publishes a closed window's findings.
+    pub fn publish_window(&self, model: &str, version: &str, findings: &[Finding], windows_closed: u64) {
+        for f in findings {
+            let feature = f.feature.as_str();
+            match f.detector {
+                "drift" if !f.test.is_empty() => {
+                    if let Some(s) = f.statistic {
+                        self.drift_statistic.set(&[("model", model), ("version", version), ("feature", feature), ("test", &f.test)], s);
+                    }
+                    self.drift_detected
+                        .set(&[("model", model), ("version", version), ("feature", feature)], f64::from(u8::from(f.drifted)));
+                }
+                "drift_share" => {
+                    if let Some(s) = f.statistic {
+                        self.drift_share.set(&[("model", model), ("version", version)], s);
+                    }
+                }
+                "data_quality" if f.test == "quality" => {
+                    if let Some(s) = f.statistic {
+                        self.missing_ratio.set(&[("model", model), ("version", version), ("feature", feature)], s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.windows.set(&[("model", model), ("version", version)], windows_closed as f64);
+    }
+
+    /// Publishes performance findings (the metric values, and the drop verdict).
+    pub fn publish_performance(&self, model: &str, version: &str, findings: &[Finding]) {
+        for f in findings {
+            match f.detector {
+                "performance" => {
+                    if let Some(v) = f.statistic {
+                        self.performance.set(&[("model", model), ("version", version), ("metric", &f.feature)], v);
+                    }
+                }
+                "performance_change" => {
+                    self.performance_degraded
+                        .set(&[("model", model), ("version", version), ("metric", &f.feature)], f64::from(u8::from(f.drifted)));
+                }
+                _ => {}
+            }
+        }
+    }
+}
