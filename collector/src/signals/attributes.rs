@@ -216,7 +216,7 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::ArrayValue;
 
     fn kv(k: &str, v: Value) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }) }
+        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
     }
 
     #[test]
