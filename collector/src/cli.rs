@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, Config, LogFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "millwatch", version, about = "Watches ML models and the machines they run on: OTLP in, DuckDB, drift, alerts.")]
+#[command(
+    name = "millwatch",
+    version,
+    about = "Watches ML models and the machines they run on: OTLP in, DuckDB, drift, alerts."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -101,7 +105,10 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             init_logging(&config);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
@@ -136,7 +143,9 @@ fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MILLWATCH_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use millwatch_detectors::dataset::{Column, Dataset};
 use millwatch_detectors::drift::{self, Correction, DecisionRule, DriftOptions, TestSelection};
 
@@ -71,9 +71,14 @@ pub fn main(args: DriftArgs) -> ExitCode {
 }
 
 fn run(args: &DriftArgs) -> anyhow::Result<bool> {
-    let tests: TestSelection = args.tests.parse().map_err(|e| anyhow::anyhow!("--tests {:?}: {e}", args.tests))?;
-    let reference = read_dataset(&args.reference).with_context(|| format!("reading {}", args.reference.display()))?;
-    let current = read_dataset(&args.current).with_context(|| format!("reading {}", args.current.display()))?;
+    let tests: TestSelection = args
+        .tests
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--tests {:?}: {e}", args.tests))?;
+    let reference = read_dataset(&args.reference)
+        .with_context(|| format!("reading {}", args.reference.display()))?;
+    let current = read_dataset(&args.current)
+        .with_context(|| format!("reading {}", args.current.display()))?;
     let options = DriftOptions {
         tests,
         columns: args.columns.clone(),
@@ -99,7 +104,11 @@ fn run(args: &DriftArgs) -> anyhow::Result<bool> {
 
 /// Reads a CSV or Parquet file by its extension (`.parquet`/`.pq` is Parquet, else CSV).
 pub fn read_dataset(path: &Path) -> anyhow::Result<Dataset> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if ext == "parquet" || ext == "pq" {
         read_parquet(path)
     } else {
@@ -117,8 +126,9 @@ fn read_parquet(path: &Path) -> anyhow::Result<Dataset> {
     let file = path.to_string_lossy().replace('\'', "''");
     let source = format!("read_parquet('{file}')");
     let mut describe = conn.prepare(&format!("DESCRIBE SELECT * FROM {source}"))?;
-    let schema: Vec<(String, String)> =
-        describe.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<duckdb::Result<_>>()?;
+    let schema: Vec<(String, String)> = describe
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<duckdb::Result<_>>()?;
     let mut columns = Vec::with_capacity(schema.len());
     for (name, ty) in schema {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
@@ -148,7 +158,20 @@ fn read_parquet(path: &Path) -> anyhow::Result<Dataset> {
 
 fn is_numeric(duckdb_type: &str) -> bool {
     let t = duckdb_type.to_ascii_uppercase();
-    ["TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL"]
-        .iter()
-        .any(|n| t.starts_with(n))
+    [
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
+    ]
+    .iter()
+    .any(|n| t.starts_with(n))
 }

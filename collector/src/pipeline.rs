@@ -1,15 +1,15 @@
 //! From a decoded OTLP request to an acknowledgement: map to signals, take room in the bounded
 //! queue (or refuse with a retry hint), store, and count. Receivers of every protocol call this.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use millwatch_exporters::prometheus::MetricsExposition;
+use millwatch_exporters::remote_write::RemoteWriteExporter;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use millwatch_exporters::prometheus::MetricsExposition;
-use millwatch_exporters::remote_write::RemoteWriteExporter;
 use tokio::sync::Semaphore;
 
 use crate::signals::mapping::KnownIds;
@@ -20,8 +20,14 @@ use crate::telemetry::{Protocol, Refusal, Signal, Telemetry};
 /// Why a request was not acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    #[error("the ingest queue is full ({queued} of {capacity} rows queued); retry after {retry_after:?}")]
-    QueueFull { queued: u64, capacity: u64, retry_after: Duration },
+    #[error(
+        "the ingest queue is full ({queued} of {capacity} rows queued); retry after {retry_after:?}"
+    )]
+    QueueFull {
+        queued: u64,
+        capacity: u64,
+        retry_after: Duration,
+    },
     #[error("the data could not be stored: {0}")]
     Store(#[from] StoreError),
 }
@@ -53,7 +59,9 @@ impl Ingest {
         max_queued_rows: usize,
         retry_after: Duration,
     ) -> Self {
-        telemetry.queue_capacity.store(max_queued_rows as u64, Relaxed);
+        telemetry
+            .queue_capacity
+            .store(max_queued_rows as u64, Relaxed);
         Ingest {
             store,
             known,
@@ -70,9 +78,15 @@ impl Ingest {
         self.retry_after
     }
 
-    pub async fn metrics(&self, req: &ExportMetricsServiceRequest, protocol: Protocol) -> Result<Accepted, IngestError> {
+    pub async fn metrics(
+        &self,
+        req: &ExportMetricsServiceRequest,
+        protocol: Protocol,
+    ) -> Result<Accepted, IngestError> {
         let (batch, rejections) = signals::map_metrics(req, &self.known, now_ns());
-        let accepted = self.submit(Signal::Metrics, protocol, batch, rejections).await?;
+        let accepted = self
+            .submit(Signal::Metrics, protocol, batch, rejections)
+            .await?;
         if let Some(exposition) = &self.exposition {
             exposition.ingest(req, Instant::now());
         }
@@ -86,14 +100,23 @@ impl Ingest {
         Ok(accepted)
     }
 
-    pub async fn logs(&self, req: &ExportLogsServiceRequest, protocol: Protocol) -> Result<Accepted, IngestError> {
+    pub async fn logs(
+        &self,
+        req: &ExportLogsServiceRequest,
+        protocol: Protocol,
+    ) -> Result<Accepted, IngestError> {
         let (batch, rejections) = signals::map_logs(req, &self.known, now_ns());
         self.submit(Signal::Logs, protocol, batch, rejections).await
     }
 
-    pub async fn traces(&self, req: &ExportTraceServiceRequest, protocol: Protocol) -> Result<Accepted, IngestError> {
+    pub async fn traces(
+        &self,
+        req: &ExportTraceServiceRequest,
+        protocol: Protocol,
+    ) -> Result<Accepted, IngestError> {
         let (batch, rejections) = signals::map_traces(req, &self.known, now_ns());
-        self.submit(Signal::Traces, protocol, batch, rejections).await
+        self.submit(Signal::Traces, protocol, batch, rejections)
+            .await
     }
 
     async fn submit(
@@ -104,8 +127,12 @@ impl Ingest {
         rejections: Rejections,
     ) -> Result<Accepted, IngestError> {
         let items = batch.items();
-        self.telemetry.received(signal, protocol, items + rejections.count.max(0) as usize);
-        let accepted = Accepted { rejected: rejections.count, message: rejections.message() };
+        self.telemetry
+            .received(signal, protocol, items + rejections.count.max(0) as usize);
+        let accepted = Accepted {
+            rejected: rejections.count,
+            message: rejections.message(),
+        };
         if batch.is_empty() {
             self.telemetry.stored(signal, protocol, 0, rejections.count);
             return Ok(accepted);
@@ -115,19 +142,29 @@ impl Ingest {
         let Ok(permit) = self.queue.try_acquire_many(rows) else {
             self.telemetry.refused(signal, protocol, Refusal::QueueFull);
             let queued = (self.capacity - self.queue.available_permits()) as u64;
-            return Err(IngestError::QueueFull { queued, capacity: self.capacity as u64, retry_after: self.retry_after });
+            return Err(IngestError::QueueFull {
+                queued,
+                capacity: self.capacity as u64,
+                retry_after: self.retry_after,
+            });
         };
-        self.telemetry.queue_items.fetch_add(u64::from(rows), Relaxed);
+        self.telemetry
+            .queue_items
+            .fetch_add(u64::from(rows), Relaxed);
         let result = self.store.store(batch).await;
-        self.telemetry.queue_items.fetch_sub(u64::from(rows), Relaxed);
+        self.telemetry
+            .queue_items
+            .fetch_sub(u64::from(rows), Relaxed);
         drop(permit);
         match result {
             Ok(()) => {
-                self.telemetry.stored(signal, protocol, items, rejections.count);
+                self.telemetry
+                    .stored(signal, protocol, items, rejections.count);
                 Ok(accepted)
             }
             Err(e) => {
-                self.telemetry.refused(signal, protocol, Refusal::StoreFailed);
+                self.telemetry
+                    .refused(signal, protocol, Refusal::StoreFailed);
                 Err(e.into())
             }
         }
@@ -135,5 +172,8 @@ impl Ingest {
 }
 
 pub fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }

@@ -1,8 +1,8 @@
 //! `millwatch run`: opens the store, starts the receivers and the API, and on SIGINT/SIGTERM
 //! stops accepting, commits what was acknowledged-to-be, and closes DuckDB cleanly.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,9 +11,9 @@ use tokio::sync::watch;
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
-use crate::pipeline::{now_ns, Ingest};
-use crate::receivers::otlp::{grpc::OtlpGrpcService, http, Logs, Metrics, Traces};
-use crate::store::{writer, Store};
+use crate::pipeline::{Ingest, now_ns};
+use crate::receivers::otlp::{Logs, Metrics, Traces, grpc::OtlpGrpcService, http};
+use crate::store::{Store, writer};
 use crate::telemetry::{SelfMetrics, Telemetry};
 use millwatch_exporters::prometheus::MetricsExposition;
 use millwatch_exporters::remote_write::RemoteWriteExporter;
@@ -31,16 +31,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let handle = writer::spawn_observed(
         writer_conn,
         store.known.clone(),
-        writer::WriterOptions { max_rows_per_commit: config.store.max_rows_per_commit.get() },
+        writer::WriterOptions {
+            max_rows_per_commit: config.store.max_rows_per_commit.get(),
+        },
         Box::new(move |s| observer_telemetry.committed(s.rows, s.duration.as_secs_f64())),
     )?;
     let store = Arc::new(store);
     let exposition = MetricsExposition::new(config.exporters.prometheus.clone());
-    let self_metrics = SelfMetrics::register(&exposition).context("registering Millwatch's own metrics")?;
+    let self_metrics =
+        SelfMetrics::register(&exposition).context("registering Millwatch's own metrics")?;
     let mut remote_write = Vec::new();
     for target in &config.exporters.remote_write {
-        let exporter = RemoteWriteExporter::start(target.clone(), exposition.config().translation.clone())
-            .with_context(|| format!("starting remote write to {}", target.url))?;
+        let exporter =
+            RemoteWriteExporter::start(target.clone(), exposition.config().translation.clone())
+                .with_context(|| format!("starting remote write to {}", target.url))?;
         remote_write.push(exporter);
     }
     let mut ingest = Ingest::new(
@@ -66,12 +70,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ready: false.into(),
     });
     let api_listener = bind(config.api.endpoint, "API").await?;
-    servers.spawn(serve_axum(api_listener, api::router(api_state.clone()), stop_rx.clone()));
+    servers.spawn(serve_axum(
+        api_listener,
+        api::router(api_state.clone()),
+        stop_rx.clone(),
+    ));
 
     if config.receivers.otlp.http.enabled {
         let listener = bind(config.receivers.otlp.http.endpoint, "OTLP/HTTP").await?;
-        let receiver = Arc::new(http::HttpReceiver { ingest: ingest.clone(), max_body_bytes: max_body });
-        servers.spawn(serve_axum(listener, http::router(receiver), stop_rx.clone()));
+        let receiver = Arc::new(http::HttpReceiver {
+            ingest: ingest.clone(),
+            max_body_bytes: max_body,
+        });
+        servers.spawn(serve_axum(
+            listener,
+            http::router(receiver),
+            stop_rx.clone(),
+        ));
     }
     if config.receivers.otlp.grpc.enabled {
         let listener = bind(config.receivers.otlp.grpc.endpoint, "OTLP/gRPC").await?;
@@ -124,7 +139,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     // In-flight requests finish (and are acknowledged) before the store closes.
     let drain = async { while servers.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("some connections did not close within 30s");
     }
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
@@ -141,12 +159,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener to {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} listener to {addr}"))?;
     tracing::info!(%addr, "{what} listening");
     Ok(listener)
 }
 
-async fn serve_axum(listener: TcpListener, router: axum::Router, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+async fn serve_axum(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;

@@ -59,8 +59,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 5] =
-        [Refusal::Malformed, Refusal::TooLarge, Refusal::UnsupportedMediaType, Refusal::QueueFull, Refusal::StoreFailed];
+    pub const ALL: [Refusal; 5] = [
+        Refusal::Malformed,
+        Refusal::TooLarge,
+        Refusal::UnsupportedMediaType,
+        Refusal::QueueFull,
+        Refusal::StoreFailed,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Refusal::Malformed => "malformed",
@@ -73,7 +78,9 @@ impl Refusal {
 }
 
 /// Upper bounds (seconds) of the commit-latency histogram.
-pub const COMMIT_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+pub const COMMIT_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 #[derive(Default)]
 struct PerReceiver {
@@ -124,7 +131,8 @@ impl Telemetry {
     pub fn committed(&self, rows: usize, seconds: f64) {
         self.commits.fetch_add(1, Relaxed);
         self.commit_rows.fetch_add(rows as u64, Relaxed);
-        self.commit_seconds_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+        self.commit_seconds_micros
+            .fetch_add((seconds * 1e6) as u64, Relaxed);
         for (i, bound) in COMMIT_BUCKETS.iter().enumerate() {
             if seconds <= *bound {
                 self.commit_buckets[i].fetch_add(1, Relaxed);
@@ -204,7 +212,11 @@ impl SelfMetrics {
         use OwnType::{Counter, Gauge};
         let r = |name: &str, help: &str, ty| exposition.register(name, help, ty);
         Ok(SelfMetrics {
-            requests: r("millwatch_receiver_requests_total", "OTLP export requests received.", Counter)?,
+            requests: r(
+                "millwatch_receiver_requests_total",
+                "OTLP export requests received.",
+                Counter,
+            )?,
             items_received: r(
                 "millwatch_receiver_items_received_total",
                 "Items (data points, log records, spans) received.",
@@ -231,8 +243,16 @@ impl SelfMetrics {
                 "Rows the queue holds before requests are refused with a retry hint.",
                 Gauge,
             )?,
-            commits: r("millwatch_store_commits_total", "Group commits to DuckDB.", Counter)?,
-            committed_rows: r("millwatch_store_committed_rows_total", "Rows committed to DuckDB.", Counter)?,
+            commits: r(
+                "millwatch_store_commits_total",
+                "Group commits to DuckDB.",
+                Counter,
+            )?,
+            committed_rows: r(
+                "millwatch_store_committed_rows_total",
+                "Rows committed to DuckDB.",
+                Counter,
+            )?,
             commit_seconds: r(
                 "millwatch_store_commit_seconds_total",
                 "Time spent committing; divided by millwatch_store_commits_total it is the mean commit latency.",
@@ -248,13 +268,20 @@ impl SelfMetrics {
 
     pub fn publish(&self, snap: &Snapshot) {
         for r in &snap.receivers {
-            let labels = [("signal", r.signal.as_str()), ("protocol", r.protocol.as_str())];
+            let labels = [
+                ("signal", r.signal.as_str()),
+                ("protocol", r.protocol.as_str()),
+            ];
             self.requests.set(&labels, r.requests as f64);
             self.items_received.set(&labels, r.items_received as f64);
             self.items_stored.set(&labels, r.items_stored as f64);
             self.items_rejected.set(&labels, r.items_rejected as f64);
             for (why, n) in &r.refused {
-                let labels = [("signal", r.signal.as_str()), ("protocol", r.protocol.as_str()), ("reason", why.as_str())];
+                let labels = [
+                    ("signal", r.signal.as_str()),
+                    ("protocol", r.protocol.as_str()),
+                    ("reason", why.as_str()),
+                ];
                 self.refused.set(&labels, *n as f64);
             }
         }
@@ -264,7 +291,8 @@ impl SelfMetrics {
         self.committed_rows.set(&[], snap.commit_rows as f64);
         self.commit_seconds.set(&[], snap.commit_seconds);
         for (bound, n) in COMMIT_BUCKETS.iter().zip(snap.commit_buckets) {
-            self.commit_buckets.set(&[("le", &bound.to_string())], n as f64);
+            self.commit_buckets
+                .set(&[("le", &bound.to_string())], n as f64);
         }
     }
 }

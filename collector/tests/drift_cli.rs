@@ -9,17 +9,28 @@ fn bin() -> &'static str {
 }
 
 fn case(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../detectors/testdata/drift").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../detectors/testdata/drift")
+        .join(name)
 }
 
 fn drift(args: &[&str]) -> std::process::Output {
-    Command::new(bin()).arg("drift").args(args).output().expect("runs millwatch")
+    Command::new(bin())
+        .arg("drift")
+        .args(args)
+        .output()
+        .expect("runs millwatch")
 }
 
 fn json_of(out: &std::process::Output) -> serde_json::Value {
     assert!(out.status.code().is_some(), "killed: {out:?}");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 fn expected(name: &str) -> serde_json::Value {
@@ -63,14 +74,22 @@ fn drift_json_on_csv_matches_scipy() {
             "--tests",
             "all",
         ]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report = json_of(&out);
         let exp = expected(name);
         let checked = check_auto(&report, &exp);
         assert_eq!(checked, exp["columns"].as_object().expect("columns").len());
         // --tests all lists every applicable test under its conformance name.
         let first = &report["columns"][0];
-        assert!(first["tests"].as_object().is_some_and(|t| t.len() > 3), "{first}");
+        assert!(
+            first["tests"].as_object().is_some_and(|t| t.len() > 3),
+            "{first}"
+        );
     }
 }
 
@@ -101,7 +120,12 @@ fn parquet_input_gives_the_same_report_as_csv() {
         "--format",
         "json",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let checked = check_auto(&json_of(&out), &expected("small_drift"));
     assert_eq!(checked, 7);
     let _ = std::fs::remove_dir_all(&tmp);
@@ -123,14 +147,22 @@ fn fail_on_drift_exits_2_only_when_drifted() {
     assert_eq!(drifted.status.code(), Some(2));
     // The table names every column and the dataset verdict.
     let table = String::from_utf8_lossy(&drifted.stdout);
-    assert!(table.contains("bearing_temp_c") && table.contains("station"), "{table}");
+    assert!(
+        table.contains("bearing_temp_c") && table.contains("station"),
+        "{table}"
+    );
     assert_eq!(run("small_no_drift").status.code(), Some(0));
 }
 
 #[test]
 fn bad_input_exits_1_with_a_message() {
     let dir = case("small_drift");
-    let out = drift(&["--reference", "/nonexistent/ref.csv", "--current", dir.join("current.csv").to_str().expect("p")]);
+    let out = drift(&[
+        "--reference",
+        "/nonexistent/ref.csv",
+        "--current",
+        dir.join("current.csv").to_str().expect("p"),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/ref.csv"), "{err}");

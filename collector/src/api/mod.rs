@@ -1,10 +1,10 @@
 //! The HTTP API on the API address: health, readiness, `/metrics`, and `/api/v1/*`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -48,7 +48,10 @@ async fn stats(State(state): State<Arc<ApiState>>) -> Response {
     let store = state.store.clone();
     let counts = tokio::task::spawn_blocking(move || store.row_counts()).await;
     let tables = match counts {
-        Ok(Ok(rows)) => rows.into_iter().map(|(t, n)| (t.to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        Ok(Ok(rows)) => rows
+            .into_iter()
+            .map(|(t, n)| (t.to_owned(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
@@ -69,7 +72,9 @@ async fn stats(State(state): State<Arc<ApiState>>) -> Response {
             })
         })
         .collect();
-    let total = |f: fn(&crate::telemetry::ReceiverSnapshot) -> u64| snap.receivers.iter().map(f).sum::<u64>();
+    let total = |f: fn(&crate::telemetry::ReceiverSnapshot) -> u64| {
+        snap.receivers.iter().map(f).sum::<u64>()
+    };
     Json(json!({
         "tables": tables,
         "accepted": total(|r| r.items_stored),
@@ -88,21 +93,36 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     state.self_metrics.publish(&state.telemetry.snapshot());
-    let header = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
     let exposition = state.exposition.clone();
     let accept = header(header::ACCEPT).map(str::to_owned);
     let accept_encoding = header(header::ACCEPT_ENCODING).map(str::to_owned);
     // Rendering 100k series takes tens of milliseconds: keep it off the async workers.
     let encoded = tokio::task::spawn_blocking(move || {
-        exposition.encode(accept.as_deref(), accept_encoding.as_deref(), Instant::now())
+        exposition.encode(
+            accept.as_deref(),
+            accept_encoding.as_deref(),
+            Instant::now(),
+        )
     })
     .await;
     let Ok(encoded) = encoded else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "rendering /metrics failed");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "rendering /metrics failed",
+        );
     };
-    let mut response = ([(header::CONTENT_TYPE, encoded.content_type)], encoded.body).into_response();
+    let mut response =
+        ([(header::CONTENT_TYPE, encoded.content_type)], encoded.body).into_response();
     if let Some(enc) = encoded.content_encoding {
-        response.headers_mut().insert(header::CONTENT_ENCODING, axum::http::HeaderValue::from_static(enc));
+        response.headers_mut().insert(
+            header::CONTENT_ENCODING,
+            axum::http::HeaderValue::from_static(enc),
+        );
     }
     response
 }

@@ -3,15 +3,21 @@
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value::Value,
+};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 pub fn kv(key: &str, value: Value) -> KeyValue {
-    KeyValue { key: key.to_owned(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
 }
 
 pub fn string(s: &str) -> Value {
@@ -47,9 +53,12 @@ pub fn metrics(points: usize, base_ns: u64) -> ExportMetricsServiceRequest {
     let mut resource_metrics = Vec::new();
     for h in 0..hosts {
         let mut metrics = Vec::new();
-        for (name, unit, mean, sd) in [("machine.temperature", "Cel", 65.0, 8.0), ("machine.vibration.rms", "mm/s", 3.5, 1.2)]
-            .into_iter()
-            .take(gauges)
+        for (name, unit, mean, sd) in [
+            ("machine.temperature", "Cel", 65.0, 8.0),
+            ("machine.vibration.rms", "mm/s", 3.5, 1.2),
+        ]
+        .into_iter()
+        .take(gauges)
         {
             let mut data_points = Vec::new();
             for m in 0..machines {
@@ -61,7 +70,10 @@ pub fn metrics(points: usize, base_ns: u64) -> ExportMetricsServiceRequest {
                     data_points.push(NumberDataPoint {
                         time_unix_nano: base_ns + p as u64 * 1_000_000_000,
                         value: Some(number_data_point::Value::AsDouble(rng.normal(mean, sd))),
-                        attributes: vec![kv("machine.id", string(&format!("mill-{h:02}-{m:02}"))), kv("sensor", string("spindle"))],
+                        attributes: vec![
+                            kv("machine.id", string(&format!("mill-{h:02}-{m:02}"))),
+                            kv("sensor", string("spindle")),
+                        ],
                         ..Default::default()
                     });
                 }
@@ -76,11 +88,18 @@ pub fn metrics(points: usize, base_ns: u64) -> ExportMetricsServiceRequest {
         }
         resource_metrics.push(ResourceMetrics {
             resource: Some(Resource {
-                attributes: vec![kv("service.name", string("plant-telemetry")), kv("host.name", string(&format!("edge-gw-{h:02}")))],
+                attributes: vec![
+                    kv("service.name", string("plant-telemetry")),
+                    kv("host.name", string(&format!("edge-gw-{h:02}"))),
+                ],
                 ..Default::default()
             }),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: "plant.sensors".into(), version: "1.4.0".into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "plant.sensors".into(),
+                    version: "1.4.0".into(),
+                    ..Default::default()
+                }),
                 metrics,
                 ..Default::default()
             }],
@@ -110,9 +129,15 @@ pub fn inferences(events: usize, features: usize, base_ns: u64) -> ExportLogsSer
             attributes.push(kv(&format!("ml.feature.f{f:02}"), value));
         }
         let score = rng.next_f64();
-        attributes.push(kv("ml.prediction", Value::DoubleValue(f64::from(u8::from(score > 0.5)))));
+        attributes.push(kv(
+            "ml.prediction",
+            Value::DoubleValue(f64::from(u8::from(score > 0.5))),
+        ));
         attributes.push(kv("ml.prediction.score", Value::DoubleValue(score)));
-        attributes.push(kv("ml.inference.duration", Value::DoubleValue(0.002 + rng.next_f64() * 0.01)));
+        attributes.push(kv(
+            "ml.inference.duration",
+            Value::DoubleValue(0.002 + rng.next_f64() * 0.01),
+        ));
         log_records.push(LogRecord {
             time_unix_nano: base_ns + i as u64 * 1_000_000,
             observed_time_unix_nano: base_ns + i as u64 * 1_000_000,
@@ -135,7 +160,10 @@ pub fn inferences(events: usize, features: usize, base_ns: u64) -> ExportLogsSer
                 ..Default::default()
             }),
             scope_logs: vec![ScopeLogs {
-                scope: Some(InstrumentationScope { name: "spindle.model".into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "spindle.model".into(),
+                    ..Default::default()
+                }),
                 log_records,
                 ..Default::default()
             }],

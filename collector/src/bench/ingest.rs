@@ -5,7 +5,7 @@ use std::process::{Child, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use prost::Message;
@@ -61,7 +61,10 @@ pub struct IngestArgs {
 }
 
 pub fn main(args: IngestArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -100,7 +103,10 @@ impl Drop for Spawned {
 fn terminate(child: &mut Child) {
     #[cfg(unix)]
     {
-        let _ = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         for _ in 0..300 {
             if matches!(child.try_wait(), Ok(Some(_))) {
                 return;
@@ -113,7 +119,9 @@ fn terminate(child: &mut Child) {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, String)> {
@@ -121,7 +129,11 @@ async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, 
     let (data_dir, temp) = match &args.data_dir {
         Some(d) => (d.clone(), None),
         None => {
-            let d = std::env::temp_dir().join(format!("millwatch-bench-{}-{}", std::process::id(), free_port()?));
+            let d = std::env::temp_dir().join(format!(
+                "millwatch-bench-{}-{}",
+                std::process::id(),
+                free_port()?
+            ));
             (d.clone(), Some(TempDir(d)))
         }
     };
@@ -172,7 +184,10 @@ async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, 
     Ok((spawned, target, api_url))
 }
 
-type HttpClient = hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
 
 fn http_client() -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -188,7 +203,13 @@ fn process_usage(pid: u32) -> Option<(f64, u64)> {
     let ticks = 100.0; // USER_HZ on Linux
     let cpu = (fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    let rss_kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()?;
     Some((cpu, rss_kib * 1024))
 }
 
@@ -220,7 +241,11 @@ fn build_load(args: &IngestArgs) -> anyhow::Result<Load> {
     } else {
         raw
     };
-    Ok(Load { body: Bytes::from(body), items, path })
+    Ok(Load {
+        body: Bytes::from(body),
+        items,
+        path,
+    })
 }
 
 #[derive(Default)]
@@ -253,7 +278,9 @@ async fn run(args: IngestArgs) -> anyhow::Result<()> {
         target
     );
     // Warm up (series and resources are created on first sight).
-    send_one(&args, &load, &target).await.context("warm-up request")?;
+    send_one(&args, &load, &target)
+        .await
+        .context("warm-up request")?;
 
     let usage_before = pid.and_then(process_usage);
     let peak_rss = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -296,7 +323,9 @@ async fn run(args: IngestArgs) -> anyhow::Result<()> {
         if total.latencies_us.is_empty() {
             return 0.0;
         }
-        let i = ((p * total.latencies_us.len() as f64).ceil() as usize).clamp(1, total.latencies_us.len()) - 1;
+        let i = ((p * total.latencies_us.len() as f64).ceil() as usize)
+            .clamp(1, total.latencies_us.len())
+            - 1;
         total.latencies_us[i] as f64 / 1000.0
     };
     let items = total.ok as f64 * load.items as f64;
@@ -305,7 +334,11 @@ async fn run(args: IngestArgs) -> anyhow::Result<()> {
     if let Some(e) = &total.first_error {
         println!("first error       {e}");
     }
-    println!("items acknowledged {:.0} ({:.0} items/s)", items, items / elapsed);
+    println!(
+        "items acknowledged {:.0} ({:.0} items/s)",
+        items,
+        items / elapsed
+    );
     println!("requests/s        {:.1}", total.ok as f64 / elapsed);
     println!("latency p50       {:.2} ms", pct(0.50));
     println!("latency p99       {:.2} ms", pct(0.99));
@@ -315,12 +348,20 @@ async fn run(args: IngestArgs) -> anyhow::Result<()> {
         if items > 0.0 {
             println!("CPU s / M items   {:.2}", cpu / (items / 1e6));
         }
-        println!("collector peak RSS {:.0} MiB", peak_rss.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1048576.0);
+        println!(
+            "collector peak RSS {:.0} MiB",
+            peak_rss.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1048576.0
+        );
     }
     if let Some(api) = api {
         let client = http_client();
         if let Ok(resp) = client.get(format!("{api}/api/v1/stats").parse()?).await {
-            let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             if let Ok(stats) = serde_json::from_slice::<serde_json::Value>(&body) {
                 println!("stored rows       {}", stats["tables"]);
             }
@@ -343,7 +384,13 @@ async fn send_one(args: &IngestArgs, load: &Load, target: &str) -> anyhow::Resul
     }
 }
 
-async fn worker(protocol: BenchProtocol, gzip: bool, load: Arc<Load>, target: String, deadline: Instant) -> WorkerResult {
+async fn worker(
+    protocol: BenchProtocol,
+    gzip: bool,
+    load: Arc<Load>,
+    target: String,
+    deadline: Instant,
+) -> WorkerResult {
     let mut result = WorkerResult::default();
     let record = |r: anyhow::Result<()>, took: Duration, result: &mut WorkerResult| match r {
         Ok(()) => {
@@ -382,13 +429,25 @@ async fn worker(protocol: BenchProtocol, gzip: bool, load: Arc<Load>, target: St
     result
 }
 
-async fn post_http(client: &HttpClient, load: &Load, target: &str, gzip: bool) -> anyhow::Result<()> {
-    let path = if load.path.contains("Metrics") { "/v1/metrics" } else { "/v1/logs" };
-    let mut req = http::Request::post(format!("{target}{path}")).header("content-type", "application/x-protobuf");
+async fn post_http(
+    client: &HttpClient,
+    load: &Load,
+    target: &str,
+    gzip: bool,
+) -> anyhow::Result<()> {
+    let path = if load.path.contains("Metrics") {
+        "/v1/metrics"
+    } else {
+        "/v1/logs"
+    };
+    let mut req = http::Request::post(format!("{target}{path}"))
+        .header("content-type", "application/x-protobuf");
     if gzip {
         req = req.header("content-encoding", "gzip");
     }
-    let resp = client.request(req.body(Full::new(load.body.clone()))?).await?;
+    let resp = client
+        .request(req.body(Full::new(load.body.clone()))?)
+        .await?;
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
     if !status.is_success() {
@@ -400,14 +459,17 @@ async fn post_http(client: &HttpClient, load: &Load, target: &str, gzip: bool) -
 type GrpcClient = tonic::client::Grpc<tonic::transport::Channel>;
 
 async fn grpc_client(target: &str) -> anyhow::Result<GrpcClient> {
-    let channel = tonic::transport::Endpoint::from_shared(target.to_owned())?.connect().await?;
+    let channel = tonic::transport::Endpoint::from_shared(target.to_owned())?
+        .connect()
+        .await?;
     Ok(tonic::client::Grpc::new(channel))
 }
 
 async fn post_grpc(grpc: &mut GrpcClient, load: &Load) -> anyhow::Result<()> {
     grpc.ready().await?;
     let path = http::uri::PathAndQuery::from_static(load.path);
-    grpc.unary(tonic::Request::new(load.body.clone()), path, RawCodec).await?;
+    grpc.unary(tonic::Request::new(load.body.clone()), path, RawCodec)
+        .await?;
     Ok(())
 }
 

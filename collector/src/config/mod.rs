@@ -64,8 +64,14 @@ pub struct Otlp {
 impl Default for Otlp {
     fn default() -> Self {
         Otlp {
-            grpc: Listener { enabled: true, endpoint: SocketAddr::from(([127, 0, 0, 1], 4317)) },
-            http: Listener { enabled: true, endpoint: SocketAddr::from(([127, 0, 0, 1], 4318)) },
+            grpc: Listener {
+                enabled: true,
+                endpoint: SocketAddr::from(([127, 0, 0, 1], 4317)),
+            },
+            http: Listener {
+                enabled: true,
+                endpoint: SocketAddr::from(([127, 0, 0, 1], 4318)),
+            },
             max_body_size: ByteSize(20 * 1024 * 1024),
         }
     }
@@ -94,7 +100,9 @@ pub struct Api {
 
 impl Default for Api {
     fn default() -> Self {
-        Api { endpoint: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+        Api {
+            endpoint: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
     }
 }
 
@@ -162,7 +170,10 @@ pub struct Log {
 
 impl Default for Log {
     fn default() -> Self {
-        Log { level: "info".into(), format: LogFormat::Text }
+        Log {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
     }
 }
 
@@ -185,7 +196,9 @@ impl std::str::FromStr for ByteSize {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (number, unit) = s.split_at(split);
-        let n: usize = number.parse().map_err(|_| format!("invalid size {s:?}: expected e.g. 20MiB"))?;
+        let n: usize = number
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: expected e.g. 20MiB"))?;
         let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1000,
@@ -194,9 +207,15 @@ impl std::str::FromStr for ByteSize {
             "mib" | "m" => 1024 * 1024,
             "gb" => 1000 * 1000 * 1000,
             "gib" | "g" => 1024 * 1024 * 1024,
-            other => return Err(format!("unknown size unit {other:?}: use B, KiB, MiB, GiB, KB, MB or GB")),
+            other => {
+                return Err(format!(
+                    "unknown size unit {other:?}: use B, KiB, MiB, GiB, KB, MB or GB"
+                ));
+            }
         };
-        n.checked_mul(factor).map(ByteSize).ok_or_else(|| format!("size {s:?} is too large"))
+        n.checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
     }
 }
 
@@ -246,7 +265,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err = serde_yaml::from_str::<Config>("api:\n  endpont: 127.0.0.1:1\n").expect_err("refused");
+        let err =
+            serde_yaml::from_str::<Config>("api:\n  endpont: 127.0.0.1:1\n").expect_err("refused");
         assert!(err.to_string().contains("unknown field `endpont`"), "{err}");
     }
 }

@@ -1,6 +1,6 @@
 //! OTLP attribute values: their JSON form for storage, their identity hash, and typed look-ups.
 
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Writes an attribute list as a JSON object. Doubles always carry a decimal point or exponent so
@@ -68,7 +68,11 @@ fn write_json_double(d: f64, out: &mut String) {
     if d.is_nan() {
         out.push_str("\"NaN\"");
     } else if d.is_infinite() {
-        out.push_str(if d > 0.0 { "\"Infinity\"" } else { "\"-Infinity\"" });
+        out.push_str(if d > 0.0 {
+            "\"Infinity\""
+        } else {
+            "\"-Infinity\""
+        });
     } else if d.fract() == 0.0 && d.abs() < 1e16 {
         let _ = write!(out, "{d:.1}");
     } else {
@@ -99,7 +103,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -216,7 +224,11 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::ArrayValue;
 
     fn kv(k: &str, v: Value) -> KeyValue {
-        KeyValue { key: k.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+        KeyValue {
+            key: k.into(),
+            value: Some(AnyValue { value: Some(v) }),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -228,7 +240,14 @@ mod tests {
             kv("f", Value::DoubleValue(0.25)),
             kv("b", Value::BoolValue(true)),
             kv("n", Value::DoubleValue(f64::NAN)),
-            kv("a", Value::ArrayValue(ArrayValue { values: vec![AnyValue { value: Some(Value::IntValue(2)) }] })),
+            kv(
+                "a",
+                Value::ArrayValue(ArrayValue {
+                    values: vec![AnyValue {
+                        value: Some(Value::IntValue(2)),
+                    }],
+                }),
+            ),
             kv("x", Value::BytesValue(vec![0xde, 0xad, 0xbe, 0xef])),
         ];
         let mut out = String::new();
@@ -243,9 +262,18 @@ mod tests {
 
     #[test]
     fn hash_ignores_order_but_not_values() {
-        let a = vec![kv("x", Value::StringValue("1".into())), kv("y", Value::IntValue(2))];
-        let b = vec![kv("y", Value::IntValue(2)), kv("x", Value::StringValue("1".into()))];
-        let c = vec![kv("y", Value::StringValue("2".into())), kv("x", Value::StringValue("1".into()))];
+        let a = vec![
+            kv("x", Value::StringValue("1".into())),
+            kv("y", Value::IntValue(2)),
+        ];
+        let b = vec![
+            kv("y", Value::IntValue(2)),
+            kv("x", Value::StringValue("1".into())),
+        ];
+        let c = vec![
+            kv("y", Value::StringValue("2".into())),
+            kv("x", Value::StringValue("1".into())),
+        ];
         assert_eq!(attributes_hash(7, &a), attributes_hash(7, &b));
         assert_ne!(attributes_hash(7, &a), attributes_hash(7, &c));
         assert_ne!(attributes_hash(7, &a), attributes_hash(8, &a));

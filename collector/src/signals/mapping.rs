@@ -8,13 +8,18 @@ use std::sync::RwLock;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, any_value::Value,
+};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
-use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point, AggregationTemporality, Metric};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, metric::Data, number_data_point,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::attributes::{
-    attributes_hash, attributes_json, attributes_json_opt, hex_id, string_value, type_name, value_json,
+    attributes_hash, attributes_json, attributes_json_opt, hex_id, string_value, type_name,
+    value_json,
 };
 use super::*;
 
@@ -58,7 +63,11 @@ impl Rejections {
         if self.count == 0 {
             return String::new();
         }
-        let mut m = format!("{} item(s) rejected: {}", self.count, self.reasons.join("; "));
+        let mut m = format!(
+            "{} item(s) rejected: {}",
+            self.count,
+            self.reasons.join("; ")
+        );
         let more = self.count - self.reasons.len() as i64;
         if more > 0 {
             m.push_str(&format!("; and {more} more"));
@@ -78,7 +87,13 @@ struct Context<'a> {
 
 impl<'a> Context<'a> {
     fn new(known: &'a KnownIds, now: i64) -> Self {
-        Context { known, now, batch: Batch::default(), rejections: Rejections::default(), seen: HashSet::new() }
+        Context {
+            known,
+            now,
+            batch: Batch::default(),
+            rejections: Rejections::default(),
+            seen: HashSet::new(),
+        }
     }
 
     fn resource(&mut self, resource: Option<&Resource>, schema_url: &str) -> u64 {
@@ -87,14 +102,19 @@ impl<'a> Context<'a> {
         let id = attributes_hash(1, attrs);
         if self.seen.insert(id) && !is_known(&self.known.resources, id) {
             let get = |key: &str| {
-                attrs.iter().find(|kv| kv.key == key).and_then(|kv| string_value(kv.value.as_ref())).map(str::to_owned)
+                attrs
+                    .iter()
+                    .find(|kv| kv.key == key)
+                    .and_then(|kv| string_value(kv.value.as_ref()))
+                    .map(str::to_owned)
             };
             let mut json = String::with_capacity(128);
             attributes_json(attrs, &mut json);
             self.batch.resources.push(ResourceRow {
                 resource_id: id,
                 service_name: get("service.name"),
-                environment: get("deployment.environment.name").or_else(|| get("deployment.environment")),
+                environment: get("deployment.environment.name")
+                    .or_else(|| get("deployment.environment")),
                 host_name: get("host.name"),
                 site_name: get("site.name"),
                 site_line: get("site.line"),
@@ -144,14 +164,23 @@ fn nanos(t: u64) -> Option<i64> {
 
 /// Maps a metrics export request. Every data point becomes one row; a point without a value is
 /// rejected.
-pub fn map_metrics(req: &ExportMetricsServiceRequest, known: &KnownIds, now: i64) -> (Batch, Rejections) {
+pub fn map_metrics(
+    req: &ExportMetricsServiceRequest,
+    known: &KnownIds,
+    now: i64,
+) -> (Batch, Rejections) {
     let mut cx = Context::new(known, now);
     for (ri, rm) in req.resource_metrics.iter().enumerate() {
         let resource_id = cx.resource(rm.resource.as_ref(), &rm.schema_url);
         for (si, sm) in rm.scope_metrics.iter().enumerate() {
             let scope_id = cx.scope(sm.scope.as_ref(), &sm.schema_url);
             for (mi, metric) in sm.metrics.iter().enumerate() {
-                let at = || format!("resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}] ({})", metric.name);
+                let at = || {
+                    format!(
+                        "resourceMetrics[{ri}].scopeMetrics[{si}].metrics[{mi}] ({})",
+                        metric.name
+                    )
+                };
                 map_metric(&mut cx, metric, resource_id, scope_id, &at);
             }
         }
@@ -159,15 +188,24 @@ pub fn map_metrics(req: &ExportMetricsServiceRequest, known: &KnownIds, now: i64
     (cx.batch, cx.rejections)
 }
 
-fn map_metric(cx: &mut Context<'_>, metric: &Metric, resource_id: u64, scope_id: u64, at: &dyn Fn() -> String) {
+fn map_metric(
+    cx: &mut Context<'_>,
+    metric: &Metric,
+    resource_id: u64,
+    scope_id: u64,
+    at: &dyn Fn() -> String,
+) {
     let Some(data) = metric.data.as_ref() else {
-        cx.rejections.reject(at, || "metric has no data (gauge, sum, histogram, exponential histogram or summary)".into());
+        cx.rejections.reject(at, || {
+            "metric has no data (gauge, sum, histogram, exponential histogram or summary)".into()
+        });
         return;
     };
     if metric.name.is_empty() {
         let points = data_point_count(data).max(1);
         for _ in 0..points {
-            cx.rejections.reject(at, || "metric has an empty name".into());
+            cx.rejections
+                .reject(at, || "metric has an empty name".into());
         }
         return;
     }
@@ -178,11 +216,21 @@ fn map_metric(cx: &mut Context<'_>, metric: &Metric, resource_id: u64, scope_id:
     };
     let (metric_type, temporality, monotonic) = match data {
         Data::Gauge(_) => (MetricType::Gauge, None, None),
-        Data::Sum(s) => (MetricType::Sum, temporality(s.aggregation_temporality), Some(s.is_monotonic)),
-        Data::Histogram(h) => (MetricType::Histogram, temporality(h.aggregation_temporality), None),
-        Data::ExponentialHistogram(h) => {
-            (MetricType::ExponentialHistogram, temporality(h.aggregation_temporality), None)
-        }
+        Data::Sum(s) => (
+            MetricType::Sum,
+            temporality(s.aggregation_temporality),
+            Some(s.is_monotonic),
+        ),
+        Data::Histogram(h) => (
+            MetricType::Histogram,
+            temporality(h.aggregation_temporality),
+            None,
+        ),
+        Data::ExponentialHistogram(h) => (
+            MetricType::ExponentialHistogram,
+            temporality(h.aggregation_temporality),
+            None,
+        ),
         Data::Summary(_) => (MetricType::Summary, None, None),
     };
     // The series identity: resource, scope, name, unit, type, then the point's attributes.
@@ -230,7 +278,9 @@ fn map_metric(cx: &mut Context<'_>, metric: &Metric, resource_id: u64, scope_id:
         }
         Data::Histogram(hist) => {
             for p in &hist.data_points {
-                if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+                if !p.bucket_counts.is_empty()
+                    && p.bucket_counts.len() != p.explicit_bounds.len() + 1
+                {
                     cx.rejections.reject(at, || {
                         format!(
                             "histogram point has {} bucket counts for {} bounds (expected bounds + 1)",
@@ -318,7 +368,9 @@ fn push_number(
         Some(number_data_point::Value::AsDouble(d)) => (d, None),
         Some(number_data_point::Value::AsInt(i)) => (i as f64, Some(i)),
         None => {
-            cx.rejections.reject(at, || "number data point has no value (as_double or as_int)".into());
+            cx.rejections.reject(at, || {
+                "number data point has no value (as_double or as_int)".into()
+            });
             return;
         }
     };
@@ -350,11 +402,15 @@ pub fn map_logs(req: &ExportLogsServiceRequest, known: &KnownIds, now: i64) -> (
                 match event_name(record) {
                     Some(EVENT_INFERENCE) => match inference(record, ids, now) {
                         Ok(row) => cx.batch.inferences.push(row),
-                        Err(reason) => cx.rejections.reject(at, || format!("{EVENT_INFERENCE} event {reason}")),
+                        Err(reason) => cx
+                            .rejections
+                            .reject(at, || format!("{EVENT_INFERENCE} event {reason}")),
                     },
                     Some(EVENT_FEEDBACK) => match feedback(record, ids, now) {
                         Ok(row) => cx.batch.feedback.push(row),
-                        Err(reason) => cx.rejections.reject(at, || format!("{EVENT_FEEDBACK} event {reason}")),
+                        Err(reason) => cx
+                            .rejections
+                            .reject(at, || format!("{EVENT_FEEDBACK} event {reason}")),
                     },
                     _ => cx.batch.logs.push(log(record, ids)),
                 }
@@ -369,11 +425,17 @@ fn event_name(record: &LogRecord) -> Option<&str> {
     if !record.event_name.is_empty() {
         return Some(&record.event_name);
     }
-    record.attributes.iter().find(|kv| kv.key == "event.name").and_then(|kv| string_value(kv.value.as_ref()))
+    record
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "event.name")
+        .and_then(|kv| string_value(kv.value.as_ref()))
 }
 
 fn event_time(record: &LogRecord, now: i64) -> i64 {
-    nanos(record.time_unix_nano).or_else(|| nanos(record.observed_time_unix_nano)).unwrap_or(now)
+    nanos(record.time_unix_nano)
+        .or_else(|| nanos(record.observed_time_unix_nano))
+        .unwrap_or(now)
 }
 
 /// A required string attribute: absent and wrong-typed values are told apart in the reason.
@@ -383,7 +445,10 @@ fn required_string(value: Option<&AnyValue>, key: &str) -> Result<String, String
         Some(v) => match v.value.as_ref() {
             Some(Value::StringValue(s)) if !s.is_empty() => Ok(s.clone()),
             Some(Value::StringValue(_)) => Err(format!("with an empty {key}")),
-            _ => Err(format!("with {key} of type {} (expected string)", type_name(Some(v)))),
+            _ => Err(format!(
+                "with {key} of type {} (expected string)",
+                type_name(Some(v))
+            )),
         },
     }
 }
@@ -392,7 +457,10 @@ fn optional_string(value: Option<&AnyValue>, key: &str) -> Result<Option<String>
     match value.and_then(|v| v.value.as_ref()) {
         None => Ok(None),
         Some(Value::StringValue(s)) => Ok(non_empty(s)),
-        Some(_) => Err(format!("with {key} of type {} (expected string)", type_name(value))),
+        Some(_) => Err(format!(
+            "with {key} of type {} (expected string)",
+            type_name(value)
+        )),
     }
 }
 
@@ -402,7 +470,10 @@ fn optional_number(value: Option<&AnyValue>, key: &str) -> Result<Option<f64>, S
         Some(Value::DoubleValue(d)) if d.is_finite() => Ok(Some(*d)),
         Some(Value::IntValue(i)) => Ok(Some(*i as f64)),
         Some(Value::DoubleValue(d)) => Err(format!("with a non-finite {key} ({d})")),
-        Some(_) => Err(format!("with {key} of type {} (expected double)", type_name(value))),
+        Some(_) => Err(format!(
+            "with {key} of type {} (expected double)",
+            type_name(value)
+        )),
     }
 }
 
@@ -416,7 +487,10 @@ fn prediction(value: Option<&AnyValue>, key: &str) -> Result<Prediction, String>
         Some(Value::StringValue(s)) if !s.is_empty() => Ok(Prediction::Class(s.clone())),
         Some(Value::StringValue(_)) => Err(format!("with an empty {key}")),
         Some(Value::BoolValue(b)) => Ok(Prediction::Class(b.to_string())),
-        Some(_) => Err(format!("with {key} of type {} (expected double or string)", type_name(value))),
+        Some(_) => Err(format!(
+            "with {key} of type {} (expected double or string)",
+            type_name(value)
+        )),
     }
 }
 
@@ -439,10 +513,19 @@ fn feature(value: Option<&AnyValue>) -> FeatureValue {
 
 /// Attributes outside `ml.*` (and `event.name`), kept as JSON.
 fn other_attributes(record: &LogRecord) -> Option<String> {
-    attributes_json_opt(record.attributes.iter().filter(|kv| !kv.key.starts_with("ml.") && kv.key != "event.name"))
+    attributes_json_opt(
+        record
+            .attributes
+            .iter()
+            .filter(|kv| !kv.key.starts_with("ml.") && kv.key != "event.name"),
+    )
 }
 
-fn inference(record: &LogRecord, (resource_id, scope_id): (u64, u64), now: i64) -> Result<InferenceRow, String> {
+fn inference(
+    record: &LogRecord,
+    (resource_id, scope_id): (u64, u64),
+    now: i64,
+) -> Result<InferenceRow, String> {
     let mut model = None;
     let mut version = None;
     let mut inference_id = None;
@@ -497,8 +580,18 @@ fn inference(record: &LogRecord, (resource_id, scope_id): (u64, u64), now: i64) 
     })
 }
 
-fn feedback(record: &LogRecord, (resource_id, scope_id): (u64, u64), now: i64) -> Result<FeedbackRow, String> {
-    let get = |key: &str| record.attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref());
+fn feedback(
+    record: &LogRecord,
+    (resource_id, scope_id): (u64, u64),
+    now: i64,
+) -> Result<FeedbackRow, String> {
+    let get = |key: &str| {
+        record
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref())
+    };
     Ok(FeedbackRow {
         time: event_time(record, now),
         observed_time: nanos(record.observed_time_unix_nano),
@@ -533,7 +626,11 @@ fn log(record: &LogRecord, (resource_id, scope_id): (u64, u64)) -> LogRow {
 }
 
 /// Maps a traces export request. Spans that carry `ml.model.name` are linked to their model.
-pub fn map_traces(req: &ExportTraceServiceRequest, known: &KnownIds, now: i64) -> (Batch, Rejections) {
+pub fn map_traces(
+    req: &ExportTraceServiceRequest,
+    known: &KnownIds,
+    now: i64,
+) -> (Batch, Rejections) {
     let mut cx = Context::new(known, now);
     for (ri, rs) in req.resource_spans.iter().enumerate() {
         let resource_id = cx.resource(rs.resource.as_ref(), &rs.schema_url);
@@ -541,8 +638,11 @@ pub fn map_traces(req: &ExportTraceServiceRequest, known: &KnownIds, now: i64) -
             let scope_id = cx.scope(ss.scope.as_ref(), &ss.schema_url);
             for (pi, span) in ss.spans.iter().enumerate() {
                 let at = || format!("resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]");
-                let (Some(trace_id), Some(span_id)) = (hex_id(&span.trace_id), hex_id(&span.span_id)) else {
-                    cx.rejections.reject(at, || "span without a valid trace_id and span_id".into());
+                let (Some(trace_id), Some(span_id)) =
+                    (hex_id(&span.trace_id), hex_id(&span.span_id))
+                else {
+                    cx.rejections
+                        .reject(at, || "span without a valid trace_id and span_id".into());
                     continue;
                 };
                 if span.trace_id.len() != 16 || span.span_id.len() != 8 {
@@ -555,7 +655,12 @@ pub fn map_traces(req: &ExportTraceServiceRequest, known: &KnownIds, now: i64) -
                     });
                     continue;
                 }
-                let attr = |key: &str| span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| string_value(kv.value.as_ref()));
+                let attr = |key: &str| {
+                    span.attributes
+                        .iter()
+                        .find(|kv| kv.key == key)
+                        .and_then(|kv| string_value(kv.value.as_ref()))
+                };
                 let start = nanos(span.start_time_unix_nano).unwrap_or(now);
                 let end = nanos(span.end_time_unix_nano).unwrap_or(start);
                 let events = (!span.events.is_empty()).then(|| {
@@ -564,7 +669,10 @@ pub fn map_traces(req: &ExportTraceServiceRequest, known: &KnownIds, now: i64) -
                         if i > 0 {
                             s.push(',');
                         }
-                        s.push_str(&format!("{{\"time_unix_nano\":{},\"name\":", e.time_unix_nano));
+                        s.push_str(&format!(
+                            "{{\"time_unix_nano\":{},\"name\":",
+                            e.time_unix_nano
+                        ));
                         super::attributes::write_json_string(&e.name, &mut s);
                         s.push_str(",\"attributes\":");
                         attributes_json(&e.attributes, &mut s);
@@ -601,7 +709,9 @@ pub fn map_traces(req: &ExportTraceServiceRequest, known: &KnownIds, now: i64) -
                     start_time: start,
                     end_time: end,
                     duration_s: (end - start) as f64 / 1e9,
-                    status_code: status.map(|s| i8::try_from(s.code).unwrap_or(0)).unwrap_or(0),
+                    status_code: status
+                        .map(|s| i8::try_from(s.code).unwrap_or(0))
+                        .unwrap_or(0),
                     status_message: status.and_then(|s| non_empty(&s.message)),
                     model: attr("ml.model.name").map(str::to_owned),
                     version: attr("ml.model.version").map(str::to_owned),

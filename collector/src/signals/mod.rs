@@ -4,7 +4,7 @@
 pub mod attributes;
 pub mod mapping;
 
-pub use mapping::{map_logs, map_metrics, map_traces, Rejections};
+pub use mapping::{Rejections, map_logs, map_metrics, map_traces};
 
 /// A value of an `ml.feature.*` attribute, typed as it arrived.
 #[derive(Debug, Clone, PartialEq)]
@@ -240,10 +240,17 @@ impl Batch {
             + self.resources.len()
             + self.scopes.len()
             + self.series.len()
-            + self.inferences.iter().map(|i| i.features.len()).sum::<usize>()
+            + self
+                .inferences
+                .iter()
+                .map(|i| i.features.len())
+                .sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items() == 0 && self.resources.is_empty() && self.scopes.is_empty() && self.series.is_empty()
+        self.items() == 0
+            && self.resources.is_empty()
+            && self.scopes.is_empty()
+            && self.series.is_empty()
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use duckdb::arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
@@ -46,7 +46,10 @@ fn data_type(kind: Kind) -> DataType {
 }
 
 fn batch(columns: &[(&str, Kind)], arrays: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
-    let fields: Vec<Field> = columns.iter().map(|(n, k)| Field::new(*n, data_type(*k), true)).collect();
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(n, k)| Field::new(*n, data_type(*k), true))
+        .collect();
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
 }
 
@@ -210,14 +213,20 @@ pub fn inferences(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordB
             strings(n, rows.iter().map(|r| Some(r.model.as_str()))),
             strings(n, rows.iter().map(|r| Some(r.version.as_str()))),
             strings(n, rows.iter().map(|r| r.inference_id.as_deref())),
-            f64s(n, rows.iter().map(|r| match r.prediction {
-                Prediction::Number(v) => Some(v),
-                Prediction::Class(_) => None,
-            })),
-            strings(n, rows.iter().map(|r| match &r.prediction {
-                Prediction::Class(c) => Some(c.as_str()),
-                Prediction::Number(_) => None,
-            })),
+            f64s(
+                n,
+                rows.iter().map(|r| match r.prediction {
+                    Prediction::Number(v) => Some(v),
+                    Prediction::Class(_) => None,
+                }),
+            ),
+            strings(
+                n,
+                rows.iter().map(|r| match &r.prediction {
+                    Prediction::Class(c) => Some(c.as_str()),
+                    Prediction::Number(_) => None,
+                }),
+            ),
             f64s(n, rows.iter().map(|r| r.score)),
             f64s(n, rows.iter().map(|r| r.duration_s)),
             u32s(n, rows.iter().map(|r| Some(r.features.len() as u32))),
@@ -235,9 +244,11 @@ pub fn features(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBat
     use Kind::*;
     let n: usize = rows.iter().map(|r| r.features.len()).sum();
     let flat = || {
-        rows.iter()
-            .enumerate()
-            .flat_map(|(i, r)| r.features.iter().map(move |(name, value)| (first_event_id + i as u64, *r, name, value)))
+        rows.iter().enumerate().flat_map(|(i, r)| {
+            r.features
+                .iter()
+                .map(move |(name, value)| (first_event_id + i as u64, *r, name, value))
+        })
     };
     let double = |v: &FeatureValue| match v {
         FeatureValue::Double(d) => Some(*d),
@@ -297,14 +308,20 @@ pub fn feedback(rows: &[&FeedbackRow]) -> Result<RecordBatch, ArrowError> {
             times(n, rows.iter().map(|r| r.observed_time)),
             strings(n, rows.iter().map(|r| Some(r.model.as_str()))),
             strings(n, rows.iter().map(|r| Some(r.inference_id.as_str()))),
-            f64s(n, rows.iter().map(|r| match r.label {
-                Prediction::Number(v) => Some(v),
-                Prediction::Class(_) => None,
-            })),
-            strings(n, rows.iter().map(|r| match &r.label {
-                Prediction::Class(c) => Some(c.as_str()),
-                Prediction::Number(_) => None,
-            })),
+            f64s(
+                n,
+                rows.iter().map(|r| match r.label {
+                    Prediction::Number(v) => Some(v),
+                    Prediction::Class(_) => None,
+                }),
+            ),
+            strings(
+                n,
+                rows.iter().map(|r| match &r.label {
+                    Prediction::Class(c) => Some(c.as_str()),
+                    Prediction::Number(_) => None,
+                }),
+            ),
             strings(n, rows.iter().map(|r| r.attributes.as_deref())),
             u64s(n, rows.iter().map(|r| Some(r.resource_id))),
             u64s(n, rows.iter().map(|r| Some(r.scope_id))),
@@ -349,7 +366,14 @@ pub fn points(rows: &[&PointRow]) -> Result<RecordBatch, ArrowError> {
     use Kind::*;
     let n = rows.len();
     batch(
-        &[("series_id", U64), ("time", Time), ("start_time", Time), ("value", F64), ("int_value", I64), ("flags", U32)],
+        &[
+            ("series_id", U64),
+            ("time", Time),
+            ("start_time", Time),
+            ("value", F64),
+            ("int_value", I64),
+            ("flags", U32),
+        ],
         vec![
             u64s(n, rows.iter().map(|r| Some(r.series_id))),
             times(n, rows.iter().map(|r| Some(r.time))),

@@ -33,11 +33,20 @@ pub const TABLES: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("DuckDB: {0}")]
     DuckDb(#[from] duckdb::Error),
-    #[error("the database at {path} has schema version {found}, newer than this millwatch knows ({known})")]
-    SchemaTooNew { path: PathBuf, found: u32, known: u32 },
+    #[error(
+        "the database at {path} has schema version {found}, newer than this millwatch knows ({known})"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
     #[error("the store is shutting down")]
     Closed,
     #[error("storing failed: {0}")]
@@ -64,25 +73,38 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `data_dir/millwatch.duckdb` and migrates it to the newest schema.
     pub fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.to_owned(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
         let path = database_path(data_dir);
         let conn = Connection::open(&path)?;
         migrate(&conn, &path)?;
         let known = Arc::new(load_known(&conn)?);
         let reader = Mutex::new(conn.try_clone()?);
-        Ok(Store { path, conn: Mutex::new(conn), reader, known })
+        Ok(Store {
+            path,
+            conn: Mutex::new(conn),
+            reader,
+            known,
+        })
     }
 
     /// Runs `f` on the read connection.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> duckdb::Result<T>) -> Result<T> {
-        let conn = self.reader.lock().map_err(|_| StoreError::Write("read connection poisoned".into()))?;
+        let conn = self
+            .reader
+            .lock()
+            .map_err(|_| StoreError::Write("read connection poisoned".into()))?;
         Ok(f(&conn)?)
     }
 
     /// A fresh connection to the same database, for a task that reads on its own.
     pub fn connect(&self) -> Result<Connection> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Write("connection poisoned".into()))?;
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Write("connection poisoned".into()))?;
         Ok(conn.try_clone()?)
     }
 
@@ -91,7 +113,12 @@ impl Store {
         self.read(|c| {
             TABLES
                 .iter()
-                .map(|t| c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get::<_, u64>(0)).map(|n| (*t, n)))
+                .map(|t| {
+                    c.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| {
+                        r.get::<_, u64>(0)
+                    })
+                    .map(|n| (*t, n))
+                })
                 .collect()
         })
     }
@@ -117,7 +144,11 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     )?;
     let newest = schema::MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
     if current > newest {
-        return Err(StoreError::SchemaTooNew { path: path.to_owned(), found: current, known: newest });
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found: current,
+            known: newest,
+        });
     }
     for m in schema::MIGRATIONS.iter().filter(|m| m.version > current) {
         conn.execute_batch("BEGIN TRANSACTION")?;
@@ -134,7 +165,11 @@ fn migrate(conn: &Connection, path: &Path) -> Result<()> {
                 return Err(e.into());
             }
         }
-        tracing::info!(version = m.version, description = m.description, "applied schema migration");
+        tracing::info!(
+            version = m.version,
+            description = m.description,
+            "applied schema migration"
+        );
     }
     Ok(())
 }

@@ -7,13 +7,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
+use duckdb::arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{columns, Result, StoreError};
-use crate::signals::mapping::KnownIds;
+use super::{Result, StoreError, columns};
 use crate::signals::Batch;
+use crate::signals::mapping::KnownIds;
 
 /// How the writer groups commits.
 #[derive(Debug, Clone)]
@@ -24,7 +24,9 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { max_rows_per_commit: 200_000 }
+        WriterOptions {
+            max_rows_per_commit: 200_000,
+        }
     }
 }
 
@@ -37,9 +39,15 @@ pub struct WriterStats {
 }
 
 enum Message {
-    Store { batch: Batch, ack: oneshot::Sender<Result<()>> },
+    Store {
+        batch: Batch,
+        ack: oneshot::Sender<Result<()>>,
+    },
     /// Deletes rows whose time is before `cutoff_ns`.
-    Retain { cutoff_ns: i64, done: oneshot::Sender<Result<u64>> },
+    Retain {
+        cutoff_ns: i64,
+        done: oneshot::Sender<Result<u64>>,
+    },
     /// Everything sent before is committed; then the database is checkpointed and closed.
     Shutdown,
 }
@@ -55,14 +63,18 @@ impl StoreHandle {
     /// Stores a batch; resolves once it is committed (or failed).
     pub async fn store(&self, batch: Batch) -> Result<()> {
         let (ack, rx) = oneshot::channel();
-        self.tx.send(Message::Store { batch, ack }).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send(Message::Store { batch, ack })
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Deletes rows older than `cutoff_ns` from every signal table; returns how many.
     pub async fn retain(&self, cutoff_ns: i64) -> Result<u64> {
         let (done, rx) = oneshot::channel();
-        self.tx.send(Message::Retain { cutoff_ns, done }).map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send(Message::Retain { cutoff_ns, done })
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -79,7 +91,11 @@ impl StoreHandle {
 
 pub type CommitObserver = Box<dyn Fn(&WriterStats) + Send>;
 
-pub fn spawn(conn: Connection, known: Arc<KnownIds>, options: WriterOptions) -> Result<StoreHandle> {
+pub fn spawn(
+    conn: Connection,
+    known: Arc<KnownIds>,
+    options: WriterOptions,
+) -> Result<StoreHandle> {
     spawn_observed(conn, known, options, Box::new(|_| {}))
 }
 
@@ -95,7 +111,10 @@ pub fn spawn_observed(
         .name("millwatch-store".into())
         .spawn(move || writer.run(rx))
         .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
-    Ok(StoreHandle { tx, thread: Arc::new(std::sync::Mutex::new(Some(thread))) })
+    Ok(StoreHandle {
+        tx,
+        thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+    })
 }
 
 struct Writer {
@@ -112,10 +131,19 @@ struct Writer {
 type Ack = oneshot::Sender<Result<()>>;
 
 impl Writer {
-    fn new(conn: Connection, known: Arc<KnownIds>, options: WriterOptions, observer: CommitObserver) -> Result<Self> {
-        let next_event_id =
-            conn.query_row("SELECT coalesce(max(event_id) + 1, 0) FROM inferences", [], |r| r.get::<_, u64>(0))?;
-        let copy = |s: &std::sync::RwLock<HashSet<u64>>| s.read().map(|s| s.clone()).unwrap_or_default();
+    fn new(
+        conn: Connection,
+        known: Arc<KnownIds>,
+        options: WriterOptions,
+        observer: CommitObserver,
+    ) -> Result<Self> {
+        let next_event_id = conn.query_row(
+            "SELECT coalesce(max(event_id) + 1, 0) FROM inferences",
+            [],
+            |r| r.get::<_, u64>(0),
+        )?;
+        let copy =
+            |s: &std::sync::RwLock<HashSet<u64>>| s.read().map(|s| s.clone()).unwrap_or_default();
         Ok(Writer {
             resources: copy(&known.resources),
             scopes: copy(&known.scopes),
@@ -190,7 +218,11 @@ impl Writer {
         let rows: usize = batches.iter().map(Batch::rows).sum();
         match self.commit(&batches) {
             Ok(()) => {
-                (self.observer)(&WriterStats { requests: acks.len(), rows, duration: started.elapsed() });
+                (self.observer)(&WriterStats {
+                    requests: acks.len(),
+                    rows,
+                    duration: started.elapsed(),
+                });
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
@@ -207,7 +239,11 @@ impl Writer {
                     let started = Instant::now();
                     let result = self.commit(std::slice::from_ref(&batch));
                     if result.is_ok() {
-                        (self.observer)(&WriterStats { requests: 1, rows: batch.rows(), duration: started.elapsed() });
+                        (self.observer)(&WriterStats {
+                            requests: 1,
+                            rows: batch.rows(),
+                            duration: started.elapsed(),
+                        });
                     }
                     let _ = ack.send(result.map_err(|e| StoreError::Write(e.to_string())));
                 }
@@ -221,7 +257,9 @@ impl Writer {
         let resources: Vec<_> = batches
             .iter()
             .flat_map(|b| &b.resources)
-            .filter(|r| !self.resources.contains(&r.resource_id) && new_resources.insert(r.resource_id))
+            .filter(|r| {
+                !self.resources.contains(&r.resource_id) && new_resources.insert(r.resource_id)
+            })
             .collect();
         let mut new_scopes = HashSet::new();
         let scopes: Vec<_> = batches
@@ -244,7 +282,9 @@ impl Writer {
 
         let first_event_id = self.next_event_id;
         let mut tables: Vec<(&str, RecordBatch)> = Vec::new();
-        let arrow = |e: duckdb::arrow::error::ArrowError| StoreError::Write(format!("building columns: {e}"));
+        let arrow = |e: duckdb::arrow::error::ArrowError| {
+            StoreError::Write(format!("building columns: {e}"))
+        };
         if !resources.is_empty() {
             tables.push(("resources", columns::resources(&resources).map_err(arrow)?));
         }
@@ -255,9 +295,15 @@ impl Writer {
             tables.push(("metric_series", columns::series(&series).map_err(arrow)?));
         }
         if !inferences.is_empty() {
-            tables.push(("inferences", columns::inferences(&inferences, first_event_id).map_err(arrow)?));
+            tables.push((
+                "inferences",
+                columns::inferences(&inferences, first_event_id).map_err(arrow)?,
+            ));
             if inferences.iter().any(|i| !i.features.is_empty()) {
-                tables.push(("inference_features", columns::features(&inferences, first_event_id).map_err(arrow)?));
+                tables.push((
+                    "inference_features",
+                    columns::features(&inferences, first_event_id).map_err(arrow)?,
+                ));
             }
         }
         if !feedback.is_empty() {
@@ -267,7 +313,10 @@ impl Writer {
             tables.push(("metric_points", columns::points(&points).map_err(arrow)?));
         }
         if !distributions.is_empty() {
-            tables.push(("metric_distributions", columns::distributions(&distributions).map_err(arrow)?));
+            tables.push((
+                "metric_distributions",
+                columns::distributions(&distributions).map_err(arrow)?,
+            ));
         }
         if !spans.is_empty() {
             tables.push(("spans", columns::spans(&spans).map_err(arrow)?));

@@ -25,7 +25,9 @@ impl Encoding {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("unsupported content type {0:?}: OTLP/HTTP takes application/x-protobuf or application/json")]
+    #[error(
+        "unsupported content type {0:?}: OTLP/HTTP takes application/x-protobuf or application/json"
+    )]
     UnsupportedContentType(String),
     #[error("unsupported content encoding {0:?}: OTLP/HTTP takes gzip or identity")]
     UnsupportedContentEncoding(String),
@@ -47,8 +49,12 @@ impl DecodeError {
             DecodeError::UnsupportedContentType(_) | DecodeError::UnsupportedContentEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            DecodeError::TooLarge { .. } | DecodeError::InflatesTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            DecodeError::Gzip(_) | DecodeError::Protobuf(_) | DecodeError::Json(_) => StatusCode::BAD_REQUEST,
+            DecodeError::TooLarge { .. } | DecodeError::InflatesTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            DecodeError::Gzip(_) | DecodeError::Protobuf(_) | DecodeError::Json(_) => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 }
@@ -57,7 +63,12 @@ impl DecodeError {
 /// content type is refused: OTLP/HTTP clients always send one.
 pub fn encoding(content_type: Option<&str>) -> Result<Encoding, DecodeError> {
     let raw = content_type.unwrap_or("");
-    let essence = raw.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = raw
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/x-protobuf" | "application/protobuf" => Ok(Encoding::Protobuf),
         "application/json" => Ok(Encoding::Json),
@@ -66,8 +77,15 @@ pub fn encoding(content_type: Option<&str>) -> Result<Encoding, DecodeError> {
 }
 
 /// The body as sent, decompressed when `Content-Encoding: gzip`, never larger than `limit`.
-pub fn decompress(body: &[u8], content_encoding: Option<&str>, limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let encoding = content_encoding.unwrap_or("identity").trim().to_ascii_lowercase();
+pub fn decompress(
+    body: &[u8],
+    content_encoding: Option<&str>,
+    limit: usize,
+) -> Result<Vec<u8>, DecodeError> {
+    let encoding = content_encoding
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
     match encoding.as_str() {
         "" | "identity" => Ok(body.to_vec()),
         "gzip" | "x-gzip" => {
@@ -111,8 +129,14 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(encoding(Some("application/x-protobuf")).ok(), Some(Encoding::Protobuf));
-        assert_eq!(encoding(Some("Application/JSON; charset=utf-8")).ok(), Some(Encoding::Json));
+        assert_eq!(
+            encoding(Some("application/x-protobuf")).ok(),
+            Some(Encoding::Protobuf)
+        );
+        assert_eq!(
+            encoding(Some("Application/JSON; charset=utf-8")).ok(),
+            Some(Encoding::Json)
+        );
         let err = encoding(Some("text/plain")).expect_err("refused");
         assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         assert!(err.to_string().contains("text/plain"), "{err}");
@@ -122,7 +146,10 @@ mod tests {
     #[test]
     fn gzip_within_and_past_the_limit() {
         let data = vec![7u8; 1000];
-        assert_eq!(decompress(&gzip(&data), Some("gzip"), 1000).expect("fits"), data);
+        assert_eq!(
+            decompress(&gzip(&data), Some("gzip"), 1000).expect("fits"),
+            data
+        );
         let err = decompress(&gzip(&data), Some("gzip"), 999).expect_err("too large");
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let err = decompress(b"not gzip", Some("gzip"), 999).expect_err("bad gzip");

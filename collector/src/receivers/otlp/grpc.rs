@@ -52,7 +52,8 @@ impl<Resp: prost::Message> Encoder for OtlpEncoder<Resp> {
 
     fn encode(&mut self, item: Resp, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         dst.reserve(item.encoded_len());
-        item.encode(dst).map_err(|e| Status::internal(format!("encoding the response: {e}")))
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
     }
 }
 
@@ -62,9 +63,11 @@ impl<Req: prost::Message + Default> Decoder for OtlpDecoder<Req> {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Req>, Status> {
         let len = src.remaining();
-        Req::decode(src)
-            .map(Some)
-            .map_err(|e| Status::invalid_argument(format!("malformed OTLP protobuf message ({len} bytes): {e}")))
+        Req::decode(src).map(Some).map_err(|e| {
+            Status::invalid_argument(format!(
+                "malformed OTLP protobuf message ({len} bytes): {e}"
+            ))
+        })
     }
 }
 
@@ -77,13 +80,21 @@ pub struct OtlpGrpcService<S> {
 
 impl<S> Clone for OtlpGrpcService<S> {
     fn clone(&self) -> Self {
-        OtlpGrpcService { ingest: self.ingest.clone(), max_message_bytes: self.max_message_bytes, _signal: PhantomData }
+        OtlpGrpcService {
+            ingest: self.ingest.clone(),
+            max_message_bytes: self.max_message_bytes,
+            _signal: PhantomData,
+        }
     }
 }
 
 impl<S: OtlpSignal> OtlpGrpcService<S> {
     pub fn new(ingest: Arc<Ingest>, max_message_bytes: usize) -> Self {
-        OtlpGrpcService { ingest, max_message_bytes, _signal: PhantomData }
+        OtlpGrpcService {
+            ingest,
+            max_message_bytes,
+            _signal: PhantomData,
+        }
     }
 }
 
@@ -95,7 +106,9 @@ struct Export<S>(Arc<Ingest>, PhantomData<S>);
 
 impl<S: OtlpSignal> UnaryService<S::Request> for Export<S> {
     type Response = S::Response;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<tonic::Response<S::Response>, Status>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<tonic::Response<S::Response>, Status>> + Send>,
+    >;
 
     fn call(&mut self, request: tonic::Request<S::Request>) -> Self::Future {
         let ingest = self.0.clone();
@@ -111,7 +124,11 @@ impl<S: OtlpSignal> UnaryService<S::Request> for Export<S> {
 
 /// UNAVAILABLE with a `google.rpc.RetryInfo` detail: the OTLP client retries after the delay.
 fn unavailable(e: &IngestError, retry_after: std::time::Duration) -> Status {
-    Status::with_error_details(Code::Unavailable, e.to_string(), ErrorDetails::with_retry_info(Some(retry_after)))
+    Status::with_error_details(
+        Code::Unavailable,
+        e.to_string(),
+        ErrorDetails::with_retry_info(Some(retry_after)),
+    )
 }
 
 impl<S, B> tower::Service<http::Request<B>> for OtlpGrpcService<S>
@@ -122,7 +139,9 @@ where
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -131,7 +150,12 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let ingest = self.ingest.clone();
         let max = self.max_message_bytes;
-        let is_export = req.uri().path().strip_prefix('/').and_then(|p| p.strip_prefix(S::NAME)) == Some("/Export");
+        let is_export = req
+            .uri()
+            .path()
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(S::NAME))
+            == Some("/Export");
         Box::pin(async move {
             if !is_export {
                 return Ok(Status::unimplemented("unknown method").into_http());
@@ -150,7 +174,10 @@ where
 }
 
 /// Counts requests that tonic refused before they reached the pipeline.
-fn count_refusal<S: OtlpSignal>(telemetry: &crate::telemetry::Telemetry, response: &http::Response<tonic::body::Body>) {
+fn count_refusal<S: OtlpSignal>(
+    telemetry: &crate::telemetry::Telemetry,
+    response: &http::Response<tonic::body::Body>,
+) {
     let code = response
         .headers()
         .get(Status::GRPC_STATUS)

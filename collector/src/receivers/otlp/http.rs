@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
 
 use super::decode::{self, DecodeError, Encoding};
-use super::{json, Logs, Metrics, OtlpSignal, Traces};
+use super::{Logs, Metrics, OtlpSignal, Traces, json};
 use crate::pipeline::{Ingest, IngestError};
 use crate::telemetry::{Protocol, Refusal};
 
@@ -43,7 +43,11 @@ pub fn router(receiver: Arc<HttpReceiver>) -> Router {
         .with_state(receiver)
 }
 
-async fn export<S: OtlpSignal>(State(rx): State<Arc<HttpReceiver>>, headers: HeaderMap, body: Body) -> Response {
+async fn export<S: OtlpSignal>(
+    State(rx): State<Arc<HttpReceiver>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let encoding = match decode::encoding(header_str(header::CONTENT_TYPE)) {
         Ok(e) => e,
@@ -61,13 +65,21 @@ async fn export<S: OtlpSignal>(State(rx): State<Arc<HttpReceiver>>, headers: Hea
     let raw = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.downcast_ref::<http_body_util::LengthLimitError>().is_some());
+            let too_large = std::error::Error::source(&e).is_some_and(|s| {
+                s.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+            });
             if too_large {
                 return refuse::<S>(&rx, protocol, encoding, &DecodeError::TooLarge { limit });
             }
             let message = format!("reading the request body failed: {e}");
-            return status_response(StatusCode::BAD_REQUEST, encoding, INVALID_ARGUMENT, &message, None);
+            return status_response(
+                StatusCode::BAD_REQUEST,
+                encoding,
+                INVALID_ARGUMENT,
+                &message,
+                None,
+            );
         }
     };
     let request = decode::decompress(&raw, header_str(header::CONTENT_ENCODING), limit)
@@ -96,7 +108,12 @@ async fn export<S: OtlpSignal>(State(rx): State<Arc<HttpReceiver>>, headers: Hea
     }
 }
 
-fn refuse<S: OtlpSignal>(rx: &HttpReceiver, protocol: Protocol, encoding: Encoding, e: &DecodeError) -> Response {
+fn refuse<S: OtlpSignal>(
+    rx: &HttpReceiver,
+    protocol: Protocol,
+    encoding: Encoding,
+    e: &DecodeError,
+) -> Response {
     let status = e.status();
     let why = match status {
         StatusCode::PAYLOAD_TOO_LARGE => Refusal::TooLarge,
@@ -104,7 +121,11 @@ fn refuse<S: OtlpSignal>(rx: &HttpReceiver, protocol: Protocol, encoding: Encodi
         _ => Refusal::Malformed,
     };
     rx.ingest.telemetry.refused(S::SIGNAL, protocol, why);
-    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { RESOURCE_EXHAUSTED } else { INVALID_ARGUMENT };
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        RESOURCE_EXHAUSTED
+    } else {
+        INVALID_ARGUMENT
+    };
     status_response(status, encoding, code, &e.to_string(), None)
 }
 
@@ -116,12 +137,22 @@ fn status_response(
     retry_after_secs: Option<u64>,
 ) -> Response {
     let body = match encoding {
-        Encoding::Protobuf => prost::Message::encode_to_vec(&RpcStatus { code, message: message.to_owned() }),
+        Encoding::Protobuf => prost::Message::encode_to_vec(&RpcStatus {
+            code,
+            message: message.to_owned(),
+        }),
         Encoding::Json => json::encode_status(code, message),
     };
-    let mut response = (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response();
+    let mut response = (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response();
     if let Some(secs) = retry_after_secs {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }

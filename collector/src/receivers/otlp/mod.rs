@@ -48,13 +48,19 @@ impl OtlpSignal for Metrics {
     const SIGNAL: Signal = Signal::Metrics;
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
-    async fn ingest(ingest: &Ingest, req: &Self::Request, protocol: Protocol) -> Result<Accepted, IngestError> {
+    async fn ingest(
+        ingest: &Ingest,
+        req: &Self::Request,
+        protocol: Protocol,
+    ) -> Result<Accepted, IngestError> {
         ingest.metrics(req, protocol).await
     }
     fn response(a: Accepted) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (a.rejected > 0)
-                .then(|| ExportMetricsPartialSuccess { rejected_data_points: a.rejected, error_message: a.message }),
+            partial_success: (a.rejected > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: a.rejected,
+                error_message: a.message,
+            }),
         }
     }
     fn decode_json(body: &[u8]) -> Result<Self::Request, json::JsonError> {
@@ -71,13 +77,19 @@ impl OtlpSignal for Logs {
     const SIGNAL: Signal = Signal::Logs;
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
-    async fn ingest(ingest: &Ingest, req: &Self::Request, protocol: Protocol) -> Result<Accepted, IngestError> {
+    async fn ingest(
+        ingest: &Ingest,
+        req: &Self::Request,
+        protocol: Protocol,
+    ) -> Result<Accepted, IngestError> {
         ingest.logs(req, protocol).await
     }
     fn response(a: Accepted) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (a.rejected > 0)
-                .then(|| ExportLogsPartialSuccess { rejected_log_records: a.rejected, error_message: a.message }),
+            partial_success: (a.rejected > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: a.rejected,
+                error_message: a.message,
+            }),
         }
     }
     fn decode_json(body: &[u8]) -> Result<Self::Request, json::JsonError> {
@@ -94,13 +106,19 @@ impl OtlpSignal for Traces {
     const SIGNAL: Signal = Signal::Traces;
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
-    async fn ingest(ingest: &Ingest, req: &Self::Request, protocol: Protocol) -> Result<Accepted, IngestError> {
+    async fn ingest(
+        ingest: &Ingest,
+        req: &Self::Request,
+        protocol: Protocol,
+    ) -> Result<Accepted, IngestError> {
         ingest.traces(req, protocol).await
     }
     fn response(a: Accepted) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (a.rejected > 0)
-                .then(|| ExportTracePartialSuccess { rejected_spans: a.rejected, error_message: a.message }),
+            partial_success: (a.rejected > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: a.rejected,
+                error_message: a.message,
+            }),
         }
     }
     fn decode_json(body: &[u8]) -> Result<Self::Request, json::JsonError> {
