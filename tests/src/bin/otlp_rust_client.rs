@@ -353,6 +353,9 @@ fn send_events(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // reqwest is built with `rustls-no-provider` in this workspace and refuses to build a client
+    // without a process-wide provider. Err only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let recorder = Recorder::default();
     let meters = meter_provider(&args, &recorder)?;
     let loggers = logger_provider(&args, &recorder)?;
