@@ -148,6 +148,7 @@ def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector):
         for table in ("inferences", "inference_features", "feedback", "metric_points"):
             assert count_rows(db, table) > 0
     failed = sum(len(s.failed) for s in senders)
+    assert failed > 0, "the kill interrupted no request: nothing was in flight"
     print(f"acknowledged {len(acked)} requests ({acked_before_kill} before the kill); {failed} failed")
 
 
