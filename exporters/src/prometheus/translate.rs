@@ -517,7 +517,9 @@ pub(crate) fn exponential_to_classic(dp: &ExponentialHistogramDataPoint) -> Buck
     let bound = |i: i64| (i as f64 * step).exp2();
     let mut pairs: Vec<(f64, u64)> = Vec::new();
     if let Some(neg) = &dp.negative {
-        for (k, c) in neg.bucket_counts.iter().enumerate().rev() {
+        // Empty negative buckets (SDKs send zero-filled ones) are left out: they hold no
+        // observation, and a negative bound would hide `_sum` (see `histogram_sum_exposed`).
+        for (k, c) in neg.bucket_counts.iter().enumerate().rev().filter(|(_, c)| **c > 0) {
             let i = i64::from(neg.offset) + k as i64;
             pairs.push((-bound(i), *c));
         }
