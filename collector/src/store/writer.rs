@@ -40,7 +40,7 @@ pub struct WriterStats {
 
 enum Message {
     Store {
-        batch: Batch,
+        batch: Box<Batch>,
         ack: oneshot::Sender<Result<()>>,
     },
     /// Deletes rows whose time is before `cutoff_ns`.
@@ -64,7 +64,10 @@ impl StoreHandle {
     pub async fn store(&self, batch: Batch) -> Result<()> {
         let (ack, rx) = oneshot::channel();
         self.tx
-            .send(Message::Store { batch, ack })
+            .send(Message::Store {
+                batch: Box::new(batch),
+                ack,
+            })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
@@ -173,12 +176,12 @@ impl Writer {
                 }
                 Message::Store { batch, ack } => {
                     let mut rows = batch.rows();
-                    let mut group = vec![(batch, ack)];
+                    let mut group = vec![(*batch, ack)];
                     while rows < self.options.max_rows_per_commit {
                         match rx.try_recv() {
                             Ok(Message::Store { batch, ack }) => {
                                 rows += batch.rows();
-                                group.push((batch, ack));
+                                group.push((*batch, ack));
                             }
                             Ok(other) => {
                                 pending = Some(other);

@@ -57,7 +57,7 @@ impl OtlpSignal for Metrics {
     }
     fn response(a: Accepted) -> Self::Response {
         ExportMetricsServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportMetricsPartialSuccess {
+            partial_success: (a.rejected > 0).then_some(ExportMetricsPartialSuccess {
                 rejected_data_points: a.rejected,
                 error_message: a.message,
             }),
@@ -86,7 +86,7 @@ impl OtlpSignal for Logs {
     }
     fn response(a: Accepted) -> Self::Response {
         ExportLogsServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportLogsPartialSuccess {
+            partial_success: (a.rejected > 0).then_some(ExportLogsPartialSuccess {
                 rejected_log_records: a.rejected,
                 error_message: a.message,
             }),
@@ -115,7 +115,7 @@ impl OtlpSignal for Traces {
     }
     fn response(a: Accepted) -> Self::Response {
         ExportTraceServiceResponse {
-            partial_success: (a.rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (a.rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: a.rejected,
                 error_message: a.message,
             }),
