@@ -519,7 +519,13 @@ pub(crate) fn exponential_to_classic(dp: &ExponentialHistogramDataPoint) -> Buck
     if let Some(neg) = &dp.negative {
         // Empty negative buckets (SDKs send zero-filled ones) are left out: they hold no
         // observation, and a negative bound would hide `_sum` (see `histogram_sum_exposed`).
-        for (k, c) in neg.bucket_counts.iter().enumerate().rev().filter(|(_, c)| **c > 0) {
+        for (k, c) in neg
+            .bucket_counts
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, c)| **c > 0)
+        {
             let i = i64::from(neg.offset) + k as i64;
             pairs.push((-bound(i), *c));
         }
