@@ -95,33 +95,26 @@ fn bools(n: usize, values: impl Iterator<Item = Option<bool>>) -> ArrayRef {
     Arc::new(b.finish())
 }
 
-fn f64_lists<'a>(values: impl Iterator<Item = Option<&'a Vec<f64>>>) -> ArrayRef {
-    let mut b = ListBuilder::new(Float64Builder::new());
-    for v in values {
-        match v {
-            Some(list) => {
-                b.values().append_slice(list);
-                b.append(true);
+/// A LIST column from optional vectors (NULL for `None`), one builder per element type.
+macro_rules! list {
+    ($name:ident, $builder:ident, $t:ty) => {
+        fn $name<'a>(values: impl Iterator<Item = Option<&'a Vec<$t>>>) -> ArrayRef {
+            let mut b = ListBuilder::new($builder::new());
+            for v in values {
+                match v {
+                    Some(list) => {
+                        b.values().append_slice(list);
+                        b.append(true);
+                    }
+                    None => b.append(false),
+                }
             }
-            None => b.append(false),
+            Arc::new(b.finish())
         }
-    }
-    Arc::new(b.finish())
+    };
 }
-
-fn u64_lists<'a>(values: impl Iterator<Item = Option<&'a Vec<u64>>>) -> ArrayRef {
-    let mut b = ListBuilder::new(UInt64Builder::new());
-    for v in values {
-        match v {
-            Some(list) => {
-                b.values().append_slice(list);
-                b.append(true);
-            }
-            None => b.append(false),
-        }
-    }
-    Arc::new(b.finish())
-}
+list!(f64_lists, Float64Builder, f64);
+list!(u64_lists, UInt64Builder, u64);
 
 pub fn resources(rows: &[&ResourceRow]) -> Result<RecordBatch, ArrowError> {
     use Kind::*;
