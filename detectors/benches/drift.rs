@@ -3,11 +3,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use millwatch_detectors::dataset::{Column, Dataset};
-use millwatch_detectors::drift::binned::{
-    bin_counts, bin_counts_sorted, proportions, psi, quantile_edges,
+use millwatch_detectors::drift::{
+    ColumnPair, DriftOptions, DriftTest, NumericPair, compare, numeric,
 };
-use millwatch_detectors::drift::sort::sorted;
-use millwatch_detectors::drift::{DriftOptions, compare, numeric};
 use std::hint::black_box;
 
 /// Deterministic pseudo-random sample (xorshift, sum of uniforms), so runs compare like with like.
@@ -37,11 +35,8 @@ fn bench_large(c: &mut Criterion) {
     });
     g.bench_function("psi", |x| {
         x.iter(|| {
-            let sa = sorted(black_box(&a));
-            let edges = quantile_edges(&sa, 10);
-            let p = proportions(&bin_counts_sorted(&edges, &sa), sa.len() as f64);
-            let q = proportions(&bin_counts(&edges, black_box(&b)), b.len() as f64);
-            psi(&p, &q)
+            NumericPair::new(black_box(&a), black_box(&b))
+                .and_then(|p| ColumnPair::Numeric(p).run(DriftTest::Psi))
         })
     });
     g.finish();

@@ -1,8 +1,8 @@
 """Times scipy/numpy on the drift workloads Millwatch is measured on, and writes the same data
 for Millwatch's `drift_timing` example so both run on identical values.
 
-Needs numpy and scipy (e.g. `python3 -m venv /tmp/scipy-venv && /tmp/scipy-venv/bin/pip install
-scipy numpy`). Run through `benches/compare_scipy.sh`, which also runs Millwatch and prints the
+Needs numpy and scipy (e.g. `python3 -m venv ~/.cache/millwatch-bench-venv &&
+~/.cache/millwatch-bench-venv/bin/pip install scipy numpy`). Run through `benches/compare_scipy.sh`, which also runs Millwatch and prints the
 ratios; alone: `python3 benches/scipy_compare.py DIR` prints one JSON line of seconds.
 """
 
@@ -61,6 +61,7 @@ def main():
         "psi": best(3, lambda: psi(a, b)),
         "window_50x100k": best(2, lambda: window(wref, wcur)),
         "window_drifted_columns": int(window(wref, wcur)),
+        "psi_value": float(psi(a, b)),
     }
     print(json.dumps(result))
 

@@ -4,11 +4,9 @@
 use std::time::Instant;
 
 use millwatch_detectors::dataset::{Column, Dataset};
-use millwatch_detectors::drift::binned::{
-    bin_counts, bin_counts_sorted, proportions, psi, quantile_edges,
+use millwatch_detectors::drift::{
+    ColumnPair, DriftOptions, DriftTest, NumericPair, compare, numeric,
 };
-use millwatch_detectors::drift::sort::sorted;
-use millwatch_detectors::drift::{DriftOptions, compare, numeric};
 
 fn read_f64(path: &std::path::Path) -> Vec<f64> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -35,14 +33,14 @@ fn main() {
     let b = read_f64(&dir.join("b.f64"));
     let ks = best(5, || numeric::ks(&a, &b).expect("finite"));
     let wasserstein = best(5, || numeric::wasserstein(&a, &b).expect("finite"));
-    // PSI as scipy/numpy users compute it: quantile edges of the reference, then bin both.
-    let psi_time = best(5, || {
-        let sorted_a = sorted(&a);
-        let edges = quantile_edges(&sorted_a, 10);
-        let p = proportions(&bin_counts_sorted(&edges, &sorted_a), a.len() as f64);
-        let q = proportions(&bin_counts(&edges, &b), b.len() as f64);
-        psi(&p, &q)
-    });
+    // The library's own path, as `compare` runs a PSI column: prepare the pair, run the test.
+    let psi_run = || {
+        NumericPair::new(&a, &b)
+            .and_then(|p| ColumnPair::Numeric(p).run(DriftTest::Psi))
+            .expect("finite")
+    };
+    let psi_time = best(5, psi_run);
+    let psi_value = psi_run().statistic;
     let features = 50;
     let wref = read_f64(&dir.join("window_ref.f64"));
     let wcur = read_f64(&dir.join("window_cur.f64"));
@@ -65,6 +63,6 @@ fn main() {
         drifted = report.dataset.drifted_columns;
     });
     println!(
-        "{{\"ks\": {ks}, \"wasserstein\": {wasserstein}, \"psi\": {psi_time}, \"window_50x100k\": {window}, \"window_drifted_columns\": {drifted}}}"
+        "{{\"ks\": {ks}, \"wasserstein\": {wasserstein}, \"psi\": {psi_time}, \"window_50x100k\": {window}, \"window_drifted_columns\": {drifted}, \"psi_value\": {psi_value}}}"
     );
 }

@@ -40,7 +40,11 @@ pub fn check_finite(values: &[f64], what: &str) -> Result<()> {
     if values.is_empty() {
         return Err(DetectorError::Empty(what.to_string()));
     }
-    if values.iter().any(|v| !v.is_finite()) {
+    // A branch-free fold per chunk vectorises; `any` would stop at each value to test.
+    if values
+        .chunks(1024)
+        .any(|c| c.iter().fold(false, |bad, v| bad | !v.is_finite()))
+    {
         return Err(DetectorError::NonFinite(what.to_string()));
     }
     Ok(())

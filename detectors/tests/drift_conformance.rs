@@ -242,3 +242,61 @@ fn report_serialises_to_the_cli_json_shape() {
     assert_eq!(json["dataset"]["drifted_columns"], 7);
     assert_eq!(json["dataset"]["drifted"], true);
 }
+
+#[test]
+fn binned_tests_alone_take_the_unsorted_path_and_give_the_same_figures() {
+    // Run first, PSI and the other binned distances select their edges and bin both samples
+    // as given (no sort); after KS they reuse the sorted samples. Both paths must give the
+    // conformance figures, and the same bits.
+    let binned = vec![
+        DriftTest::Psi,
+        DriftTest::Kl,
+        DriftTest::JensenShannon,
+        DriftTest::Hellinger,
+    ];
+    let unsorted_path = DriftOptions {
+        tests: TestSelection::Named(binned.clone()),
+        ..DriftOptions::default()
+    };
+    let sorted_path = DriftOptions {
+        tests: TestSelection::All,
+        ..DriftOptions::default()
+    };
+    let mut compared = 0;
+    for case in CASES {
+        let reference = Dataset::from_csv_str(&load(case, "reference.csv")).expect("reference");
+        let current = Dataset::from_csv_str(&load(case, "current.csv")).expect("current");
+        let expected: Value = serde_json::from_str(&load(case, "expected.json")).expect("json");
+        let alone = compare(&reference, &current, &unsorted_path).expect("compare");
+        let after_sort = compare(&reference, &current, &sorted_path).expect("compare");
+        for (a, s) in alone.columns.iter().zip(&after_sort.columns) {
+            assert_eq!(a.column, s.column);
+            assert_eq!(a.test, DriftTest::Psi, "{case}/{}", a.column);
+            for t in &binned {
+                let (x, y) = (&a.tests[t.name()], &s.tests[t.name()]);
+                assert_eq!(
+                    x.statistic.to_bits(),
+                    y.statistic.to_bits(),
+                    "{case}/{}/{t}: {} vs {}",
+                    a.column,
+                    x.statistic,
+                    y.statistic
+                );
+                let want = num(
+                    &expected["columns"][&a.column][t.name()]["statistic"],
+                    "statistic",
+                );
+                assert!(
+                    statistic_close(x.statistic, want),
+                    "{case}/{}/{t}: {} vs {want}",
+                    a.column,
+                    x.statistic
+                );
+                compared += 1;
+            }
+            assert_eq!(a.out_of_range_share, s.out_of_range_share);
+        }
+    }
+    // 5 cases, 4 binned distances on every column.
+    assert!(compared >= 5 * 4 * 5, "{compared}");
+}

@@ -2,6 +2,8 @@
 //! itself (reference-quantile edges, bin counts). Pure functions on proportions, so exact
 //! samples and merged sketch histograms go through the same code.
 
+use super::sort::ranked_order_statistics;
+
 /// The value every zero proportion is replaced by in PSI and KL, as the conformance definitions
 /// (and Evidently) do; proportions are not renormalised afterwards.
 pub const ZERO_REPLACEMENT: f64 = 1e-4;
@@ -89,17 +91,18 @@ pub fn hellinger(p: &[f64], q: &[f64]) -> f64 {
     (sq / 2.0 + mass).max(0.0).sqrt()
 }
 
-/// `numpy.quantile(sorted, q)` with the default linear method, including numpy's two-sided
-/// lerp so edges match numpy bit for bit. `sorted` must be non-empty and ascending.
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    debug_assert!(n > 0);
+/// Where numpy's linear method reads quantile `q` of `n` sorted values: the two ranks and the
+/// weight of the upper one.
+fn quantile_ranks(n: usize, q: f64) -> (usize, usize, f64) {
     let virtual_index = (n as f64 - 1.0) * q;
     let lo = virtual_index.floor();
     let gamma = virtual_index - lo;
     let lo = (lo.max(0.0) as usize).min(n - 1);
-    let hi = (lo + 1).min(n - 1);
-    let (a, b) = (sorted[lo], sorted[hi]);
+    (lo, (lo + 1).min(n - 1), gamma)
+}
+
+/// numpy's two-sided lerp between the values at the two ranks, so edges match bit for bit.
+fn lerp(a: f64, b: f64, gamma: f64) -> f64 {
     let diff = b - a;
     if gamma >= 0.5 {
         b - diff * (1.0 - gamma)
@@ -108,12 +111,70 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     }
 }
 
+/// `numpy.quantile(sorted, q)` with the default linear method, including numpy's two-sided
+/// lerp so edges match numpy bit for bit. `sorted` must be non-empty and ascending.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    debug_assert!(!sorted.is_empty());
+    let (lo, hi, gamma) = quantile_ranks(sorted.len(), q);
+    lerp(sorted[lo], sorted[hi], gamma)
+}
+
 /// Interior bin edges `numpy.quantile(ref, k/bins)` for `k = 1..bins-1`; the outer edges are
 /// implicitly -inf and +inf. `sorted_ref` must be non-empty and ascending.
 pub fn quantile_edges(sorted_ref: &[f64], bins: usize) -> Vec<f64> {
     (1..bins)
         .map(|k| quantile_sorted(sorted_ref, k as f64 / bins as f64))
         .collect()
+}
+
+/// [`quantile_edges`] of a reference in any order, bit for bit the same edges, without
+/// sorting it: only the two order statistics each edge interpolates between are selected
+/// (as numpy's `quantile` partitions instead of sorting). `reference` must be non-empty and
+/// finite.
+pub fn quantile_edges_unsorted(reference: &[f64], bins: usize) -> Vec<f64> {
+    quantile_bins_unsorted(reference, bins).0
+}
+
+/// The edges of [`quantile_edges_unsorted`] and the reference's own counts in those bins
+/// (equal to [`bin_counts`] of the reference), for one pass less over the reference: the
+/// selection already knows how many values lie below each order statistic, and an edge
+/// strictly between its two order statistics has exactly `lo + 1` values below it.
+pub fn quantile_bins_unsorted(reference: &[f64], bins: usize) -> (Vec<f64>, Vec<f64>) {
+    debug_assert!(!reference.is_empty());
+    let n = reference.len();
+    let at: Vec<(usize, usize, f64)> = (1..bins)
+        .map(|k| quantile_ranks(n, k as f64 / bins as f64))
+        .collect();
+    let ranks: Vec<usize> = at.iter().flat_map(|&(lo, hi, _)| [lo, hi]).collect();
+    let selected = ranked_order_statistics(reference, &ranks);
+    let mut edges = Vec::with_capacity(at.len());
+    let mut below_edges = Vec::with_capacity(at.len());
+    for (&(lo, _, gamma), pair) in at.iter().zip(selected.chunks_exact(2)) {
+        let ((a, a_below), (b, _)) = (pair[0], pair[1]);
+        let e = lerp(a, b, gamma);
+        edges.push(e);
+        below_edges.push(if e == a {
+            Some(a_below)
+        } else if a < e && e <= b {
+            Some(lo + 1)
+        } else {
+            None // rounding put the edge outside [a, b]: count the plain way
+        });
+    }
+    let monotone = edges.windows(2).all(|w| w[0] <= w[1]);
+    let counts = match below_edges.into_iter().collect::<Option<Vec<usize>>>() {
+        Some(below) if monotone => {
+            let mut counts = Vec::with_capacity(bins);
+            let mut prev = 0;
+            for b in below.into_iter().chain([n]) {
+                counts.push((b - prev) as f64);
+                prev = b;
+            }
+            counts
+        }
+        _ => bin_counts(&edges, reference),
+    };
+    (edges, counts)
 }
 
 /// Counts of `values` per bin for interior `edges` (ascending, as from [`quantile_edges`]):
@@ -169,6 +230,33 @@ mod tests {
         assert_eq!(quantile_sorted(&v, 0.5), 2.5);
         assert!((quantile_sorted(&v, 0.9) - 3.7).abs() < 1e-12);
         assert_eq!(quantile_sorted(&v, 1.0), 4.0);
+    }
+
+    #[test]
+    fn unsorted_edges_equal_sorted_edges() {
+        let mut s = 0x853c_49e6_748f_ea9bu64;
+        let v: Vec<f64> = (0..25_000)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let x = (s >> 11) as f64 / (1u64 << 53) as f64;
+                if i % 3 == 0 { (x * 8.0).round() } else { x }
+            })
+            .collect();
+        for data in [&v[..], &v[..7], &v[..4096], &v[..4097]] {
+            let sorted = crate::drift::sort::sorted(data);
+            for bins in [2, 10, 20] {
+                let a = quantile_edges(&sorted, bins);
+                let (b, counts) = quantile_bins_unsorted(data, bins);
+                assert_eq!(
+                    a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                );
+                assert_eq!(counts, bin_counts(&a, data));
+                assert_eq!(counts, bin_counts_sorted(&a, &sorted));
+            }
+        }
     }
 
     #[test]

@@ -20,12 +20,16 @@ pub const AUTO_SMALL_N: usize = 1000;
 /// A numeric column needs more distinct reference values than this to be treated as continuous.
 pub const AUTO_MIN_DISTINCT: usize = 5;
 
-/// The two samples of a numeric column, sorted.
+/// The two samples of a numeric column. Each is sorted only when a test needs the order
+/// (KS, Mann–Whitney, the ECDF distances, value counts); the binned distances select their
+/// reference-quantile edges and bin both samples as given, so PSI alone never sorts.
 #[derive(Debug, Clone)]
 pub struct NumericPair {
     reference: Vec<f64>,
     current: Vec<f64>,
-    reference_distinct: usize,
+    reference_sorted: OnceCell<Vec<f64>>,
+    current_sorted: OnceCell<Vec<f64>>,
+    reference_distinct: OnceCell<usize>,
     bins: OnceCell<(Vec<f64>, Vec<f64>)>,
 }
 
@@ -57,53 +61,84 @@ fn count_distinct_sorted(v: &[f64]) -> usize {
 impl NumericPair {
     /// Prepares two numeric samples; refuses empty samples and NaN or infinite values.
     pub fn new(reference: &[f64], current: &[f64]) -> Result<Self> {
-        check_finite(reference, "reference sample")?;
-        check_finite(current, "current sample")?;
-        Ok(Self::from_sorted_unchecked(
-            sorted(reference),
-            sorted(current),
-        ))
+        Self::from_values(reference.to_vec(), current.to_vec())
     }
 
-    fn from_sorted_unchecked(reference: Vec<f64>, current: Vec<f64>) -> Self {
-        let reference_distinct = count_distinct_sorted(&reference);
-        NumericPair {
+    /// [`NumericPair::new`] taking ownership of the samples, which saves a copy of each.
+    pub fn from_values(reference: Vec<f64>, current: Vec<f64>) -> Result<Self> {
+        check_finite(&reference, "reference sample")?;
+        check_finite(&current, "current sample")?;
+        Ok(NumericPair {
             reference,
             current,
-            reference_distinct,
+            reference_sorted: OnceCell::new(),
+            current_sorted: OnceCell::new(),
+            reference_distinct: OnceCell::new(),
             bins: OnceCell::new(),
-        }
+        })
     }
 
-    /// The sorted reference sample.
+    /// The sorted reference sample (sorted on first use).
     pub fn reference(&self) -> &[f64] {
-        &self.reference
+        self.reference_sorted
+            .get_or_init(|| sorted(&self.reference))
     }
 
-    /// The sorted current sample.
+    /// The sorted current sample (sorted on first use).
     pub fn current(&self) -> &[f64] {
-        &self.current
+        self.current_sorted.get_or_init(|| sorted(&self.current))
     }
 
     /// Distinct values in the reference.
     pub fn reference_distinct(&self) -> usize {
-        self.reference_distinct
+        *self
+            .reference_distinct
+            .get_or_init(|| count_distinct_sorted(self.reference()))
     }
 
     /// Share of current values outside `[min(ref), max(ref)]`.
     pub fn out_of_range_share(&self) -> f64 {
-        let (lo, hi) = (self.reference[0], self.reference[self.reference.len() - 1]);
-        let below = self.current.partition_point(|&v| v < lo);
-        let above = self.current.len() - self.current.partition_point(|&v| v <= hi);
-        (below + above) as f64 / self.current.len() as f64
+        let outside = match (self.reference_sorted.get(), self.current_sorted.get()) {
+            (Some(r), Some(c)) => {
+                let (lo, hi) = (r[0], r[r.len() - 1]);
+                c.partition_point(|&v| v < lo) + c.len() - c.partition_point(|&v| v <= hi)
+            }
+            _ => {
+                let (lo, hi) = match self.reference_sorted.get() {
+                    Some(r) => (r[0], r[r.len() - 1]),
+                    None => self
+                        .reference
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+                            (lo.min(v), hi.max(v))
+                        }),
+                };
+                self.current
+                    .iter()
+                    .map(|&v| usize::from(v < lo || v > hi))
+                    .sum()
+            }
+        };
+        outside as f64 / self.current.len() as f64
     }
 
-    /// Proportions of both samples in the ten reference-quantile bins.
+    /// Proportions of both samples in the ten reference-quantile bins. Uses the sorted samples
+    /// where a test already sorted them and never sorts for this alone; the counts, and so the
+    /// proportions, are the same either way.
     pub fn binned_proportions(&self) -> (&[f64], &[f64]) {
         let (p, q) = self.bins.get_or_init(|| {
-            let edges = binned::quantile_edges(&self.reference, NUMERIC_BINS);
-            let p = binned::bin_counts_sorted(&edges, &self.reference);
-            let q = binned::bin_counts_sorted(&edges, &self.current);
+            let (edges, p) = match self.reference_sorted.get() {
+                Some(r) => {
+                    let edges = binned::quantile_edges(r, NUMERIC_BINS);
+                    let p = binned::bin_counts_sorted(&edges, r);
+                    (edges, p)
+                }
+                None => binned::quantile_bins_unsorted(&self.reference, NUMERIC_BINS),
+            };
+            let q = match self.current_sorted.get() {
+                Some(c) => binned::bin_counts_sorted(&edges, c),
+                None => binned::bin_counts(&edges, &self.current),
+            };
             (
                 binned::proportions(&p, self.reference.len() as f64),
                 binned::proportions(&q, self.current.len() as f64),
@@ -115,7 +150,7 @@ impl NumericPair {
     /// Counts per distinct value of the pooled samples, in ascending order.
     pub fn value_counts(&self) -> (Vec<f64>, Vec<f64>) {
         let (mut rc, mut cc) = (Vec::new(), Vec::new());
-        let (a, b) = (&self.reference, &self.current);
+        let (a, b) = (self.reference(), self.current());
         let (mut i, mut j) = (0usize, 0usize);
         while i < a.len() || j < b.len() {
             let v = match (a.get(i), b.get(j)) {
@@ -139,7 +174,7 @@ impl NumericPair {
 
     /// Whether the count-based tests (chi-square, z-test) apply: few distinct reference values.
     pub fn is_discrete(&self) -> bool {
-        self.reference_distinct <= AUTO_MIN_DISTINCT
+        self.reference_distinct() <= AUTO_MIN_DISTINCT
     }
 }
 
@@ -226,7 +261,7 @@ impl ColumnPair {
     /// Distinct non-missing reference values.
     pub fn reference_distinct(&self) -> usize {
         match self {
-            ColumnPair::Numeric(p) => p.reference_distinct,
+            ColumnPair::Numeric(p) => p.reference_distinct(),
             ColumnPair::Categorical(p) => p.reference_distinct,
         }
     }
@@ -304,24 +339,39 @@ impl ColumnPair {
         }
         match self {
             ColumnPair::Numeric(p) => {
-                let (a, b) = (&p.reference[..], &p.current[..]);
+                let sorted = || (p.reference(), p.current());
                 Ok(match test {
-                    DriftTest::Ks => ks_sorted(a, b),
-                    DriftTest::MannWhitney => mannwhitney_sorted(a, b),
-                    DriftTest::Wasserstein => TestOutcome::distance(wasserstein_sorted(a, b)),
+                    DriftTest::Ks => {
+                        let (a, b) = sorted();
+                        ks_sorted(a, b)
+                    }
+                    DriftTest::MannWhitney => {
+                        let (a, b) = sorted();
+                        mannwhitney_sorted(a, b)
+                    }
+                    DriftTest::Wasserstein => {
+                        let (a, b) = sorted();
+                        TestOutcome::distance(wasserstein_sorted(a, b))
+                    }
                     DriftTest::WassersteinNorm => {
+                        let (a, b) = sorted();
                         TestOutcome::distance(wasserstein_norm_sorted(a, b))
                     }
-                    DriftTest::Energy => TestOutcome::distance(energy_sorted(a, b)),
+                    DriftTest::Energy => {
+                        let (a, b) = sorted();
+                        TestOutcome::distance(energy_sorted(a, b))
+                    }
                     DriftTest::ChiSquare => {
                         let (rc, cc) = p.value_counts();
                         return chisquare(&rc, &cc);
                     }
                     DriftTest::ZTest => {
                         let (rc, cc) = p.value_counts();
-                        return ztest(rc[0], a.len() as f64, cc[0], b.len() as f64);
+                        let (n1, n2) = (p.reference.len() as f64, p.current.len() as f64);
+                        return ztest(rc[0], n1, cc[0], n2);
                     }
                     binned_test => {
+                        // Binned distances need neither sample sorted.
                         let (pp, qq) = p.binned_proportions();
                         TestOutcome::distance(binned_distance(binned_test, pp, qq))
                     }

@@ -201,7 +201,7 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
             };
             finite_values(name, "reference", &r)?;
             finite_values(name, "current", &c)?;
-            ColumnPair::Numeric(NumericPair::new(&r, &c)?)
+            ColumnPair::Numeric(NumericPair::from_values(r, c)?)
         }
         ColumnValues::Categorical(r) => {
             let as_text: Vec<String>;
