@@ -1,8 +1,23 @@
-//! Properties of the drift tests over generated samples: symmetric statistics are symmetric,
-//! results do not depend on row order, identical samples are at distance zero, and empty,
-//! NaN or infinite input is an error rather than a panic.
+//! Properties over generated input: symmetric statistics are symmetric, results do not depend
+//! on row order, identical samples are at distance zero (p = 1), constant samples give defined
+//! results (the 0.001 std floor), and bad input — empty, NaN or infinite, on either side —
+//! is an error or is skipped as documented, never a panic: for the sample tests, `compare` on
+//! datasets, the sketches, the stream detectors and the control charts.
 
-use millwatch_detectors::drift::{CategoricalPair, ColumnPair, DriftTest, NumericPair, numeric};
+use millwatch_detectors::DetectorError;
+use millwatch_detectors::charts::{
+    ChartConfig, ControlChart, CusumConfig, EwmaConfig, Limits, ShewhartConfig, SigmaEstimator,
+};
+use millwatch_detectors::dataset::{Column, ColumnValues, Dataset};
+use millwatch_detectors::drift::{
+    CategoricalPair, ColumnPair, DriftOptions, DriftTest, NumericPair, TestSelection, compare,
+    numeric,
+};
+use millwatch_detectors::sketch::{ColumnSummary, FrequentItems, KllSketch, drift as sketch_drift};
+use millwatch_detectors::stream::{
+    AdwinConfig, ChangeDetector, DdmConfig, DetectorConfig, EddmConfig, HddmAConfig, KswinConfig,
+    PageHinkleyConfig, Signal,
+};
 use proptest::prelude::*;
 
 fn sample() -> impl Strategy<Value = Vec<f64>> {
@@ -132,6 +147,343 @@ proptest! {
             let o = p.run(t).expect("applies");
             prop_assert!(o.statistic.is_finite(), "{t}");
             prop_assert!(o.p_value.is_none_or(|p| p == 1.0), "{t}: {:?}", o.p_value);
+        }
+    }
+}
+
+/// Numbers, with NaN and both infinities mixed in.
+fn with_non_finite() -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(
+        prop_oneof![
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NEG_INFINITY),
+            6 => (-50i32..50).prop_map(|v| f64::from(v) / 4.0),
+        ],
+        0..40,
+    )
+}
+
+fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
+    let mut v = v.to_vec();
+    let mut s = seed | 1;
+    for i in (1..v.len()).rev() {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v.swap(i, (s % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+proptest! {
+    #[test]
+    fn non_finite_values_on_either_side_are_an_error(a in with_non_finite(), b in with_non_finite()) {
+        let bad = |v: &[f64]| v.is_empty() || v.iter().any(|x| !x.is_finite());
+        let expect_err = bad(&a) || bad(&b);
+        for r in [
+            numeric::ks(&a, &b),
+            numeric::mannwhitney(&a, &b),
+            numeric::wasserstein(&a, &b),
+            numeric::wasserstein_norm(&a, &b),
+            numeric::energy(&a, &b),
+        ] {
+            prop_assert_eq!(r.is_err(), expect_err);
+            if let Err(e) = r {
+                prop_assert!(matches!(e, DetectorError::Empty(_) | DetectorError::NonFinite(_)), "{e:?}");
+            }
+        }
+        match NumericPair::new(&a, &b) {
+            Ok(_) => prop_assert!(!expect_err),
+            Err(e) => {
+                prop_assert!(expect_err);
+                // The message names the side that holds the bad value.
+                let side = if bad(&a) { "reference" } else { "current" };
+                prop_assert!(e.to_string().contains(side), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn categorical_results_do_not_depend_on_row_order(a in categories(), b in categories(), seed in any::<u64>()) {
+        let (p, q) = (categorical_pair(&a, &b), categorical_pair(&shuffled(&a, seed), &shuffled(&b, seed ^ 7)));
+        for t in p.applicable_tests() {
+            prop_assert_eq!(p.run(t).expect("applies"), q.run(t).expect("applies"), "{}", t);
+        }
+    }
+
+    #[test]
+    fn identical_categorical_samples_are_at_distance_zero_with_p_one(a in categories(), seed in any::<u64>()) {
+        let p = categorical_pair(&a, &shuffled(&a, seed));
+        for t in p.applicable_tests() {
+            let o = p.run(t).expect("applies");
+            prop_assert!(o.statistic.abs() < 1e-12, "{t}: {}", o.statistic);
+            if t.has_p_value() {
+                prop_assert!(o.p_value.is_some_and(|p| p > 1.0 - 1e-12), "{t}: p {:?}", o.p_value);
+            }
+        }
+    }
+
+    #[test]
+    fn constant_samples_use_the_std_floor(v in -1e3f64..1e3, w in -1e3f64..1e3, n in 1usize..50, m in 1usize..50) {
+        // std(ref) = 0 is floored at MIN_STD = 0.001, as the conformance definition of
+        // wasserstein_norm says: the distance is |v - w| / 0.001, finite, and 0 when equal.
+        let o = numeric::wasserstein_norm(&vec![v; n], &vec![w; m]).expect("finite");
+        let want = (v - w).abs() / numeric::MIN_STD;
+        prop_assert!((o.statistic - want).abs() <= 1e-9 * want.max(1.0), "{} vs {want}", o.statistic);
+        let p = numeric_pair(&vec![v; n], &vec![w; m]);
+        for t in p.applicable_tests() {
+            let o = p.run(t).expect("applies");
+            prop_assert!(o.statistic.is_finite(), "{t}: {}", o.statistic);
+            prop_assert!(o.p_value.is_none_or(|p| (0.0..=1.0).contains(&p)), "{t}: {:?}", o.p_value);
+        }
+    }
+}
+
+/// A dataset of `cols` numeric columns (NaN, infinities and missing values mixed in) and one
+/// categorical column, all `rows` long.
+fn dataset() -> impl Strategy<Value = Dataset> {
+    let cell = prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(f64::NAN)),
+        1 => Just(Some(f64::INFINITY)),
+        12 => (-20i32..20).prop_map(|v| Some(f64::from(v) / 2.0)),
+    ];
+    (1usize..12).prop_flat_map(move |rows| {
+        (
+            prop::collection::vec(prop::collection::vec(cell.clone(), rows), 3),
+            prop::collection::vec(
+                prop::option::weighted(0.8, prop::sample::select(vec!["x", "y", "z"])),
+                rows,
+            ),
+        )
+            .prop_map(|(numeric, text)| {
+                let mut cols: Vec<Column> = numeric
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Column::numeric(format!("n{i}"), v))
+                    .collect();
+                cols.push(Column::categorical(
+                    "c",
+                    text.into_iter().map(|t| t.map(String::from)).collect(),
+                ));
+                Dataset::new(cols).expect("equal lengths, distinct names")
+            })
+    })
+}
+
+/// Why a column of `reference` / `current` cannot be tested, if it cannot.
+fn untestable(reference: &Column, current: &Column) -> Option<&'static str> {
+    let values = |c: &Column| match &c.values {
+        ColumnValues::Numeric(v) => v.iter().flatten().copied().collect::<Vec<f64>>(),
+        ColumnValues::Categorical(v) => v.iter().flatten().map(|_| 0.0).collect(),
+    };
+    let (r, c) = (values(reference), values(current));
+    if r.is_empty() || c.is_empty() {
+        Some("empty")
+    } else if r.iter().chain(&c).any(|v| !v.is_finite()) {
+        Some("non_finite")
+    } else {
+        None
+    }
+}
+
+proptest! {
+    #[test]
+    fn compare_refuses_bad_columns_by_name_and_never_panics(r in dataset(), c in dataset()) {
+        let bad: Vec<(&str, &str)> = r
+            .columns()
+            .iter()
+            .zip(c.columns())
+            .filter_map(|(rc, cc)| untestable(rc, cc).map(|why| (rc.name.as_str(), why)))
+            .collect();
+        match compare(&r, &c, &DriftOptions { tests: TestSelection::All, ..DriftOptions::default() }) {
+            Ok(report) => {
+                prop_assert!(bad.is_empty(), "{bad:?} were tested");
+                prop_assert_eq!(report.columns.len(), 4);
+            }
+            Err(e) => {
+                // The first column that cannot be tested is named, with what is wrong.
+                let (name, why) = bad.first().copied().expect("an error needs a bad column");
+                prop_assert!(e.to_string().contains(&format!("'{name}'")), "{e}");
+                let kind_ok = match why {
+                    "empty" => matches!(e, DetectorError::Empty(_)),
+                    _ => matches!(e, DetectorError::NonFinite(_)),
+                };
+                prop_assert!(kind_ok, "{name}: {why} vs {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn kll_refuses_non_finite_values_and_stays_consistent(v in with_non_finite(), q in 0.0f64..=1.0) {
+        let mut s = KllSketch::default();
+        for &x in &v {
+            let before = (s.count(), s.min(), s.max());
+            let r = s.insert(x);
+            prop_assert_eq!(r.is_err(), !x.is_finite());
+            if r.is_err() {
+                prop_assert_eq!((s.count(), s.min(), s.max()), before);
+            }
+        }
+        let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+        prop_assert_eq!(s.count(), finite.len() as u64);
+        prop_assert!(s.quantile(f64::NAN).is_err());
+        prop_assert!(s.quantile(1.5).is_err());
+        prop_assert!(s.cdf(f64::NAN).is_err());
+        if finite.is_empty() {
+            prop_assert!(s.quantile(q).is_err() && s.cdf(0.0).is_err());
+            prop_assert!(sketch_drift::ks(&s, &s).is_err());
+        } else {
+            let (lo, hi) = finite.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+            prop_assert_eq!((s.min(), s.max()), (Some(lo), Some(hi)));
+            let x = s.quantile(q).expect("non-empty");
+            prop_assert!((lo..=hi).contains(&x));
+            prop_assert_eq!(s.cdf(f64::INFINITY).ok(), Some(1.0));
+            prop_assert_eq!(s.cdf(f64::NEG_INFINITY).ok(), Some(0.0));
+            prop_assert!(sketch_drift::binned_numeric(&s, &s, 1).is_err());
+            let b = sketch_drift::binned_numeric_default(&s, &s).expect("non-empty");
+            prop_assert!(b.psi.abs() < 1e-12 && b.hellinger.abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn column_summaries_count_nan_as_missing_and_infinities_apart(v in with_non_finite()) {
+        let mut s = ColumnSummary::default();
+        v.iter().for_each(|&x| s.push_number(x));
+        let count = |f: fn(&f64) -> bool| v.iter().filter(|x| f(x)).count() as u64;
+        prop_assert_eq!(s.rows(), v.len() as u64);
+        prop_assert_eq!(s.missing(), count(|x| x.is_nan()));
+        prop_assert_eq!(s.infinite(), count(|x| x.is_infinite()));
+        prop_assert_eq!(s.numeric_count(), count(|x| x.is_finite()));
+        prop_assert!(s.mean().is_none_or(f64::is_finite));
+    }
+
+    #[test]
+    fn frequent_items_take_any_text_and_keep_their_bound(
+        items in prop::collection::vec(prop_oneof![Just(String::new()), "\\PC{0,3}", "[a-e]"], 0..200),
+        capacity in 1usize..6,
+    ) {
+        prop_assert!(FrequentItems::new(0).is_err());
+        let mut f = FrequentItems::new(capacity).expect("capacity >= 1");
+        items.iter().for_each(|i| f.insert(i));
+        prop_assert_eq!(f.count(), items.len() as u64);
+        prop_assert!(f.items().len() <= capacity);
+        for item in &items {
+            let truth = items.iter().filter(|i| *i == item).count() as u64;
+            let est = f.estimate(item);
+            prop_assert!(est <= truth && truth <= est + f.error_bound(), "{item:?}: {est} vs {truth}");
+        }
+        let mut other = FrequentItems::new(capacity + 1).expect("capacity >= 1");
+        prop_assert!(other.merge(&f).is_err());
+        let empty = FrequentItems::default();
+        prop_assert!(sketch_drift::binned_categorical(&empty, &f).is_err());
+    }
+}
+
+fn stream_detectors() -> Vec<DetectorConfig> {
+    vec![
+        DetectorConfig::Adwin(AdwinConfig::default()),
+        DetectorConfig::PageHinkley(PageHinkleyConfig::default()),
+        DetectorConfig::PageHinkley(PageHinkleyConfig::river()),
+        DetectorConfig::Kswin(KswinConfig::river()),
+        DetectorConfig::Ddm(DdmConfig::river()),
+        DetectorConfig::Eddm(EddmConfig::river()),
+        DetectorConfig::HddmA(HddmAConfig::river()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Unusable values (NaN, ±infinity; for the binary detectors anything but 0 and 1) are
+    /// skipped and counted by `update`, refused by `try_update`, and leave no trace: the
+    /// signals on the usable values are those of a detector that never saw the others.
+    #[test]
+    fn stream_detectors_skip_unusable_values_without_a_trace(
+        stream in prop::collection::vec(prop_oneof![
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NEG_INFINITY),
+            1 => Just(0.5),
+            8 => Just(0.0),
+            4 => Just(1.0),
+            8 => (-30i32..30).prop_map(|v| f64::from(v) / 3.0),
+        ], 0..400),
+    ) {
+        for config in stream_detectors() {
+            let mut all = config.build().expect("valid config");
+            let mut usable_only = config.build().expect("valid config");
+            let mut strict = config.build().expect("valid config");
+            let mut skipped = 0;
+            for &x in &stream {
+                let signal = all.update(x);
+                let strict_result = strict.try_update(x);
+                if all.accepts(x) {
+                    let expect = usable_only.update(x);
+                    prop_assert_eq!(signal, expect, "{:?} at {}", config, x);
+                    prop_assert_eq!(strict_result.ok(), Some(expect));
+                } else {
+                    skipped += 1;
+                    prop_assert_eq!(signal, Signal::None);
+                    prop_assert!(strict_result.is_err(), "{:?} took {}", config, x);
+                    if !x.is_finite() {
+                        prop_assert!(matches!(strict_result, Err(DetectorError::NonFinite(_))));
+                    }
+                }
+            }
+            prop_assert_eq!(all.skipped(), skipped);
+            prop_assert_eq!(usable_only.skipped(), 0);
+            prop_assert_eq!(strict.skipped(), 0);
+        }
+    }
+
+    /// Charts refuse a non-finite measurement with an error and are unchanged by it.
+    #[test]
+    fn charts_refuse_non_finite_measurements_and_are_unchanged(
+        stream in prop::collection::vec(prop_oneof![
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(f64::NEG_INFINITY),
+            8 => (-40i32..40).prop_map(|v| f64::from(v) / 10.0),
+        ], 0..200),
+        reference in with_non_finite(),
+    ) {
+        let limits = Limits::new(0.0, 1.0).expect("valid limits");
+        for config in [
+            ChartConfig::Shewhart(ShewhartConfig::default()),
+            ChartConfig::Ewma(EwmaConfig::default()),
+            ChartConfig::Cusum(CusumConfig::default()),
+        ] {
+            let mut all = config.build(limits).expect("valid config");
+            let mut finite_only = config.build(limits).expect("valid config");
+            for &x in &stream {
+                match all.update(x) {
+                    Ok(point) => {
+                        prop_assert!(x.is_finite());
+                        prop_assert_eq!(point, finite_only.update(x).expect("finite"));
+                    }
+                    Err(e) => {
+                        prop_assert!(!x.is_finite());
+                        prop_assert!(matches!(e, DetectorError::NonFinite(_)), "{e:?}");
+                    }
+                }
+            }
+        }
+        // Limits from a reference: non-finite, too short or constant references are errors.
+        for estimator in [SigmaEstimator::MovingRange, SigmaEstimator::SampleStd] {
+            match Limits::from_reference(&reference, estimator) {
+                Ok(l) => {
+                    prop_assert!(reference.iter().all(|x| x.is_finite()) && reference.len() >= 2);
+                    prop_assert!(l.sigma > 0.0 && l.sigma.is_finite() && l.center.is_finite());
+                }
+                Err(e) => prop_assert!(
+                    reference.len() < 2
+                        || reference.iter().any(|x| !x.is_finite())
+                        || matches!(e, DetectorError::Constant(_)),
+                    "{e:?}"
+                ),
+            }
         }
     }
 }

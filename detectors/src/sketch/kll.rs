@@ -250,8 +250,13 @@ impl KllSketch {
         })
     }
 
-    /// Estimated fraction of values `<= x`.
+    /// Estimated fraction of values `<= x` (±infinity give 0 and 1); NaN is refused.
     pub fn cdf(&self, x: f64) -> Result<f64> {
+        if x.is_nan() {
+            return Err(DetectorError::NonFinite(
+                "quantile sketch CDF argument".into(),
+            ));
+        }
         Ok(self.sorted_view()?.cdf(x))
     }
 
