@@ -278,14 +278,16 @@ fn untestable(reference: &Column, current: &Column) -> Option<&'static str> {
         ColumnValues::Numeric(v) => v.iter().flatten().copied().collect::<Vec<f64>>(),
         ColumnValues::Categorical(v) => v.iter().flatten().map(|_| 0.0).collect(),
     };
-    let (r, c) = (values(reference), values(current));
-    if r.is_empty() || c.is_empty() {
-        Some("empty")
-    } else if r.iter().chain(&c).any(|v| !v.is_finite()) {
-        Some("non_finite")
-    } else {
-        None
-    }
+    // The reference is looked at first, then the current sample.
+    [values(reference), values(current)].iter().find_map(|v| {
+        if v.is_empty() {
+            Some("empty")
+        } else if v.iter().any(|x| !x.is_finite()) {
+            Some("non_finite")
+        } else {
+            None
+        }
+    })
 }
 
 proptest! {
