@@ -1,13 +1,14 @@
 //! `drift::compare` on whole datasets beyond the conformance cases: Bonferroni and
 //! Benjamini–Hochberg correction across columns (checked against corrected p-values worked out
 //! by hand from p-values scipy gives for the same counts), and per-column overrides of test and
-//! threshold.
+//! threshold; columns without usable values set aside with their reason.
 
 use std::collections::BTreeMap;
 
 use millwatch_detectors::dataset::{Column, Dataset};
 use millwatch_detectors::drift::{
-    ColumnOverride, Correction, DecidedBy, DriftOptions, DriftTest, compare,
+    ColumnOverride, Correction, DecidedBy, DriftOptions, DriftTest, UntestedReason, compare,
+    render_table,
 };
 use millwatch_detectors::error::DetectorError;
 
@@ -270,4 +271,90 @@ fn overrides_that_cannot_apply_are_refused_with_the_column_named() {
         assert!(matches!(e, DetectorError::InvalidParameter(_)), "{e:?}");
         assert!(e.to_string().contains("column 'b'"), "{e}");
     }
+}
+
+#[test]
+fn columns_without_usable_values_are_reported_not_tested_and_the_rest_still_tested() {
+    let numbers = |v: &[Option<f64>]| v.to_vec();
+    let r = Dataset::new(vec![
+        Column::numeric("ok", (0..8).map(|i| Some(f64::from(i))).collect()),
+        Column::numeric("all_missing_now", numbers(&[Some(1.0); 8])),
+        Column::numeric(
+            "nan_in_reference",
+            numbers(&[
+                Some(f64::NAN),
+                Some(1.0),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ]),
+        ),
+        Column::numeric("text_now", numbers(&[Some(2.0); 8])),
+        Column::numeric("mixed_now", (0..8).map(|i| Some(f64::from(i))).collect()),
+        Column::categorical("no_reference", vec![None; 8]),
+    ])
+    .expect("columns");
+    let text = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
+    let c = Dataset::new(vec![
+        Column::numeric("ok", (0..8).map(|i| Some(f64::from(i) + 0.5)).collect()),
+        Column::numeric("all_missing_now", vec![None; 8]),
+        Column::numeric("nan_in_reference", numbers(&[Some(1.0); 8])),
+        Column::categorical("text_now", text(&["a", "b", "c", "d", "e", "f", "g", "h"])),
+        Column::categorical("mixed_now", text(&["1", "2", "x", "3", "4", "y", "5", "6"])),
+        Column::categorical("no_reference", text(&["a"; 8])),
+    ])
+    .expect("columns");
+    let report = compare(&r, &c, &DriftOptions::default()).expect("the usable columns are tested");
+
+    let tested: Vec<&str> = report.columns.iter().map(|c| c.column.as_str()).collect();
+    assert_eq!(tested, ["ok", "mixed_now"]);
+    assert_eq!(report.dataset.columns, 2);
+    let mixed = &report.columns[1];
+    assert_eq!(mixed.type_mismatches, 2, "x and y are not numbers");
+
+    let untested: Vec<(&str, UntestedReason)> = report
+        .not_tested
+        .iter()
+        .map(|u| (u.column.as_str(), u.reason))
+        .collect();
+    assert_eq!(
+        untested,
+        [
+            ("all_missing_now", UntestedReason::NoCurrentValues),
+            ("nan_in_reference", UntestedReason::NonFiniteReference),
+            ("text_now", UntestedReason::NoCurrentValues),
+            ("no_reference", UntestedReason::NoReferenceValues),
+        ]
+    );
+    assert_eq!(report.not_tested[0].missing_share.current, 1.0);
+    assert_eq!(
+        report.not_tested[1].message,
+        "column 'nan_in_reference' (reference) holds 1 NaN or infinite value"
+    );
+    assert_eq!(
+        report.not_tested[2].message,
+        "column 'text_now' has no current values (8 were not numbers)"
+    );
+    assert_eq!(report.not_tested[2].type_mismatches, 8);
+
+    // The JSON keeps every issue-3 field per tested column, adds type_mismatches, and lists the
+    // untested columns apart.
+    let json = serde_json::to_value(&report).expect("serialise");
+    assert_eq!(json["columns"][1]["type_mismatches"], 2);
+    assert_eq!(json["columns"].as_array().map(Vec::len), Some(2));
+    let first = &json["not_tested"][0];
+    assert_eq!(first["column"], "all_missing_now");
+    assert_eq!(first["kind"], "numeric");
+    assert_eq!(first["reason"], "no_current_values");
+    assert_eq!(first["missing_share"]["current"], 1.0);
+    assert_eq!(json["not_tested"][3]["reason"], "no_reference_values");
+    let table = render_table(&report);
+    assert!(
+        table.contains("not tested  column 'text_now' has no current values"),
+        "{table}"
+    );
+    assert!(table.contains("; 4 not tested"), "{table}");
 }

@@ -224,9 +224,15 @@ fn report_serialises_to_the_cli_json_shape() {
             "statistic",
             "test",
             "tests",
-            "threshold"
+            "threshold",
+            "type_mismatches"
         ]
     );
+    assert_eq!(col["type_mismatches"], 0);
+    let mut top: Vec<&String> = json.as_object().expect("object").keys().collect();
+    top.sort();
+    assert_eq!(top, ["columns", "dataset", "not_tested"]);
+    assert_eq!(json["not_tested"], serde_json::json!([]));
     assert_eq!(
         col["tests"][col["test"].as_str().expect("name")]["statistic"],
         col["statistic"]

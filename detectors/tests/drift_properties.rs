@@ -10,8 +10,8 @@ use millwatch_detectors::charts::{
 };
 use millwatch_detectors::dataset::{Column, ColumnValues, Dataset};
 use millwatch_detectors::drift::{
-    CategoricalPair, ColumnPair, DriftOptions, DriftTest, NumericPair, TestSelection, compare,
-    numeric,
+    CategoricalPair, ColumnPair, DriftOptions, DriftTest, NumericPair, TestSelection,
+    UntestedReason, compare, numeric, render_table,
 };
 use millwatch_detectors::sketch::{ColumnSummary, FrequentItems, KllSketch, drift as sketch_drift};
 use millwatch_detectors::stream::{
@@ -272,49 +272,51 @@ fn dataset() -> impl Strategy<Value = Dataset> {
     })
 }
 
-/// Why a column of `reference` / `current` cannot be tested, if it cannot.
-fn untestable(reference: &Column, current: &Column) -> Option<&'static str> {
+/// Why a column of `reference` / `current` cannot be tested, if it cannot: the reference is
+/// looked at first, then the current data.
+fn untestable(reference: &Column, current: &Column) -> Option<UntestedReason> {
     let values = |c: &Column| match &c.values {
         ColumnValues::Numeric(v) => v.iter().flatten().copied().collect::<Vec<f64>>(),
         ColumnValues::Categorical(v) => v.iter().flatten().map(|_| 0.0).collect(),
     };
-    // The reference is looked at first, then the current sample.
-    [values(reference), values(current)].iter().find_map(|v| {
-        if v.is_empty() {
-            Some("empty")
-        } else if v.iter().any(|x| !x.is_finite()) {
-            Some("non_finite")
-        } else {
-            None
-        }
-    })
+    let (r, c) = (values(reference), values(current));
+    let non_finite = |v: &[f64]| v.iter().any(|x| !x.is_finite());
+    if r.is_empty() {
+        Some(UntestedReason::NoReferenceValues)
+    } else if non_finite(&r) {
+        Some(UntestedReason::NonFiniteReference)
+    } else if c.is_empty() {
+        Some(UntestedReason::NoCurrentValues)
+    } else if non_finite(&c) {
+        Some(UntestedReason::NonFiniteCurrent)
+    } else {
+        None
+    }
 }
 
 proptest! {
     #[test]
-    fn compare_refuses_bad_columns_by_name_and_never_panics(r in dataset(), c in dataset()) {
-        let bad: Vec<(&str, &str)> = r
+    fn compare_sets_aside_bad_columns_with_the_reason_and_never_panics(r in dataset(), c in dataset()) {
+        let bad: Vec<(&str, UntestedReason)> = r
             .columns()
             .iter()
             .zip(c.columns())
             .filter_map(|(rc, cc)| untestable(rc, cc).map(|why| (rc.name.as_str(), why)))
             .collect();
-        match compare(&r, &c, &DriftOptions { tests: TestSelection::All, ..DriftOptions::default() }) {
-            Ok(report) => {
-                prop_assert!(bad.is_empty(), "{bad:?} were tested");
-                prop_assert_eq!(report.columns.len(), 4);
-            }
-            Err(e) => {
-                // The first column that cannot be tested is named, with what is wrong.
-                let (name, why) = bad.first().copied().expect("an error needs a bad column");
-                prop_assert!(e.to_string().contains(&format!("'{name}'")), "{e}");
-                let kind_ok = match why {
-                    "empty" => matches!(e, DetectorError::Empty(_)),
-                    _ => matches!(e, DetectorError::NonFinite(_)),
-                };
-                prop_assert!(kind_ok, "{name}: {why} vs {e:?}");
-            }
+        let report = compare(&r, &c, &DriftOptions { tests: TestSelection::All, ..DriftOptions::default() })
+            .expect("only unusable columns, which are set aside");
+        let set_aside: Vec<(&str, UntestedReason)> =
+            report.not_tested.iter().map(|u| (u.column.as_str(), u.reason)).collect();
+        prop_assert_eq!(&set_aside, &bad);
+        for u in &report.not_tested {
+            prop_assert!(u.message.contains(&format!("'{}'", u.column)), "{}", u.message);
         }
+        // Every other column is tested, and only those count in the verdict.
+        prop_assert_eq!(report.columns.len() + bad.len(), 4);
+        prop_assert_eq!(report.dataset.columns, report.columns.len());
+        prop_assert!(report.columns.iter().all(|col| bad.iter().all(|(n, _)| *n != col.column)));
+        prop_assert!(serde_json::to_string(&report).is_ok());
+        prop_assert_eq!(render_table(&report).contains("not tested"), !bad.is_empty());
     }
 
     #[test]

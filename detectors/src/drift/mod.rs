@@ -23,7 +23,7 @@ pub use ks::KsMethod;
 pub use pair::{CategoricalPair, ColumnPair, NumericPair};
 pub use report::{
     ColumnOverride, ColumnReport, DatasetReport, DatasetVerdict, DriftOptions, MissingShare,
-    TestSelection, compare, render_table,
+    TestSelection, UntestedColumn, UntestedReason, compare, render_table,
 };
 pub use test::DriftTest;
 

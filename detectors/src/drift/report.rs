@@ -122,7 +122,37 @@ pub struct ColumnReport {
     pub decision: Decision,
     /// Current values that did not match the reference kind (text in a numeric column),
     /// excluded from the tests.
-    #[serde(skip)]
+    pub type_mismatches: usize,
+}
+
+/// Why a column could not be tested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UntestedReason {
+    /// Every reference value is missing.
+    NoReferenceValues,
+    /// Every current value is missing (or, in a numeric column, is text).
+    NoCurrentValues,
+    /// The reference holds NaN or an infinity.
+    NonFiniteReference,
+    /// The current data holds NaN or an infinity.
+    NonFiniteCurrent,
+}
+
+/// A column [`compare`] could not test; the other columns are tested without it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UntestedColumn {
+    /// Column name.
+    pub column: String,
+    /// Kind, from the reference.
+    pub kind: ColumnKind,
+    /// Why it was not tested.
+    pub reason: UntestedReason,
+    /// The same, in words, with counts.
+    pub message: String,
+    /// Missing shares.
+    pub missing_share: MissingShare,
+    /// Current values that did not match the reference kind.
     pub type_mismatches: usize,
 }
 
@@ -142,10 +172,13 @@ pub struct DatasetVerdict {
 /// The result of [`compare`]; serialises to the JSON `millwatch drift --format json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatasetReport {
-    /// One entry per compared column, in reference order.
+    /// One entry per tested column, in reference order.
     pub columns: Vec<ColumnReport>,
-    /// The dataset verdict.
+    /// The dataset verdict, over the tested columns.
     pub dataset: DatasetVerdict,
+    /// Selected columns that could not be tested (no usable values on one side), in reference
+    /// order; they count neither as drifted nor in the verdict's columns.
+    pub not_tested: Vec<UntestedColumn>,
 }
 
 struct Prepared {
@@ -163,27 +196,51 @@ fn share(count: usize, total: usize) -> f64 {
     }
 }
 
-fn finite_values(name: &str, which: &str, values: &[f64]) -> Result<()> {
+/// Why `values` cannot be tested, with a message, if they cannot.
+fn unusable(name: &str, which: &str, values: &[f64], mismatched: usize) -> Option<(bool, String)> {
     if values.is_empty() {
-        return Err(DetectorError::Empty(format!(
-            "column '{name}' has no {which} values"
-        )));
+        let also = if mismatched > 0 {
+            format!(" ({mismatched} were not numbers)")
+        } else {
+            String::new()
+        };
+        return Some((true, format!("column '{name}' has no {which} values{also}")));
     }
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(DetectorError::NonFinite(format!(
-            "column '{name}' ({which})"
-        )));
-    }
-    Ok(())
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    (bad > 0).then(|| {
+        (
+            false,
+            format!(
+                "column '{name}' ({which}) holds {bad} NaN or infinite value{}",
+                if bad == 1 { "" } else { "s" }
+            ),
+        )
+    })
 }
 
-fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result<Prepared> {
+/// A column prepared for testing, or the reason it cannot be tested.
+enum Preparation {
+    Ready(Prepared),
+    Untestable(UntestedColumn),
+}
+
+fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result<Preparation> {
     let name = &reference.name;
     let missing = MissingShare {
         reference: share(reference.values.missing(), rows.0),
         current: share(current.values.missing(), rows.1),
     };
     let mut type_mismatches = 0;
+    let untestable = |reason, message, type_mismatches| {
+        Ok(Preparation::Untestable(UntestedColumn {
+            column: name.clone(),
+            kind: reference.kind(),
+            reason,
+            message,
+            missing_share: missing,
+            type_mismatches,
+        }))
+    };
     let pair = match &reference.values {
         ColumnValues::Numeric(r) => {
             let r: Vec<f64> = r.iter().flatten().copied().collect();
@@ -199,8 +256,22 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
                     })
                     .collect(),
             };
-            finite_values(name, "reference", &r)?;
-            finite_values(name, "current", &c)?;
+            if let Some((empty, message)) = unusable(name, "reference", &r, 0) {
+                let reason = if empty {
+                    UntestedReason::NoReferenceValues
+                } else {
+                    UntestedReason::NonFiniteReference
+                };
+                return untestable(reason, message, type_mismatches);
+            }
+            if let Some((empty, message)) = unusable(name, "current", &c, type_mismatches) {
+                let reason = if empty {
+                    UntestedReason::NoCurrentValues
+                } else {
+                    UntestedReason::NonFiniteCurrent
+                };
+                return untestable(reason, message, type_mismatches);
+            }
             ColumnPair::Numeric(NumericPair::from_values(r, c)?)
         }
         ColumnValues::Categorical(r) => {
@@ -213,26 +284,31 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
                 }
             };
             let r: Vec<&str> = r.iter().flatten().map(String::as_str).collect();
-            if r.is_empty() || c.is_empty() {
-                let which = if r.is_empty() { "reference" } else { "current" };
-                return Err(DetectorError::Empty(format!(
-                    "column '{name}' has no {which} values"
-                )));
+            if r.is_empty() {
+                let message = format!("column '{name}' has no reference values");
+                return untestable(UntestedReason::NoReferenceValues, message, 0);
+            }
+            if c.is_empty() {
+                let message = format!("column '{name}' has no current values");
+                return untestable(UntestedReason::NoCurrentValues, message, 0);
             }
             ColumnPair::Categorical(CategoricalPair::new(r, c)?)
         }
     };
-    Ok(Prepared {
+    Ok(Preparation::Ready(Prepared {
         pair,
         kind: reference.kind(),
         missing,
         type_mismatches,
-    })
+    }))
 }
 
 /// Compares every selected column of `current` with `reference` and decides per column and for
-/// the dataset. Errors name the column: no values on one side, NaN or infinite numbers, an
-/// unknown column asked for, or a test asked for that does not apply to that column.
+/// the dataset. A column with no usable values on one side (all missing, or NaN / infinite
+/// numbers) is not tested: it is listed in [`DatasetReport::not_tested`] with the reason, and
+/// the other columns are tested as usual. Errors, naming the column: an unknown column asked
+/// for, a test asked for that does not apply to that column, an invalid threshold; and an
+/// empty dataset or a drift share outside (0, 1].
 pub fn compare(
     reference: &Dataset,
     current: &Dataset,
@@ -289,11 +365,18 @@ pub fn compare(
         threshold: f64,
     }
     let mut pending = Vec::with_capacity(names.len());
+    let mut not_tested = Vec::new();
     for name in names {
         let (Some(rc), Some(cc)) = (reference.column(name), current.column(name)) else {
             continue;
         };
-        let prepared = prepare(rc, cc, (reference.rows(), current.rows()))?;
+        let prepared = match prepare(rc, cc, (reference.rows(), current.rows()))? {
+            Preparation::Ready(p) => p,
+            Preparation::Untestable(u) => {
+                not_tested.push(u);
+                continue;
+            }
+        };
         let pair = &prepared.pair;
         let over = options.overrides.get(name).copied().unwrap_or_default();
         let to_run: Vec<DriftTest> = match &options.tests {
@@ -382,6 +465,7 @@ pub fn compare(
             drifted: !columns.is_empty() && share >= options.drift_share,
         },
         columns,
+        not_tested,
     })
 }
 
@@ -487,12 +571,19 @@ pub fn render_table(report: &DatasetReport) -> String {
             let _ = writeln!(out, "{}{}", " ".repeat(widths[0] + 2), e.join("  "));
         }
     }
+    for u in &report.not_tested {
+        let _ = writeln!(out, "{:<w$}  {}", "– not tested", u.message, w = widths[0]);
+    }
     out.push_str(&"─".repeat(rule));
     out.push('\n');
     let d = &report.dataset;
+    let untested = match report.not_tested.len() {
+        0 => String::new(),
+        n => format!("; {n} not tested"),
+    };
     let _ = writeln!(
         out,
-        "{} dataset: {} of {} columns drifted ({:.1}%)",
+        "{} dataset: {} of {} columns drifted ({:.1}%){untested}",
         if d.drifted {
             "✗ DRIFT"
         } else {
