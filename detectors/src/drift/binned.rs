@@ -127,18 +127,13 @@ pub fn quantile_edges(sorted_ref: &[f64], bins: usize) -> Vec<f64> {
         .collect()
 }
 
-/// [`quantile_edges`] of a reference in any order, bit for bit the same edges, without
-/// sorting it: only the two order statistics each edge interpolates between are selected
-/// (as numpy's `quantile` partitions instead of sorting). `reference` must be non-empty and
-/// finite.
-pub fn quantile_edges_unsorted(reference: &[f64], bins: usize) -> Vec<f64> {
-    quantile_bins_unsorted(reference, bins).0
-}
-
-/// The edges of [`quantile_edges_unsorted`] and the reference's own counts in those bins
-/// (equal to [`bin_counts`] of the reference), for one pass less over the reference: the
-/// selection already knows how many values lie below each order statistic, and an edge
-/// strictly between its two order statistics has exactly `lo + 1` values below it.
+/// [`quantile_edges`] of a reference in any order — bit for bit the same edges — and the
+/// reference's own counts in those bins (equal to [`bin_counts`] of the reference), without
+/// sorting it: only the two order statistics each edge interpolates between are selected (as
+/// numpy's `quantile` partitions instead of sorting), and the selection also says how many
+/// values lie below each, so the counts need no pass of their own (an edge strictly between its
+/// two order statistics has exactly `lo + 1` values below it). `reference` must be non-empty
+/// and finite.
 pub fn quantile_bins_unsorted(reference: &[f64], bins: usize) -> (Vec<f64>, Vec<f64>) {
     debug_assert!(!reference.is_empty());
     let n = reference.len();
