@@ -1,4 +1,5 @@
 //! Every way data leaves Millwatch. Depends on nothing in the collector: it defines its own input types.
 
+pub mod notify;
 pub mod prometheus;
 pub mod remote_write;

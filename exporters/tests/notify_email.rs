@@ -1,0 +1,309 @@
+//! The email notifier against a real SMTP server (`tests/peers/smtp_sink.py`, aiosmtpd):
+//! the mail arrives with the expected subject, recipients, a text and an HTML part and the
+//! PNG chart inline (parsed back with Python's own MIME parser); authentication; and SMTP
+//! transient/permanent replies classified.
+
+mod peers;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, UNIX_EPOCH};
+
+use millwatch_exporters::notify::{
+    Alert, DeliveryOutcome, Labels, Notification, Notifier, NotifierConfig, Point, Series,
+};
+use peers::*;
+use serde_json::Value;
+
+fn smtp_sink(dir: &Path, extra: &[&str]) -> Option<Peer> {
+    if !python_has("aiosmtpd") {
+        missing(
+            "aiosmtpd",
+            &format!(
+                "`{} -c 'import aiosmtpd'` fails (pip install aiosmtpd, or set MILLWATCH_PYTHON)",
+                python()
+            ),
+        )?;
+    }
+    let port = free_port();
+    let mut args = vec![
+        script("smtp_sink.py").display().to_string(),
+        "--port".into(),
+        port.to_string(),
+        "--dir".into(),
+        dir.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Some(Peer::start("smtp_sink", &python(), &args, port, dir))
+}
+
+fn notifier(port: u16, extra: &str) -> Notifier {
+    notifier_tls(port, "none", extra)
+}
+
+fn notifier_tls(port: u16, tls: &str, extra: &str) -> Notifier {
+    let yaml = format!(
+        "type: email\nhost: 127.0.0.1\nport: {port}\ntls: {tls}\nfrom: \"Millwatch <millwatch@plant.example>\"\nto: [oncall@plant.example, \"Line 3 <line3@plant.example>\"]\ntimeout: 10s\n{extra}"
+    );
+    let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
+    Notifier::new(config).expect("notifier builds")
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn notification() -> Notification {
+    let start = UNIX_EPOCH + Duration::from_secs(1_714_564_800);
+    let mut a = Alert::firing(
+        labels(&[
+            ("alertname", "MachineOverheat"),
+            ("machine", "press-7"),
+            ("severity", "critical"),
+        ]),
+        labels(&[
+            ("summary", "Press 7 spindle temperature above limit"),
+            ("value", "83.5"),
+            ("threshold", "80"),
+        ]),
+        start,
+    );
+    a.generator_url = "http://mw.plant:9464/ui/machines/press-7".into();
+    a.series = Some(Series {
+        name: "spindle temperature (°C)".into(),
+        points: (0..30)
+            .map(|i| Point {
+                time: start + Duration::from_secs(60 * i),
+                value: 70.0 + (i as f64) * 0.5,
+            })
+            .collect(),
+        threshold: Some(80.0),
+    });
+    Notification::new(
+        "plant-email",
+        "{}:{machine=\"press-7\"}",
+        labels(&[("machine", "press-7")]),
+        vec![a],
+        "http://mw.plant:9464",
+    )
+}
+
+fn summary(eml: &Path) -> Value {
+    let out = Command::new(python())
+        .arg(script("eml_summary.py"))
+        .arg(eml)
+        .output()
+        .expect("run eml_summary.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("summary json")
+}
+
+#[tokio::test]
+async fn email_with_text_html_and_inline_png_reaches_aiosmtpd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(peer) = smtp_sink(dir.path(), &[]) else {
+        return;
+    };
+    let n = notifier(
+        peer.port,
+        "subject: \"[Millwatch] {{ headline }} on {{ labels.machine }}\"\n",
+    );
+    let outcome = n.send(&notification()).await;
+    assert_eq!(outcome, DeliveryOutcome::Delivered, "{}", peer.log());
+
+    let emls = wait_files(dir.path(), ".eml", 1);
+    assert_eq!(emls.len(), 1, "{}", peer.log());
+    let envelope: Value = serde_json::from_str(
+        &std::fs::read_to_string(emls[0].with_extension("json")).expect("envelope"),
+    )
+    .expect("json");
+    assert_eq!(envelope["mail_from"], "millwatch@plant.example");
+    assert_eq!(
+        envelope["rcpt_tos"],
+        serde_json::json!(["oncall@plant.example", "line3@plant.example"])
+    );
+
+    let m = summary(&emls[0]);
+    assert_eq!(
+        m["subject"],
+        "[Millwatch] [FIRING:1] MachineOverheat (machine=press-7) on press-7"
+    );
+    assert_eq!(m["from"], "Millwatch <millwatch@plant.example>");
+    assert_eq!(
+        m["to"],
+        "oncall@plant.example, Line 3 <line3@plant.example>"
+    );
+    assert_ne!(m["date"], "None");
+    assert_ne!(m["message_id"], "None");
+    assert_eq!(
+        m["tree"],
+        serde_json::json!({"type": "multipart/alternative", "parts": [
+            {"type": "text/plain"},
+            {"type": "multipart/related", "parts": [{"type": "text/html"}, {"type": "image/png"}]}
+        ]})
+    );
+    let leaves = m["leaves"].as_array().expect("leaves");
+    let text = leaves[0]["text"].as_str().expect("text part");
+    for want in [
+        "[FIRING] MachineOverheat",
+        "Press 7 spindle temperature above limit",
+        "Severity: critical",
+        "Machine: press-7",
+        "Value: 83.5",
+        "Threshold: 80",
+        "Since: 2024-05-01 12:00:00 UTC",
+        "spindle temperature (°C): 30 points, min 70, max 84.5",
+        "Source: http://mw.plant:9464/ui/machines/press-7",
+        "Open Millwatch: http://mw.plant:9464",
+    ] {
+        assert!(text.contains(want), "text part lacks {want:?}:\n{text}");
+    }
+    let html = leaves[1]["text"].as_str().expect("html part");
+    let png = &leaves[2];
+    let cid = png["content_id"].as_str().expect("Content-ID");
+    assert!(cid.starts_with('<') && cid.ends_with('>'), "{cid}");
+    let cid = &cid[1..cid.len() - 1];
+    for want in [
+        "MachineOverheat".to_string(),
+        ">critical<".to_string(),
+        ">press-7<".to_string(),
+        ">83.5<".to_string(),
+        ">80<".to_string(),
+        "2024-05-01 12:00:00 UTC".to_string(),
+        "<a href=\"http://mw.plant:9464\">Open Millwatch</a>".to_string(),
+        format!("<img src=\"cid:{cid}\""),
+    ] {
+        assert!(html.contains(&want), "html part lacks {want:?}:\n{html}");
+    }
+    assert_eq!(png["disposition"], "inline");
+    let b64 = png["base64"].as_str().expect("png bytes");
+    let bytes = decode_base64(b64);
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    assert_eq!(
+        u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]),
+        480
+    );
+    assert_eq!(
+        u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]),
+        160
+    );
+    assert!(bytes.ends_with(b"IEND\xaeB`\x82"), "PNG ends with IEND");
+}
+
+#[tokio::test]
+async fn email_authenticates_to_aiosmtpd_and_wrong_password_is_permanent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(peer) = smtp_sink(dir.path(), &["--auth", "millwatch:s3cret"]) else {
+        return;
+    };
+    let good = notifier(
+        peer.port,
+        "auth: { username: millwatch, password: s3cret }\n",
+    );
+    assert_eq!(
+        good.send(&notification()).await,
+        DeliveryOutcome::Delivered,
+        "{}",
+        peer.log()
+    );
+    assert_eq!(wait_files(dir.path(), ".eml", 1).len(), 1);
+
+    let bad = notifier(peer.port, "auth: { username: millwatch, password: nope }\n");
+    match bad.send(&notification()).await {
+        DeliveryOutcome::Permanent { reason } => assert!(reason.contains("535"), "{reason}"),
+        other => panic!("wrong password: {other:?}"),
+    }
+    let none = notifier(peer.port, "");
+    match none.send(&notification()).await {
+        DeliveryOutcome::Permanent { reason } => assert!(reason.contains("530"), "{reason}"),
+        other => panic!("no credentials: {other:?}"),
+    }
+    // Stored before the 250 reply, so both refused attempts would be on disk by now.
+    assert_eq!(wait_files(dir.path(), ".eml", 1).len(), 1);
+}
+
+#[tokio::test]
+async fn email_transient_and_permanent_replies_from_aiosmtpd() {
+    for (reply, transient) in [
+        ("451 4.3.0 Try again later", true),
+        ("554 5.7.1 Rejected", false),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Some(peer) = smtp_sink(dir.path(), &["--reply", reply]) else {
+            return;
+        };
+        let got = notifier(peer.port, "").send(&notification()).await;
+        match (&got, transient) {
+            (DeliveryOutcome::Retryable { reason, .. }, true)
+            | (DeliveryOutcome::Permanent { reason }, false) => {
+                assert!(reason.contains(&reply[..3]), "{reason}")
+            }
+            _ => panic!("{reply}: {got:?}"),
+        }
+        drop(peer);
+        // The server is gone now: a connection failure, worth another try.
+        let later = notifier(free_port(), "").send(&notification()).await;
+        assert!(later.is_retryable(), "{later:?}");
+    }
+}
+
+#[tokio::test]
+async fn email_tls_modes_against_plain_aiosmtpd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(peer) = smtp_sink(dir.path(), &[]) else {
+        return;
+    };
+    // STARTTLS is required but this server does not offer it: a configuration to fix.
+    match notifier_tls(peer.port, "starttls", "")
+        .send(&notification())
+        .await
+    {
+        DeliveryOutcome::Permanent { reason } => {
+            assert!(reason.to_lowercase().contains("starttls"), "{reason}")
+        }
+        other => panic!("starttls: {other:?}"),
+    }
+    // Implicit TLS to a plain-text server: the rustls (ring) handshake fails; retryable.
+    match notifier_tls(peer.port, "tls", "")
+        .send(&notification())
+        .await
+    {
+        DeliveryOutcome::Retryable { reason, .. } => assert!(!reason.is_empty()),
+        other => panic!("tls: {other:?}"),
+    }
+    assert!(wait_files(dir.path(), ".eml", 0).is_empty());
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    };
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let Some(v) = val(c) else { continue };
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
