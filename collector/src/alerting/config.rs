@@ -1,0 +1,614 @@
+//! The `alerting:` section: rules, built-in rules, receivers, the routing tree, inhibition and
+//! delivery settings, checked as a whole (receiver names, label names) when the file loads.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use millwatch_exporters::notify::NotifierConfig;
+use serde::{Deserialize, Serialize};
+
+use super::rules::{Matcher, Template};
+
+/// The `alerting:` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingConfig {
+    /// Whether rules are evaluated and notifications sent.
+    pub enabled: bool,
+    /// How often rules are evaluated and notification groups looked at.
+    #[serde(with = "humantime_serde")]
+    pub evaluation_interval: Duration,
+    /// The collector's address as receivers should link to it; by default
+    /// `http://<api.endpoint>`.
+    pub external_url: Option<String>,
+    /// How long a resolved alert stays listed by `GET /api/v1/alerts?state=resolved`.
+    #[serde(with = "humantime_serde")]
+    pub resolved_retention: Duration,
+    /// The rules that come with Millwatch; each can be turned off or tuned.
+    pub builtin: BuiltinRules,
+    /// Rules of your own over detector verdicts or stored metrics.
+    pub rules: Vec<RuleConfig>,
+    /// Named receivers: `{ type: email | webhook | alertmanager, ... }`.
+    pub receivers: BTreeMap<String, NotifierConfig>,
+    /// The routing tree; without it alerts are evaluated and listed but not sent.
+    pub route: Option<RouteConfig>,
+    /// Alerts that mute others while they fire.
+    pub inhibit_rules: Vec<InhibitRule>,
+    /// Retries of notifications that a receiver did not take.
+    pub delivery: DeliveryConfig,
+}
+
+impl Default for AlertingConfig {
+    fn default() -> Self {
+        AlertingConfig {
+            enabled: true,
+            evaluation_interval: Duration::from_secs(1),
+            external_url: None,
+            resolved_retention: Duration::from_secs(3600),
+            builtin: BuiltinRules::default(),
+            rules: Vec::new(),
+            receivers: BTreeMap::new(),
+            route: None,
+            inhibit_rules: Vec::new(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+/// Deserialises the `alerting:` section and checks what serde cannot: that every receiver a
+/// route names exists, that rule and label names are valid, that each rule has one condition.
+pub fn checked<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AlertingConfig, D::Error> {
+    let config = AlertingConfig::deserialize(d)?;
+    config.check().map_err(serde::de::Error::custom)?;
+    Ok(config)
+}
+
+/// Severity of an alert, its `severity` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Someone must act now.
+    Critical,
+    /// Someone should look soon.
+    Warning,
+    /// For the record.
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One built-in rule's switch and tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinRule {
+    /// Whether the rule is evaluated.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", with = "humantime_serde", default)]
+    pub for_: Duration,
+    /// The `severity` label; each built-in rule has its own default.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// Extra labels, e.g. `team: ml-platform`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl BuiltinRule {
+    fn on(severity: Severity) -> Self {
+        BuiltinRule {
+            enabled: true,
+            for_: Duration::ZERO,
+            severity: Some(severity),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// The rules Millwatch brings, all on by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BuiltinRules {
+    /// `MillwatchDrift`: a feature's or the prediction's distribution drifted, or the share of
+    /// drifted features crossed its limit (detectors `drift` and `drift_share`).
+    pub drift: BuiltinRule,
+    /// `MillwatchDataQuality`: missing values, new categories or out-of-range values.
+    pub data_quality: BuiltinRule,
+    /// `MillwatchPerformanceDrop`: a performance metric dropped against the baseline.
+    pub performance: BuiltinRule,
+    /// `MillwatchMachineHealth`: a control-chart or machine-health rule is violated.
+    pub machine_health: BuiltinRule,
+    /// `MillwatchAbsence`: a watched metric series stopped arriving.
+    pub absence: BuiltinRule,
+    /// `MillwatchRefusingData`, `MillwatchQueueFull`, `MillwatchDeliveryFailing`: the
+    /// collector's own trouble.
+    pub collector: BuiltinRule,
+}
+
+impl Default for BuiltinRules {
+    fn default() -> Self {
+        BuiltinRules {
+            drift: BuiltinRule::on(Severity::Warning),
+            data_quality: BuiltinRule::on(Severity::Warning),
+            performance: BuiltinRule::on(Severity::Critical),
+            machine_health: BuiltinRule::on(Severity::Critical),
+            absence: BuiltinRule::on(Severity::Warning),
+            collector: BuiltinRule {
+                for_: Duration::from_secs(60),
+                ..BuiltinRule::on(Severity::Warning)
+            },
+        }
+    }
+}
+
+/// A rule of your own. It has exactly one condition: `detections` or `metric`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// The alert's name, its `alertname` label.
+    pub name: String,
+    /// Fires for every series of verdicts (model, version, feature, detector, test) whose newest
+    /// row has `drifted = true` and matches all of these matchers over the labels `detector`,
+    /// `test`, `feature`, `model`, `version` and `verdict`, e.g. `detector="drift"`.
+    #[serde(default)]
+    pub detections: Option<Vec<Matcher>>,
+    /// Fires for every metric series whose newest point satisfies the comparison.
+    #[serde(default)]
+    pub metric: Option<MetricCondition>,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", with = "humantime_serde", default)]
+    pub for_: Duration,
+    /// The `severity` label.
+    #[serde(default = "warning")]
+    pub severity: Severity,
+    /// Extra labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations, templated: `{{ $labels.model }}`, `{{ $value }}`.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, Template>,
+}
+
+fn warning() -> Severity {
+    Severity::Warning
+}
+
+/// A condition on the newest point of stored metric series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricCondition {
+    /// The metric's name as it arrived over OTLP, e.g. `machine.spindle.temperature`.
+    pub name: String,
+    /// Matchers over the point's attributes, e.g. `machine="press-4"`.
+    #[serde(default)]
+    pub matchers: Vec<Matcher>,
+    /// How the value compares with `threshold`.
+    pub op: Comparison,
+    /// The value compared with.
+    pub threshold: f64,
+    /// Only points newer than this count; a series without one is not evaluated.
+    #[serde(with = "humantime_serde", default = "lookback")]
+    pub lookback: Duration,
+}
+
+fn lookback() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// A comparison of a value with a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Comparison {
+    #[serde(rename = ">")]
+    Greater,
+    #[serde(rename = ">=")]
+    GreaterOrEqual,
+    #[serde(rename = "<")]
+    Less,
+    #[serde(rename = "<=")]
+    LessOrEqual,
+    #[serde(rename = "==")]
+    Equal,
+    #[serde(rename = "!=")]
+    NotEqual,
+}
+
+impl Comparison {
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::Greater => value > threshold,
+            Comparison::GreaterOrEqual => value >= threshold,
+            Comparison::Less => value < threshold,
+            Comparison::LessOrEqual => value <= threshold,
+            Comparison::Equal => value == threshold,
+            Comparison::NotEqual => value != threshold,
+        }
+    }
+}
+
+/// A node of the routing tree. Children inherit what they do not set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Where matching alerts go; the root must name one.
+    #[serde(default)]
+    pub receiver: Option<String>,
+    /// All must match for an alert to take this route (the root matches everything).
+    #[serde(default)]
+    pub matchers: Vec<Matcher>,
+    /// Labels that split alerts into notification groups; `[...]` groups by all labels.
+    #[serde(default)]
+    pub group_by: Option<Vec<String>>,
+    /// How long a new group waits for more alerts before its first notification.
+    #[serde(default, with = "humantime_serde")]
+    pub group_wait: Option<Duration>,
+    /// How long a group waits before notifying about changes.
+    #[serde(default, with = "humantime_serde")]
+    pub group_interval: Option<Duration>,
+    /// How long before an unchanged, unacknowledged firing group is notified again.
+    #[serde(default, with = "humantime_serde")]
+    pub repeat_interval: Option<Duration>,
+    /// Whether matching goes on to the next sibling after this route matched.
+    #[serde(rename = "continue", default)]
+    pub continue_: bool,
+    /// Child routes, tried in order.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// Mutes alerts matching `target_matchers` while an alert matching `source_matchers` fires
+/// with the same values of the `equal` labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitRule {
+    pub source_matchers: Vec<Matcher>,
+    pub target_matchers: Vec<Matcher>,
+    #[serde(default)]
+    pub equal: Vec<String>,
+}
+
+/// How the outbox retries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// The wait after the first failed attempt; it doubles after each further one.
+    #[serde(with = "humantime_serde")]
+    pub initial_backoff: Duration,
+    /// The longest wait between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// A notification not delivered after this long is given up (marked failed).
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+    /// How often the outbox looks for notifications that are due.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            max_age: Duration::from_secs(24 * 3600),
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Defaults of the root route.
+pub const GROUP_WAIT: Duration = Duration::from_secs(30);
+pub const GROUP_INTERVAL: Duration = Duration::from_secs(300);
+pub const REPEAT_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+
+/// Whether `name` is a Prometheus label name.
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl AlertingConfig {
+    /// Every problem serde cannot see, one per line.
+    pub fn check(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let known: Vec<&str> = self.receivers.keys().map(String::as_str).collect();
+        match &self.route {
+            Some(route) => {
+                if route.receiver.is_none() {
+                    problems.push("route.receiver: the root route must name a receiver".into());
+                }
+                if !route.matchers.is_empty() {
+                    problems.push(
+                        "route.matchers: the root route matches every alert; put matchers on child routes".into(),
+                    );
+                }
+                check_route(route, "route", &known, &mut problems);
+            }
+            None if !self.receivers.is_empty() => problems.push(
+                "route: receivers are configured but no route sends to them (add `route: { receiver: NAME }`)".into(),
+            ),
+            None => {}
+        }
+        for name in self.receivers.keys() {
+            if name.trim().is_empty() {
+                problems.push("receivers: a receiver name is empty".into());
+            }
+        }
+        let builtins = [
+            ("drift", &self.builtin.drift),
+            ("data_quality", &self.builtin.data_quality),
+            ("performance", &self.builtin.performance),
+            ("machine_health", &self.builtin.machine_health),
+            ("absence", &self.builtin.absence),
+            ("collector", &self.builtin.collector),
+        ];
+        for (name, rule) in builtins {
+            check_labels(
+                &rule.labels,
+                &format!("builtin.{name}.labels"),
+                &mut problems,
+            );
+        }
+        let mut names: Vec<&str> = vec![
+            "MillwatchDrift",
+            "MillwatchDataQuality",
+            "MillwatchPerformanceDrop",
+            "MillwatchMachineHealth",
+            "MillwatchAbsence",
+            "MillwatchCollector",
+        ];
+        for (i, rule) in self.rules.iter().enumerate() {
+            let at = format!("rules[{i}]");
+            if names.contains(&rule.name.as_str()) {
+                problems.push(format!(
+                    "{at}.name: a rule named `{}` exists already; rule names must be unique",
+                    rule.name
+                ));
+            }
+            names.push(&rule.name);
+            if rule.name.trim().is_empty() {
+                problems.push(format!("{at}.name: a rule needs a name"));
+            }
+            match (&rule.detections, &rule.metric) {
+                (Some(_), Some(_)) => problems.push(format!(
+                    "{at}: rule `{}` has both `detections` and `metric`; a rule has one condition",
+                    rule.name
+                )),
+                (None, None) => problems.push(format!(
+                    "{at}: rule `{}` has no condition: add `detections: [...]` or `metric: {{...}}`",
+                    rule.name
+                )),
+                _ => {}
+            }
+            if let Some(m) = &rule.metric
+                && m.name.trim().is_empty()
+            {
+                problems.push(format!("{at}.metric.name: the metric name is empty"));
+            }
+            check_labels(&rule.labels, &format!("{at}.labels"), &mut problems);
+            for key in rule.annotations.keys() {
+                if !is_label_name(key) {
+                    problems.push(format!(
+                        "{at}.annotations: `{key}` is not a valid annotation name (letters, digits and _)"
+                    ));
+                }
+            }
+        }
+        for (i, rule) in self.inhibit_rules.iter().enumerate() {
+            if rule.source_matchers.is_empty() || rule.target_matchers.is_empty() {
+                problems.push(format!(
+                    "inhibit_rules[{i}]: both source_matchers and target_matchers are needed"
+                ));
+            }
+            for l in &rule.equal {
+                if !is_label_name(l) {
+                    problems.push(format!(
+                        "inhibit_rules[{i}].equal: `{l}` is not a valid label name"
+                    ));
+                }
+            }
+        }
+        if self.evaluation_interval.is_zero() {
+            problems.push("evaluation_interval: must be more than 0s".into());
+        }
+        if self.delivery.initial_backoff.is_zero() || self.delivery.poll_interval.is_zero() {
+            problems
+                .push("delivery: initial_backoff and poll_interval must be more than 0s".into());
+        }
+        if self.delivery.max_backoff < self.delivery.initial_backoff {
+            problems.push("delivery.max_backoff: must not be less than initial_backoff".into());
+        }
+        if let Some(url) = &self.external_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(format!(
+                "external_url: `{url}` is not an http:// or https:// address"
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+}
+
+fn check_labels(labels: &BTreeMap<String, String>, at: &str, problems: &mut Vec<String>) {
+    for key in labels.keys() {
+        if !is_label_name(key) {
+            problems.push(format!(
+                "{at}: `{key}` is not a valid label name (letters, digits and _, not starting with a digit)"
+            ));
+        }
+    }
+}
+
+fn check_route(route: &RouteConfig, at: &str, known: &[&str], problems: &mut Vec<String>) {
+    if let Some(r) = &route.receiver
+        && !known.contains(&r.as_str())
+    {
+        let hint = if known.is_empty() {
+            "no receivers are configured under `alerting.receivers`".to_string()
+        } else {
+            format!("known receivers: {}", known.join(", "))
+        };
+        problems.push(format!("{at}.receiver: unknown receiver `{r}` ({hint})"));
+    }
+    if let Some(by) = &route.group_by {
+        for l in by {
+            if l != "..." && !is_label_name(l) {
+                problems.push(format!(
+                    "{at}.group_by: `{l}` is not a valid label name (or `...` for all labels)"
+                ));
+            }
+        }
+    }
+    if route.group_interval.is_some_and(|d| d.is_zero()) {
+        problems.push(format!("{at}.group_interval: must be more than 0s"));
+    }
+    for (i, child) in route.routes.iter().enumerate() {
+        check_route(child, &format!("{at}.routes[{i}]"), known, problems);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Wrapper {
+        #[serde(deserialize_with = "checked")]
+        alerting: AlertingConfig,
+    }
+
+    fn load(yaml: &str) -> Result<AlertingConfig, String> {
+        crate::config::load::load_str::<Wrapper>(yaml, "test.yaml", &|_| None)
+            .map(|w| w.alerting)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_full_section_parses() {
+        let c = load(
+            r#"alerting:
+  evaluation_interval: 250ms
+  builtin:
+    absence: { enabled: false, severity: info }
+  rules:
+    - name: HotSpindle
+      metric: { name: spindle.temperature, matchers: ['machine=~"press-.*"'], op: ">", threshold: 80 }
+      for: 30s
+      severity: critical
+      annotations:
+        summary: "{{ $labels.machine }} at {{ $value }}"
+    - name: ChurnDrift
+      detections: ['detector="drift"', 'model="churn"']
+  receivers:
+    mail: { type: email, host: 127.0.0.1, port: 2525, tls: none, from: mw@example.net, to: [ops@example.net] }
+    hook: { type: webhook, url: "http://127.0.0.1:9/hook" }
+  route:
+    receiver: mail
+    group_by: [alertname, model]
+    group_wait: 1s
+    routes:
+      - matchers: ['severity="critical"']
+        receiver: hook
+        continue: true
+  inhibit_rules:
+    - source_matchers: ['severity="critical"']
+      target_matchers: ['severity="warning"']
+      equal: [model]
+"#,
+        )
+        .expect("valid");
+        assert_eq!(c.evaluation_interval, Duration::from_millis(250));
+        assert!(!c.builtin.absence.enabled);
+        assert!(c.builtin.drift.enabled);
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(c.rules[0].for_, Duration::from_secs(30));
+        let route = c.route.expect("route");
+        assert_eq!(route.group_wait, Some(Duration::from_secs(1)));
+        assert!(route.routes[0].continue_);
+        assert_eq!(c.receivers.len(), 2);
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_their_place() {
+        for (yaml, want) in [
+            (
+                "alerting:\n  receivers:\n    mail: { type: webhook, url: \"http://x/\" }\n  route:\n    receiver: mail\n    routes:\n      - receiver: pager\n",
+                "test.yaml:1:1: alerting: route.routes[0].receiver: unknown receiver `pager` (known receivers: mail)",
+            ),
+            (
+                "alerting:\n  route:\n    receiver: mail\n",
+                "unknown receiver `mail` (no receivers are configured",
+            ),
+            (
+                "alerting:\n  rules:\n    - name: X\n      detections: ['detector~\"drift\"']\n",
+                "test.yaml:4:7: alerting.rules[0].detections",
+            ),
+            (
+                "alerting:\n  rules:\n    - name: X\n      detections: ['detector=~\"(drift\"']\n",
+                "bad regular expression",
+            ),
+            (
+                "alerting:\n  rules:\n    - name: X\n      detections: []\n      annotations:\n        summary: \"{{ $lables.model }}\"\n",
+                "test.yaml:6:9: alerting.rules[0].annotations.summary: unknown template expression `$lables.model`",
+            ),
+            (
+                "alerting:\n  rules:\n    - name: X\n      detections: []\n      annotations:\n        summary: \"{{ $value \"\n",
+                "`{{` without a closing `}}`",
+            ),
+            (
+                "alerting:\n  rules:\n    - name: X\n",
+                "rule `X` has no condition",
+            ),
+            (
+                "alerting:\n  rules:\n    - name: X\n      metric: { name: m, op: \"=>\", threshold: 1 }\n",
+                "unknown variant `=>`",
+            ),
+            (
+                "alerting:\n  route:\n    receiver: mail\n    group_by: [\"bad-label\"]\n  receivers:\n    mail: { type: webhook, url: \"http://x/\" }\n",
+                "`bad-label` is not a valid label name",
+            ),
+            (
+                "alerting:\n  receivers:\n    mail: { type: webhook, url: \"http://x/\" }\n",
+                "no route sends to them",
+            ),
+            ("alerting:\n  rutes: []\n", "unknown field `rutes`"),
+            (
+                "alerting:\n  rules:\n    - { name: MillwatchDrift, detections: [] }\n",
+                "a rule named `MillwatchDrift` exists already",
+            ),
+        ] {
+            let err = load(yaml).expect_err(yaml);
+            assert!(err.contains(want), "{yaml}\n---\n{err}\n--- wanted: {want}");
+        }
+    }
+
+    #[test]
+    fn comparisons() {
+        assert!(Comparison::Greater.holds(2.0, 1.0));
+        assert!(!Comparison::Greater.holds(1.0, 1.0));
+        assert!(Comparison::GreaterOrEqual.holds(1.0, 1.0));
+        assert!(Comparison::Less.holds(0.5, 1.0));
+        assert!(Comparison::LessOrEqual.holds(1.0, 1.0));
+        assert!(Comparison::Equal.holds(1.0, 1.0));
+        assert!(Comparison::NotEqual.holds(1.0, 2.0));
+        assert!(!Comparison::Greater.holds(f64::NAN, 1.0));
+    }
+}

@@ -1,0 +1,258 @@
+//! The outbox: every notification is written to `alert_outbox` in the same transaction as the
+//! group state that caused it, then delivered by a worker that retries with exponential backoff
+//! and jitter on a retryable outcome and never on a permanent one. Each attempt is a row of
+//! `alert_delivery_attempts`. A delivered row is never sent again, across restarts too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use duckdb::Connection;
+use millwatch_exporters::notify::{DeliveryOutcome, Notification, Notifier};
+use serde_json::json;
+
+use super::config::DeliveryConfig;
+use super::{Db, now_ns};
+
+/// Most notifications one round of the worker sends.
+const BATCH: usize = 64;
+
+/// Adds a notification to the outbox (inside the caller's transaction).
+pub fn enqueue(conn: &Connection, n: &Notification, now: i64) -> duckdb::Result<()> {
+    let payload = serde_json::to_string(n).unwrap_or_else(|_| "{}".into());
+    conn.execute(
+        "INSERT INTO alert_outbox (id, created, receiver, group_key, status, payload, delivery, attempts, next_attempt, updated) \
+         VALUES (nextval('alert_outbox_id'), make_timestamp_ns(?), ?, ?, ?, ?, 'pending', 0, make_timestamp_ns(?), make_timestamp_ns(?))",
+        duckdb::params![now, n.receiver, n.group_key, n.status.as_str(), payload, now, now],
+    )?;
+    Ok(())
+}
+
+/// The wait before attempt `attempts + 1`: `initial · 2^(attempts-1)`, capped, with jitter
+/// drawn from its upper half; a receiver's `Retry-After` is honoured when longer.
+pub fn backoff(config: &DeliveryConfig, attempts: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = attempts.saturating_sub(1).min(30);
+    let base = config
+        .initial_backoff
+        .saturating_mul(1u32 << exp)
+        .min(config.max_backoff);
+    let half = base / 2;
+    let jittered = half + half.mul_f64(fastrand::f64());
+    match retry_after {
+        Some(ra) if ra > jittered => ra.min(Duration::from_secs(3600)),
+        _ => jittered,
+    }
+}
+
+struct Due {
+    id: u64,
+    receiver: String,
+    payload: String,
+    attempts: u32,
+    created: i64,
+}
+
+/// The oldest pending notification of every (receiver, group) whose time has come, so that a
+/// group's notifications arrive in the order they were made.
+fn due(conn: &Connection, now: i64) -> duckdb::Result<Vec<Due>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, receiver, payload, attempts, epoch_ns(created) FROM ( \
+            SELECT *, row_number() OVER (PARTITION BY receiver, group_key ORDER BY id) AS k \
+            FROM alert_outbox WHERE delivery = 'pending') \
+         WHERE k = 1 AND next_attempt <= make_timestamp_ns(?) ORDER BY id LIMIT ?",
+    )?;
+    let rows = stmt.query_map(duckdb::params![now, BATCH as u64], |r| {
+        Ok(Due {
+            id: r.get(0)?,
+            receiver: r.get(1)?,
+            payload: r.get(2)?,
+            attempts: r.get(3)?,
+            created: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// What became of one attempt, to record.
+struct Attempt {
+    id: u64,
+    receiver: String,
+    time: i64,
+    outcome: &'static str,
+    reason: Option<String>,
+    /// `None`: delivered or given up.
+    retry_at: Option<i64>,
+    attempts: u32,
+}
+
+fn record(conn: &mut Connection, attempts: &[Attempt]) -> duckdb::Result<()> {
+    let tx = conn.transaction()?;
+    for a in attempts {
+        tx.execute(
+            "INSERT INTO alert_delivery_attempts VALUES (?, make_timestamp_ns(?), ?, ?, ?, make_timestamp_ns(?))",
+            duckdb::params![a.id, a.time, a.receiver, a.outcome, a.reason, a.retry_at],
+        )?;
+        let delivery = match (a.outcome, a.retry_at) {
+            ("delivered", _) => "delivered",
+            (_, Some(_)) => "pending",
+            _ => "failed",
+        };
+        tx.execute(
+            "UPDATE alert_outbox SET delivery = ?, attempts = ?, last_error = ?, updated = make_timestamp_ns(?), \
+                 next_attempt = coalesce(make_timestamp_ns(?), next_attempt), \
+                 delivered_at = CASE WHEN ? = 'delivered' THEN make_timestamp_ns(?) ELSE delivered_at END \
+             WHERE id = ?",
+            duckdb::params![delivery, a.attempts, a.reason, a.time, a.retry_at, delivery, a.time, a.id],
+        )?;
+    }
+    tx.commit()
+}
+
+/// One round: sends what is due, concurrently, and records every attempt. Returns how many
+/// were attempted.
+pub async fn deliver_due(
+    db: &Db,
+    notifiers: &Arc<HashMap<String, Notifier>>,
+    config: &DeliveryConfig,
+) -> Result<usize, super::AlertingError> {
+    let now = now_ns();
+    let due = db.run(move |c| due(c, now)).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut sends = tokio::task::JoinSet::new();
+    for d in due {
+        let notifiers = notifiers.clone();
+        let config = config.clone();
+        sends.spawn(async move {
+            let attempts = d.attempts + 1;
+            let outcome = match (
+                notifiers.get(&d.receiver),
+                serde_json::from_str::<Notification>(&d.payload),
+            ) {
+                (None, _) => DeliveryOutcome::Permanent {
+                    reason: format!("receiver `{}` is no longer configured", d.receiver),
+                },
+                (_, Err(e)) => DeliveryOutcome::Permanent {
+                    reason: format!("stored notification cannot be read: {e}"),
+                },
+                (Some(n), Ok(notification)) => n.send(&notification).await,
+            };
+            let time = now_ns();
+            let max_age = config.max_age.as_nanos().min(i64::MAX as u128) as i64;
+            let (outcome_name, reason, retry_at) = match outcome {
+                DeliveryOutcome::Delivered => ("delivered", None, None),
+                DeliveryOutcome::Permanent { reason } => ("permanent", Some(reason), None),
+                DeliveryOutcome::Retryable { reason, retry_after } => {
+                    let wait = backoff(&config, attempts, retry_after);
+                    let at = time.saturating_add(wait.as_nanos().min(i64::MAX as u128) as i64);
+                    if at.saturating_sub(d.created) > max_age {
+                        ("retryable", Some(format!("{reason} (given up: older than max_age)")), None)
+                    } else {
+                        ("retryable", Some(reason), Some(at))
+                    }
+                }
+            };
+            match outcome_name {
+                "delivered" => tracing::info!(receiver = %d.receiver, id = d.id, attempts, "notification delivered"),
+                _ => tracing::warn!(receiver = %d.receiver, id = d.id, attempts, reason = reason.as_deref().unwrap_or(""), retry = retry_at.is_some(), "notification not delivered"),
+            }
+            Attempt {
+                id: d.id,
+                receiver: d.receiver,
+                time,
+                outcome: outcome_name,
+                reason,
+                retry_at,
+                attempts,
+            }
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(result) = sends.join_next().await {
+        match result {
+            Ok(a) => done.push(a),
+            Err(e) => tracing::error!(error = %e, "a notification send task failed"),
+        }
+    }
+    let n = done.len();
+    db.run(move |c| record(c, &done)).await?;
+    Ok(n)
+}
+
+/// The outbox and its attempts as JSON, newest first, for `GET /api/v1/notifications`.
+pub fn list(conn: &Connection, limit: usize) -> duckdb::Result<serde_json::Value> {
+    let mut stmt = conn.prepare(
+        "SELECT id, epoch_ns(created), receiver, group_key, status, delivery, attempts, last_error, \
+                epoch_ns(next_attempt), epoch_ns(delivered_at), payload \
+         FROM alert_outbox ORDER BY id DESC LIMIT ?",
+    )?;
+    let rows = stmt.query_map(duckdb::params![limit as u64], |r| {
+        Ok(json!({
+            "id": r.get::<_, u64>(0)?,
+            "created": super::api::rfc3339(r.get(1)?),
+            "receiver": r.get::<_, String>(2)?,
+            "group_key": r.get::<_, String>(3)?,
+            "status": r.get::<_, String>(4)?,
+            "delivery": r.get::<_, String>(5)?,
+            "attempts": r.get::<_, u32>(6)?,
+            "last_error": r.get::<_, Option<String>>(7)?,
+            "next_attempt": super::api::rfc3339(r.get(8)?),
+            "delivered_at": r.get::<_, Option<i64>>(9)?.map(super::api::rfc3339),
+            "payload": serde_json::from_str::<serde_json::Value>(&r.get::<_, String>(10)?).unwrap_or_default(),
+        }))
+    })?;
+    let mut out: Vec<serde_json::Value> = rows.collect::<duckdb::Result<_>>()?;
+    let mut stmt = conn.prepare(
+        "SELECT outbox_id, epoch_ns(time), receiver, outcome, reason FROM alert_delivery_attempts \
+         WHERE outbox_id >= ? ORDER BY time",
+    )?;
+    let min_id = out.last().and_then(|v| v["id"].as_u64()).unwrap_or(0);
+    let rows = stmt.query_map(duckdb::params![min_id], |r| {
+        Ok((
+            r.get::<_, u64>(0)?,
+            json!({
+                "time": super::api::rfc3339(r.get(1)?),
+                "receiver": r.get::<_, String>(2)?,
+                "outcome": r.get::<_, String>(3)?,
+                "reason": r.get::<_, Option<String>>(4)?,
+            }),
+        ))
+    })?;
+    let mut by_id: HashMap<u64, Vec<serde_json::Value>> = HashMap::new();
+    for row in rows {
+        let (id, a) = row?;
+        by_id.entry(id).or_default().push(a);
+    }
+    for n in &mut out {
+        let id = n["id"].as_u64().unwrap_or(0);
+        n["attempt_log"] = json!(by_id.remove(&id).unwrap_or_default());
+    }
+    Ok(json!(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_is_capped_and_honours_retry_after() {
+        let c = DeliveryConfig {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(8),
+            ..DeliveryConfig::default()
+        };
+        for (attempts, full) in [(1u32, 1u64), (2, 2), (3, 4), (4, 8), (5, 8), (40, 8)] {
+            for _ in 0..20 {
+                let d = backoff(&c, attempts, None);
+                let full = Duration::from_secs(full);
+                assert!(d >= full / 2 && d <= full, "attempt {attempts}: {d:?}");
+            }
+        }
+        assert_eq!(
+            backoff(&c, 1, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+        assert!(backoff(&c, 4, Some(Duration::from_millis(1))) >= Duration::from_secs(4));
+    }
+}

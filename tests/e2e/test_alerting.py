@@ -1,0 +1,600 @@
+"""The alert manager end to end, with real peers started here: drift produced by inference events
+sent through the OpenTelemetry Python SDK fires Millwatch's built-in drift rule; the notification
+reaches an SMTP server (aiosmtpd), an HTTP receiver (Alertmanager webhook payload, version 4) and
+Debian's prometheus-alertmanager (`amtool alert query`); an SMTP outage across a Millwatch restart
+loses nothing and sends nothing twice; 50 drifting features make one notification, then one
+resolved notification; silences and acknowledgements through the CLI; `millwatch validate`
+explains alert-config mistakes.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+
+from collector import free_port, millwatch_bin
+from pysdk import RecGrpcLogs, Sent, resource_attrs
+
+PEERS = Path(__file__).resolve().parent / "peers"
+ALERTMANAGER = os.environ.get("ALERTMANAGER", "/usr/bin/prometheus-alertmanager")
+AMTOOL = os.environ.get("AMTOOL", "/usr/bin/amtool")
+MODEL = "press-vision"
+VERSION = "4.1.0"
+BASELINE = 200
+WINDOW = 200
+FEATURES = 50
+TIMEOUT_S = 90.0
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+
+
+# --- peers -----------------------------------------------------------------------------------
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{what} did not listen on {port} within {timeout}s")
+
+
+class Peers:
+    """Peer processes of one test, stopped at teardown."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.procs: list[subprocess.Popen] = []
+
+    def _start(self, cmd: list[str], port: int, what: str) -> subprocess.Popen:
+        log = open(self.tmp / f"{what}-{port}.log", "wb")
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        wait_port(port, proc, what)
+        return proc
+
+    def smtp(self, port: int, directory: Path) -> subprocess.Popen:
+        directory.mkdir(parents=True, exist_ok=True)
+        return self._start(
+            [sys.executable, str(PEERS / "smtp_sink.py"), "--port", str(port), "--dir", str(directory)],
+            port, "smtp")
+
+    def http(self, port: int, directory: Path) -> subprocess.Popen:
+        directory.mkdir(parents=True, exist_ok=True)
+        return self._start(
+            [sys.executable, str(PEERS / "http_recorder.py"), "--port", str(port), "--dir", str(directory)],
+            port, "http")
+
+    def alertmanager(self, port: int) -> subprocess.Popen:
+        for tool in (ALERTMANAGER, AMTOOL):
+            if not os.access(tool, os.X_OK):
+                pytest.fail(f"{tool} not found: apt-get install prometheus-alertmanager")
+        cfg = self.tmp / "alertmanager.yml"
+        cfg.write_text("route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
+        return self._start([
+            ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={self.tmp / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
+        ], port, "alertmanager")
+
+    @staticmethod
+    def stop(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            self.stop(p)
+
+
+@pytest.fixture
+def peers(tmp_path):
+    p = Peers(tmp_path)
+    yield p
+    p.stop_all()
+
+
+def mails(directory: Path) -> list[email.message.EmailMessage]:
+    return [email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+            for f in sorted(directory.glob("*.eml"))]
+
+
+def hooks(directory: Path) -> list[dict]:
+    return [json.loads(f.read_text()) for f in sorted(directory.glob("*.json"))]
+
+
+def wait_for(pred, what: str, timeout: float = TIMEOUT_S, collector=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.2)
+    tail = collector.stderr_tail() if collector is not None else ""
+    raise AssertionError(f"timed out waiting for {what}\n{tail}")
+
+
+# --- drift through the SDK -------------------------------------------------------------------
+def quantiles(n: int) -> list[float]:
+    """n standard-normal quantiles in a scrambled order: every window of n draws has exactly the
+    same values, so an unshifted window cannot drift and a shifted one surely does."""
+    nd = statistics.NormalDist()
+    values = [nd.inv_cdf((k + 0.5) / n) for k in range(n)]
+    return [values[(k * 37) % n] for k in range(n)]
+
+
+class Inferences:
+    """Inference events of one model version, FEATURES numeric features, sent over OTLP/gRPC
+    with the OpenTelemetry Python SDK."""
+
+    def __init__(self, collector, model: str = MODEL, features: int = FEATURES):
+        self.collector = collector
+        self.model = model
+        self.features = features
+        self.sent_events = 0
+        self.base = time.time_ns() - 3_600_000_000_000
+
+    def send(self, n: int, shift: float) -> None:
+        sent = Sent()
+        provider = LoggerProvider(resource=Resource.create(resource_attrs("press-vision-service")))
+        provider.add_log_record_processor(BatchLogRecordProcessor(
+            RecGrpcLogs(sent, endpoint=self.collector.grpc_endpoint, insecure=True, timeout=30)))
+        logger = provider.get_logger("millwatch.e2e.alerting", "1.0.0")
+        draws = quantiles(n)
+        for k in range(n):
+            i = self.sent_events + k
+            attrs = {
+                "ml.model.name": self.model,
+                "ml.model.version": VERSION,
+                "ml.inference.id": f"{self.model}-{i}",
+                "ml.prediction": "ok",
+            }
+            for f in range(self.features):
+                attrs[f"ml.feature.f{f:02d}"] = draws[(k + 7 * f) % n] + shift
+            logger.emit(timestamp=self.base + i * 1_000_000, event_name="ml.inference", attributes=attrs)
+        assert provider.force_flush(60_000), "logs force_flush timed out"
+        provider.shutdown()
+        sent.assert_all_succeeded()
+        self.sent_events += n
+
+    def drift(self) -> None:
+        """A baseline, then one window shifted by five standard deviations."""
+        if self.sent_events == 0:
+            self.send(BASELINE, 0.0)
+        self.send(WINDOW, 5.0)
+
+    def calm(self) -> None:
+        """One window like the baseline."""
+        self.send(WINDOW, 0.0)
+
+
+# --- config ----------------------------------------------------------------------------------
+def config(receivers: str, route: str, extra: str = "") -> str:
+    """Detection small enough for a test, the drift rule only (data quality and the collector's
+    own rules would add their own groups), quick retries."""
+    return textwrap.dedent("""\
+        detection:
+          baseline_events: {baseline}
+          window_events: {window}
+          min_samples: 30
+          poll_interval: 100ms
+        alerting:
+          evaluation_interval: 200ms
+          builtin:
+            data_quality: {{enabled: false}}
+            collector: {{enabled: false}}
+          delivery: {{initial_backoff: 500ms, max_backoff: 3s}}
+          receivers:
+        {receivers}
+          route:
+        {route}
+        {extra}""").format(
+        baseline=BASELINE, window=WINDOW,
+        receivers=textwrap.indent(textwrap.dedent(receivers).strip("\n"), "    "),
+        route=textwrap.indent(textwrap.dedent(route).strip("\n"), "    "),
+        extra=textwrap.indent(textwrap.dedent(extra).strip("\n"), "  "),
+    )
+
+
+def alerts(collector, state: str = "active") -> list[dict]:
+    r = requests.get(f"{collector.api_base}/api/v1/alerts", params={"state": state}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["alerts"]
+
+
+def notifications(collector) -> list[dict]:
+    r = requests.get(f"{collector.api_base}/api/v1/notifications", timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["notifications"]
+
+
+def feature_alerts(items: list[dict]) -> list[dict]:
+    return [a for a in items if a["labels"].get("detector") == "drift"]
+
+
+def am_fingerprint(labels: dict[str, str]) -> str:
+    """Prometheus' label-set fingerprint, written here from its definition (FNV-1a 64 over
+    sorted names and values, each followed by 0xff)."""
+    h = 14695981039346656037
+    for k in sorted(labels):
+        for part in (k.encode(), b"\xff", labels[k].encode(), b"\xff"):
+            for b in part:
+                h ^= b
+                h = (h * 1099511628211) % (1 << 64)
+    return f"{h:016x}"
+
+
+def mw(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run([millwatch_bin(), *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert p.returncode == 0, f"millwatch {' '.join(args)}: {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+# --- tests -----------------------------------------------------------------------------------
+def test_drift_mail_arrives_at_real_smtp_with_subject_and_content(make_collector, peers, tmp_path):
+    smtp_port = free_port()
+    box = tmp_path / "mail"
+    peers.smtp(smtp_port, box)
+    c = make_collector(config(
+        receivers=f"""
+            ops-mail:
+              type: email
+              host: 127.0.0.1
+              port: {smtp_port}
+              tls: none
+              from: millwatch@plant.example
+              to: [oncall@plant.example, ml-team@plant.example]
+        """,
+        route="""
+            receiver: ops-mail
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 2s
+        """,
+        extra="""
+            rules:
+              - name: PressVisionDrift
+                detections: ['detector="drift"', 'model="press-vision"', 'feature="f01"']
+                severity: critical
+                labels: {team: vision}
+                annotations:
+                  summary: "{{ $labels.model }} drifted on {{ $labels.feature }}"
+                  value: "statistic {{ $value }}"
+        """))
+    Inferences(c, features=3).drift()
+    got = wait_for(lambda: len(mails(box)) >= 2 and mails(box), "two mails (built-in and own rule)", collector=c)
+    by_subject = {m["Subject"]: m for m in got}
+    drift_subjects = [s for s in by_subject if s.startswith("[FIRING:")]
+    assert len(drift_subjects) == 2, by_subject.keys()
+    builtin = by_subject.get(f"[FIRING:4] MillwatchDrift (model={MODEL})")
+    assert builtin is not None, f"subjects: {list(by_subject)}"
+    own = by_subject.get(f"[FIRING:1] PressVisionDrift (model={MODEL})")
+    assert own is not None, f"subjects: {list(by_subject)}"
+    envelope = json.loads((box / "0001.json").read_text())
+    assert sorted(envelope["rcpt_tos"]) == ["ml-team@plant.example", "oncall@plant.example"]
+    assert envelope["mail_from"] == "millwatch@plant.example"
+    text = builtin.get_body(preferencelist=("plain",)).get_content()
+    html = builtin.get_body(preferencelist=("html",)).get_content()
+    for feature in ("f00", "f01", "f02"):
+        assert feature in text and feature in html, text
+    assert f"{MODEL} {VERSION}: f01 drifted" in text
+    assert c.api_base in text, text
+    own_text = own.get_body(preferencelist=("plain",)).get_content()
+    assert f"{MODEL} drifted on f01" in own_text, own_text
+    assert "f00" not in own_text and "f02" not in own_text, own_text
+
+
+def test_webhook_gets_alertmanager_v4_payload_field_by_field(make_collector, peers, tmp_path):
+    port = free_port()
+    box = tmp_path / "hook"
+    peers.http(port, box)
+    c = make_collector(config(
+        receivers=f"""
+            hook:
+              type: webhook
+              url: http://127.0.0.1:{port}/alerts
+        """,
+        route="""
+            receiver: hook
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 2s
+        """))
+    inf = Inferences(c, features=3)
+    inf.drift()
+    got = wait_for(lambda: hooks(box), "a webhook request", collector=c)
+    assert len(got) == 1, [h["body"][:200] for h in got]
+    req = got[0]
+    assert req["method"] == "POST" and req["path"] == "/alerts"
+    assert req["headers"]["content-type"].startswith("application/json")
+    body = json.loads(req["body"])
+    assert set(body) == {"receiver", "status", "alerts", "groupLabels", "commonLabels",
+                         "commonAnnotations", "externalURL", "version", "groupKey", "truncatedAlerts"}
+    assert body["version"] == "4"
+    assert body["receiver"] == "hook"
+    assert body["status"] == "firing"
+    assert body["groupLabels"] == {"alertname": "MillwatchDrift", "model": MODEL}
+    assert body["commonLabels"]["alertname"] == "MillwatchDrift"
+    assert body["commonLabels"]["model"] == MODEL
+    assert body["commonLabels"]["severity"] == "warning"
+    assert body["externalURL"] == c.api_base
+    assert body["truncatedAlerts"] == 0
+    assert body["groupKey"] == 'route:{alertname="MillwatchDrift",model="press-vision"}'
+    features = sorted(a["labels"].get("feature", "") for a in body["alerts"])
+    assert features == ["", "f00", "f01", "f02"]  # "" is the dataset's drift share
+    for a in body["alerts"]:
+        assert set(a) == {"status", "labels", "annotations", "startsAt", "endsAt", "generatorURL", "fingerprint"}
+        assert a["status"] == "firing"
+        assert RFC3339.match(a["startsAt"]), a["startsAt"]
+        assert a["endsAt"] == GO_ZERO_TIME
+        assert a["generatorURL"] == f"{c.api_base}/api/v1/alerts"
+        assert a["fingerprint"] == am_fingerprint(a["labels"])
+        assert a["labels"]["version"] == VERSION
+        assert "summary" in a["annotations"] and "description" in a["annotations"]
+    f01 = next(a for a in body["alerts"] if a["labels"].get("feature") == "f01")
+    assert f01["labels"]["detector"] == "drift"
+    assert float(f01["annotations"]["value"]) > 0
+    # The API lists the same alerts with the same fingerprints.
+    listed = {a["fingerprint"]: a for a in alerts(c)}
+    for a in body["alerts"]:
+        assert listed[a["fingerprint"]]["state"] == "firing"
+        assert listed[a["fingerprint"]]["receivers"] == ["hook"]
+    # The drift ends: one resolved notification, with endsAt set.
+    inf.calm()
+    got = wait_for(lambda: len(hooks(box)) >= 2 and hooks(box), "the resolved notification", collector=c)
+    resolved = json.loads(got[1]["body"])
+    assert resolved["status"] == "resolved"
+    assert resolved["groupKey"] == body["groupKey"]
+    assert sorted(a["fingerprint"] for a in resolved["alerts"]) == sorted(a["fingerprint"] for a in body["alerts"])
+    for a in resolved["alerts"]:
+        assert a["status"] == "resolved" and RFC3339.match(a["endsAt"]) and a["endsAt"] != GO_ZERO_TIME
+
+
+def test_alertmanager_lists_millwatch_alerts_in_amtool(make_collector, peers):
+    am_port = free_port()
+    peers.alertmanager(am_port)
+    c = make_collector(config(
+        receivers=f"""
+            am:
+              type: alertmanager
+              urls: ["http://127.0.0.1:{am_port}"]
+        """,
+        route="""
+            receiver: am
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 2s
+        """))
+    Inferences(c, features=3).drift()
+
+    def query():
+        out = subprocess.run([AMTOOL, f"--alertmanager.url=http://127.0.0.1:{am_port}",
+                              "alert", "query", "-o", "json"], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        listed = json.loads(out.stdout or "[]")
+        return listed if len(listed) >= 4 else None
+
+    listed = wait_for(query, "alerts in amtool alert query", collector=c)
+    ours = {a["fingerprint"]: a for a in listed}
+    mine = {a["fingerprint"]: a for a in alerts(c)}
+    assert set(ours) == set(mine)
+    for fp, a in ours.items():
+        assert a["labels"] == mine[fp]["labels"]
+        assert a["labels"]["alertname"] == "MillwatchDrift"
+        assert a["status"]["state"] == "active"
+        assert a["generatorURL"] == f"{c.api_base}/api/v1/alerts"
+
+
+def test_fifty_drifting_features_one_notification_per_group_then_one_resolved(make_collector, peers, tmp_path):
+    port = free_port()
+    box = tmp_path / "hook"
+    peers.http(port, box)
+    c = make_collector(config(
+        receivers=f"""
+            hook:
+              type: webhook
+              url: http://127.0.0.1:{port}/grouped
+        """,
+        route="""
+            receiver: hook
+            group_by: [alertname, model]
+            group_wait: 2s
+            group_interval: 2s
+        """))
+    inf = Inferences(c, features=FEATURES)
+    inf.drift()
+    first = wait_for(lambda: hooks(box), "the grouped notification", collector=c)
+    body = json.loads(first[0]["body"])
+    assert body["status"] == "firing"
+    assert len(feature_alerts(body["alerts"])) == FEATURES
+    assert len(body["alerts"]) == FEATURES + 1  # and the dataset's drift share
+    inf.calm()
+    got = wait_for(lambda: len(hooks(box)) >= 2 and hooks(box), "the resolved notification", collector=c)
+    # The engine has seen the calm window once it resolved everything; wait until the outbox
+    # has nothing pending, then count.
+    wait_for(lambda: all(n["delivery"] == "delivered" for n in notifications(c)), "an empty outbox", collector=c)
+    got = hooks(box)
+    bodies = [json.loads(h["body"]) for h in got]
+    assert [b["status"] for b in bodies] == ["firing", "resolved"], [b["status"] for b in bodies]
+    assert len({b["groupKey"] for b in bodies}) == 1
+    assert len(bodies[1]["alerts"]) == FEATURES + 1
+    assert all(a["status"] == "resolved" for a in bodies[1]["alerts"])
+    assert alerts(c) == []
+    assert len(feature_alerts(alerts(c, "resolved"))) == FEATURES
+
+
+def test_smtp_down_for_a_minute_then_mail_arrives_exactly_once_across_a_restart(make_collector, peers, tmp_path):
+    smtp_port = free_port()
+    box = tmp_path / "mail"
+    started = time.monotonic()
+    c = make_collector(config(
+        receivers=f"""
+            ops-mail:
+              type: email
+              host: 127.0.0.1
+              port: {smtp_port}
+              tls: none
+              from: millwatch@plant.example
+              to: [oncall@plant.example]
+              timeout: 5s
+        """,
+        route="""
+            receiver: ops-mail
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 2s
+        """))
+    Inferences(c, features=3).drift()
+    # Attempts fail while nothing listens: each one is recorded as retryable.
+    def failing():
+        ns = notifications(c)
+        return ns and ns[-1]["attempts"] >= 2 and ns
+    ns = wait_for(failing, "two failed attempts", collector=c)
+    assert len(ns) == 1
+    assert ns[0]["delivery"] == "pending"
+    assert {a["outcome"] for a in ns[0]["attempt_log"]} == {"retryable"}
+    assert all(a["receiver"] == "ops-mail" for a in ns[0]["attempt_log"])
+    firing_before = {a["fingerprint"]: a["starts_at"] for a in alerts(c)}
+    # Restart in between: the outbox and the alerts survive.
+    c.stop_clean()
+    c.start()
+    listed = {a["fingerprint"]: a["starts_at"] for a in alerts(c)}
+    assert listed == firing_before
+    after = notifications(c)
+    assert [n["id"] for n in after] == [ns[0]["id"]]
+    # The SMTP server comes up a minute after the test began.
+    remaining = 60.0 - (time.monotonic() - started)
+    if remaining > 0:
+        time.sleep(remaining)
+    peers.smtp(smtp_port, box)
+    wait_for(lambda: mails(box), "the mail after the outage", collector=c)
+    wait_for(lambda: all(n["delivery"] == "delivered" for n in notifications(c)), "delivered", collector=c)
+    # Give a duplicate every chance to show up: more evaluation rounds and outbox polls, and
+    # another restart.
+    c.stop_clean()
+    c.start()
+    wait_for(lambda: len(alerts(c)) == len(firing_before), "alerts after the second restart", collector=c)
+    final = notifications(c)
+    assert len(final) == 1, final
+    log = final[0]["attempt_log"]
+    assert log[-1]["outcome"] == "delivered"
+    assert [a["outcome"] for a in log[:-1]] == ["retryable"] * (len(log) - 1)
+    assert len(log) >= 3
+    got = mails(box)
+    assert len(got) == 1, [m["Subject"] for m in got]
+    assert got[0]["Subject"] == f"[FIRING:4] MillwatchDrift (model={MODEL})"
+
+
+def test_silence_and_acknowledge_through_the_cli(make_collector, peers, tmp_path):
+    port = free_port()
+    box = tmp_path / "hook"
+    peers.http(port, box)
+    c = make_collector(config(
+        receivers=f"""
+            hook:
+              type: webhook
+              url: http://127.0.0.1:{port}/alerts
+        """,
+        route="""
+            receiver: hook
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 1s
+        """))
+    api = ["--api", c.api_base]
+    sid = mw("silence", "add", "-m", f'model="{MODEL}"', "-m", 'alertname=~"Millwatch.*"',
+             "--duration", "2h", "--author", "ana", "--comment", "retraining the model", *api).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{16}", sid), sid
+    listing = mw("silence", "list", *api).stdout
+    assert sid in listing and "ana" in listing and "retraining the model" in listing and "active" in listing
+    Inferences(c, features=3).drift()
+    firing = wait_for(lambda: len(alerts(c, "firing")) >= 4 and alerts(c, "firing"), "firing alerts", collector=c)
+    assert all(a["silenced_by"] == [sid] for a in firing)
+    table = mw("alerts", *api).stdout
+    assert "MillwatchDrift" in table and "silenced" in table
+    # Silenced: give the group its group_wait and a few intervals; nothing is queued. (Had the
+    # silence not muted them, the notification would be sent now and not again after expiry.)
+    time.sleep(4)
+    assert notifications(c) == []
+    mw("silence", "expire", sid, *api)
+    bad = mw("silence", "expire", sid, *api, check=False)
+    assert bad.returncode == 1 and "no active or pending silence" in bad.stderr
+    got = wait_for(lambda: hooks(box), "the notification once the silence expired", collector=c)
+    assert json.loads(got[0]["body"])["status"] == "firing"
+    fp = firing[0]["fingerprint"]
+    mw("alerts", "ack", fp, "--by", "ben", "--comment", "looking into it", *api)
+    acked = wait_for(lambda: [a for a in alerts(c) if a["fingerprint"] == fp and a["acknowledged"]], "the acknowledgement")
+    assert acked[0]["acknowledged"]["by"] == "ben"
+    assert acked[0]["acknowledged"]["comment"] == "looking into it"
+    as_json = json.loads(mw("alerts", "--json", "--state", "all", *api).stdout)
+    assert {a["fingerprint"] for a in as_json["alerts"]} >= {a["fingerprint"] for a in firing}
+    r = requests.post(f"{c.api_base}/api/v1/silences", json={"matchers": ["model~x"], "duration": "1h",
+                                                             "created_by": "a", "comment": "c"}, timeout=10)
+    assert r.status_code == 400 and "bad matcher" in r.json()["error"]
+
+
+def test_validate_explains_alert_config_mistakes(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(textwrap.dedent("""\
+        alerting:
+          receivers:
+            mail: {type: email, host: 127.0.0.1, from: a@b.example, to: [c@d.example]}
+          rules:
+            - name: Hot
+              metric: {name: hw.temperature, matchers: ['hw_id~"spindle-0"'], op: ">", threshold: 41}
+            - name: Drifty
+              detections: ['detector="drift"']
+              annotations:
+                summary: "{{ $lables.model }} drifted"
+          route:
+            receiver: mail
+            routes:
+              - matchers: ['severity="critical"']
+                receiver: pager
+        """))
+    p = mw("validate", "--config", str(cfg), check=False)
+    assert p.returncode == 1, p.stdout
+    err = p.stderr
+    assert f"{cfg}:6:" in err and "bad matcher `hw_id~\"spindle-0\"`" in err, err
+    assert f"{cfg}:10:" in err and "unknown template expression `$lables.model`" in err, err
+    good = tmp_path / "good.yaml"
+    good.write_text(textwrap.dedent("""\
+        alerting:
+          receivers:
+            mail: {type: email, host: 127.0.0.1, from: a@b.example, to: [c@d.example]}
+          route:
+            receiver: mail
+            routes:
+              - matchers: ['severity="critical"']
+                receiver: pager
+        """))
+    p = mw("validate", "--config", str(good), check=False)
+    assert p.returncode == 1
+    assert "route.routes[0].receiver: unknown receiver `pager` (known receivers: mail)" in p.stderr, p.stderr
+    fixed = good.read_text().replace("receiver: pager", "receiver: mail")
+    good.write_text(fixed)
+    mw("validate", "--config", str(good))
