@@ -28,8 +28,13 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.metrics.v1 import metrics_pb2
+
 from collector import free_port, millwatch_bin
+from otlp import kvs, resource, scope
 from pysdk import RecGrpcLogs, Sent, resource_attrs
+from rawhttp import send_ok
 
 PEERS = Path(__file__).resolve().parent / "peers"
 ALERTMANAGER = os.environ.get("ALERTMANAGER", "/usr/bin/prometheus-alertmanager")
@@ -555,6 +560,65 @@ def test_silence_and_acknowledge_through_the_cli(make_collector, peers, tmp_path
     r = requests.post(f"{c.api_base}/api/v1/silences", json={"matchers": ["model~x"], "duration": "1h",
                                                              "created_by": "a", "comment": "c"}, timeout=10)
     assert r.status_code == 400 and "bad matcher" in r.json()["error"]
+
+
+def temperature_request(readings: dict[str, float]) -> ExportMetricsServiceRequest:
+    now = time.time_ns()
+    metric = metrics_pb2.Metric(
+        name="hw.temperature",
+        unit="Cel",
+        gauge=metrics_pb2.Gauge(data_points=[
+            metrics_pb2.NumberDataPoint(time_unix_nano=now, as_double=v, attributes=kvs({"hw.id": k}))
+            for k, v in readings.items()
+        ]),
+    )
+    return ExportMetricsServiceRequest(resource_metrics=[metrics_pb2.ResourceMetrics(
+        resource=resource(resource_attrs("press-line-2")),
+        scope_metrics=[metrics_pb2.ScopeMetrics(scope=scope(), metrics=[metric])],
+    )])
+
+
+def test_metric_rule_fires_with_templated_annotations_and_resolves(make_collector, peers, tmp_path):
+    port = free_port()
+    box = tmp_path / "hook"
+    peers.http(port, box)
+    c = make_collector(config(
+        receivers=f"""
+            hook:
+              type: webhook
+              url: http://127.0.0.1:{port}/machines
+        """,
+        route="""
+            receiver: hook
+            group_by: [alertname]
+            group_wait: 1s
+            group_interval: 1s
+        """,
+        extra="""
+            rules:
+              - name: SpindleHot
+                metric: {name: hw.temperature, matchers: ['hw_id=~"spindle-.*"'], op: ">", threshold: 80}
+                for: 1s
+                severity: critical
+                labels: {line: line-2}
+                annotations:
+                  summary: "{{ $labels.hw_id }} at {{ $value }} °C"
+        """))
+    send_ok(c, temperature_request({"spindle-0": 85.5, "spindle-1": 60.0, "coolant-0": 95.0}))
+    got = wait_for(lambda: hooks(box), "the SpindleHot notification", collector=c)
+    body = json.loads(got[0]["body"])
+    assert body["status"] == "firing"
+    assert [a["labels"] for a in body["alerts"]] == [{
+        "alertname": "SpindleHot", "severity": "critical", "line": "line-2",
+        "hw_id": "spindle-0", "metric": "hw.temperature",
+    }]
+    assert body["alerts"][0]["annotations"]["summary"] == "spindle-0 at 85.5 °C"
+    assert body["alerts"][0]["annotations"]["threshold"] == "80"
+    send_ok(c, temperature_request({"spindle-0": 70.0}))
+    got = wait_for(lambda: len(hooks(box)) >= 2 and hooks(box), "the resolved notification", collector=c)
+    resolved = json.loads(got[1]["body"])
+    assert resolved["status"] == "resolved"
+    assert resolved["alerts"][0]["labels"]["hw_id"] == "spindle-0"
 
 
 def test_validate_explains_alert_config_mistakes(tmp_path):

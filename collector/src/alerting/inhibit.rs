@@ -34,7 +34,8 @@ pub fn inhibited_by(rules: &[InhibitRule], book: &Book, target: &AlertEntry) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use millwatch_exporters::notify::{Labels, fingerprint};
+    use millwatch_exporters::notify::Labels;
+    use millwatch_exporters::notify::alert::fingerprint;
 
     fn entry(pairs: &[(&str, &str)], state: State) -> AlertEntry {
         let labels: Labels = pairs

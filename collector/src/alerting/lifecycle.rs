@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use millwatch_exporters::notify::{Labels, fingerprint};
+use millwatch_exporters::notify::Labels;
+use millwatch_exporters::notify::alert::fingerprint;
 use serde::{Deserialize, Serialize};
 
 use super::rules::Active;
