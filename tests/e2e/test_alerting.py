@@ -562,7 +562,8 @@ def test_silence_and_acknowledge_through_the_cli(make_collector, peers, tmp_path
     assert r.status_code == 400 and "bad matcher" in r.json()["error"]
 
 
-def temperature_request(readings: dict[str, float]) -> ExportMetricsServiceRequest:
+def temperature_request(res: dict, readings: dict[str, float]) -> ExportMetricsServiceRequest:
+    """Gauge points of `hw.temperature`; the same `res` keeps the same series."""
     now = time.time_ns()
     metric = metrics_pb2.Metric(
         name="hw.temperature",
@@ -573,7 +574,7 @@ def temperature_request(readings: dict[str, float]) -> ExportMetricsServiceReque
         ]),
     )
     return ExportMetricsServiceRequest(resource_metrics=[metrics_pb2.ResourceMetrics(
-        resource=resource(resource_attrs("press-line-2")),
+        resource=resource(res),
         scope_metrics=[metrics_pb2.ScopeMetrics(scope=scope(), metrics=[metric])],
     )])
 
@@ -604,7 +605,8 @@ def test_metric_rule_fires_with_templated_annotations_and_resolves(make_collecto
                 annotations:
                   summary: "{{ $labels.hw_id }} at {{ $value }} °C"
         """))
-    send_ok(c, temperature_request({"spindle-0": 85.5, "spindle-1": 60.0, "coolant-0": 95.0}))
+    res = resource_attrs("press-line-2")
+    send_ok(c, temperature_request(res, {"spindle-0": 85.5, "spindle-1": 60.0, "coolant-0": 95.0}))
     got = wait_for(lambda: hooks(box), "the SpindleHot notification", collector=c)
     body = json.loads(got[0]["body"])
     assert body["status"] == "firing"
@@ -614,7 +616,7 @@ def test_metric_rule_fires_with_templated_annotations_and_resolves(make_collecto
     }]
     assert body["alerts"][0]["annotations"]["summary"] == "spindle-0 at 85.5 °C"
     assert body["alerts"][0]["annotations"]["threshold"] == "80"
-    send_ok(c, temperature_request({"spindle-0": 70.0}))
+    send_ok(c, temperature_request(res, {"spindle-0": 70.0}))
     got = wait_for(lambda: len(hooks(box)) >= 2 and hooks(box), "the resolved notification", collector=c)
     resolved = json.loads(got[1]["body"])
     assert resolved["status"] == "resolved"
