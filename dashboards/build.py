@@ -39,8 +39,8 @@ def datasource_var() -> dict:
     }
 
 
-def query_var(name: str, label: str, query: str, multi: bool = True) -> dict:
-    return {
+def query_var(name: str, label: str, query: str, multi: bool = True, all_value: str | None = ".*") -> dict:
+    var = {
         "name": name,
         "label": label,
         "type": "query",
@@ -57,6 +57,11 @@ def query_var(name: str, label: str, query: str, multi: bool = True) -> dict:
         "regex": "",
         "options": [],
     }
+    if all_value is None:
+        # "All" is then the list of the variable's values, so a filter upstream (site, line)
+        # still applies when every model is selected.
+        del var["allValue"]
+    return var
 
 
 def textbox_var(name: str, label: str, default: str, description: str) -> dict:
@@ -72,13 +77,6 @@ def textbox_var(name: str, label: str, default: str, description: str) -> dict:
     }
 
 
-def threshold_var() -> dict:
-    return textbox_var(
-        "threshold", "Drift threshold", "0.1",
-        "Drawn as a dashed line: the live default flags a KS statistic of at least 0.1 (with a "
-        "corrected p-value under 0.05); set the threshold of the test you look at.")
-
-
 def site_vars(metric: str) -> list[dict]:
     return [
         query_var("site", "Site", f"label_values({metric}, site_name)"),
@@ -87,9 +85,15 @@ def site_vars(metric: str) -> list[dict]:
 
 
 def model_vars() -> list[dict]:
+    """Site, line, model and version. Detector series carry model and version only; the
+    model and version choices come from millwatch_model_info, which says where each model
+    version runs, so the site and line filters narrow them."""
+    at = 'site_name=~"$site", site_line=~"$line"'
     return [
-        query_var("model", "Model", "label_values(millwatch_drift_share, model)"),
-        query_var("version", "Version", 'label_values(millwatch_drift_share{model=~"$model"}, version)'),
+        *site_vars("millwatch_model_info"),
+        query_var("model", "Model", f"label_values(millwatch_model_info{{{at}}}, model)", all_value=None),
+        query_var("version", "Version", f'label_values(millwatch_model_info{{{at}, model=~"$model"}}, version)',
+                  all_value=None),
     ]
 
 
@@ -410,7 +414,7 @@ def fleet_overview() -> dict:
     ), 8, 8)
     return dashboard("millwatch-fleet", "Millwatch / Fleet overview",
                      "Models, versions, environments and machines at a glance.", ["overview"],
-                     [*site_vars("target_info"), *model_vars()], lay)
+                     model_vars(), lay)
 
 
 def model_drift() -> dict:
@@ -427,9 +431,10 @@ def model_drift() -> dict:
     lay.add(timeseries(
         "Drift statistic per feature",
         [(f"millwatch_drift_statistic{{{sel}}}", "{{feature}} ({{test}})"),
-         ("vector($threshold)", "threshold")],
-        description="The test statistic of each feature in each closed window; the dashed line is the threshold variable.",
-        overrides=[dashed("threshold", "red")],
+         (f'millwatch_drift_threshold{{{sel}, test!~"ks|mannwhitney|chisquare|ztest"}}', "threshold {{feature}} ({{test}})")],
+        description="The test statistic of each feature in each closed window, with the threshold of each distance "
+                    "test dashed (p-value tests decide on their p-value, so their threshold is not a statistic).",
+        overrides=[dashed("threshold .*", "red")],
     ), 24, 10)
     lay.add(timeseries(
         "Share of drifted features",
@@ -453,7 +458,7 @@ def model_drift() -> dict:
     ]}}, 24, 9)
     return dashboard("millwatch-drift", "Millwatch / Model drift",
                      "Drift statistic per feature against its threshold, and the share of drifted features.",
-                     ["models", "drift"], [*model_vars(), feature_var, threshold_var()], lay)
+                     ["models", "drift"], [*model_vars(), feature_var], lay)
 
 
 def model_performance() -> dict:
@@ -474,9 +479,10 @@ def model_performance() -> dict:
     lay.add(timeseries(
         "Prediction drift",
         [(f'millwatch_drift_statistic{{{MODEL}, feature="ml.prediction"}}', "{{model}} {{version}} ({{test}})"),
-         ("vector($threshold)", "threshold")],
+         (f'millwatch_drift_threshold{{{MODEL}, feature="ml.prediction", test!~"ks|mannwhitney|chisquare|ztest"}}',
+          "threshold {{model}} {{version}} ({{test}})")],
         description="How far the distribution of the model's predictions (column ml.prediction) moved from the baseline, per window.",
-        overrides=[dashed("threshold", "red")],
+        overrides=[dashed("threshold .*", "red")],
     ), 12, 8)
     lay.add(state_timeline(
         "Prediction drift verdict",
@@ -497,7 +503,7 @@ def model_performance() -> dict:
     ), 12, 8)
     return dashboard("millwatch-performance", "Millwatch / Model performance",
                      "Realised model metrics from feedback and the prediction distribution against the baseline.",
-                     ["models", "performance"], [*model_vars(), metric_var, threshold_var()], lay)
+                     ["models", "performance"], [*model_vars(), metric_var], lay)
 
 
 def data_quality() -> dict:
@@ -521,8 +527,21 @@ def data_quality() -> dict:
         [(f"sort_desc(millwatch_data_missing_ratio{{{sel}}})", "")],
         unit="percentunit", hide=["__name__", "instance", "job"],
     ), 8, 10)
+    lay.add(timeseries(
+        "Values failing a check",
+        [(f"millwatch_data_quality_ratio{{{sel}}} > 0", "{{feature}} {{check}}")],
+        unit="percentunit", minimum=0, steps=WARN_AT(0.01, 0.1),
+        description="Per window: out_of_range (numeric values outside the baseline's range), new_category "
+                    "(categories the baseline never had), type_mismatch (values of another type than the baseline's).",
+    ), 16, 9)
+    lay.add(table(
+        "Features appeared or gone",
+        [(f"millwatch_data_schema_change{{{MODEL}}} == 1", "")],
+        description="Features of the last window that the baseline did not have (appeared) or that the window lacks (disappeared).",
+        hide=["Value", "__name__", "instance", "job"],
+    ), 8, 9)
     return dashboard("millwatch-data-quality", "Millwatch / Data quality",
-                     "Missing values per model, version and feature, per detection window.",
+                     "Missing, out-of-range, new-category and mistyped values, and schema changes, per detection window.",
                      ["models", "data-quality"], [*model_vars(), feature_var], lay)
 
 
@@ -617,7 +636,7 @@ def collector() -> dict:
     lay.add(stat("Queue fill", f"max(millwatch_queue_rows{{{c}}} / millwatch_queue_capacity_rows{{{c}}})",
                  unit="percentunit", steps=WARN_AT(0.5, 0.9)), 4, 4)
     lay.add(stat("Mean commit latency",
-                 f"sum(rate(millwatch_store_commit_seconds_total{{{c}}}[$__rate_interval])) / sum(rate(millwatch_store_commits_total{{{c}}}[$__rate_interval]))",
+                 f"sum(rate(millwatch_store_commit_duration_seconds_sum{{{c}}}[$__rate_interval])) / sum(rate(millwatch_store_commit_duration_seconds_count{{{c}}}[$__rate_interval]))",
                  unit="s", steps=WARN_AT(0.25, 1)), 4, 4)
     lay.add(stat("Series dropped (cardinality)",
                  f"sum(increase(millwatch_prometheus_series_dropped_total{{{c}}}[$__range])) or vector(0)",
@@ -656,12 +675,29 @@ def collector() -> dict:
                                 "properties": [{"id": "custom.axisPlacement", "value": "right"}]}],
     ), 8, 8)
     lay.add(timeseries(
-        "Commits within a latency",
-        [(f"sum by (le) (rate(millwatch_store_commits_within_seconds{{{c}}}[$__rate_interval])) / scalar(sum(rate(millwatch_store_commits_total{{{c}}}[$__rate_interval])))",
-          "≤ {{le}} s")],
-        unit="percentunit", minimum=0, maximum=1,
-        description="Share of group commits that took at most `le` seconds.",
+        "Commit latency",
+        [(f"histogram_quantile(0.5, sum by (le) (rate(millwatch_store_commit_duration_seconds_bucket{{{c}}}[$__rate_interval])))", "p50"),
+         (f"histogram_quantile(0.99, sum by (le) (rate(millwatch_store_commit_duration_seconds_bucket{{{c}}}[$__rate_interval])))", "p99")],
+        unit="s", minimum=0,
+        description="Group-commit latency quantiles from millwatch_store_commit_duration_seconds.",
     ), 8, 8)
+    lay.row("Remote write")
+    lay.add(timeseries(
+        "Remote-write samples / s",
+        [(f"sum by (url) (rate(millwatch_remote_write_samples_sent_total{{{c}}}[$__rate_interval]))", "sent {{url}}"),
+         (f"sum by (url) (rate(millwatch_remote_write_samples_rejected_total{{{c}}}[$__rate_interval]))", "rejected {{url}}"),
+         (f"sum by (url) (rate(millwatch_remote_write_samples_refused_queue_full_total{{{c}}}[$__rate_interval]))",
+          "refused, queue full {{url}}"),
+         (f"sum by (url) (rate(millwatch_remote_write_requests_retried_total{{{c}}}[$__rate_interval]))", "retried sends {{url}}")],
+        unit="ops",
+        description="Rejected: the receiver refused them for good (4xx). Refused: the disk queue was full, so the OTLP request was answered 429.",
+    ), 12, 8)
+    lay.add(timeseries(
+        "Remote-write queue fill",
+        [(f"max by (url) (millwatch_remote_write_queue_bytes{{{c}}} / millwatch_remote_write_queue_max_bytes{{{c}}})", "{{url}}")],
+        unit="percentunit", minimum=0, maximum=1, steps=WARN_AT(0.5, 0.9),
+        description="Share of the disk queue in use: it grows while the receiver is down and drains once it is back.",
+    ), 12, 8)
     lay.row("Prometheus exposition")
     lay.add(timeseries(
         "Series dropped by the cardinality limit",

@@ -36,6 +36,10 @@ pub enum Command {
     /// Built-in benchmarks.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
+    /// List (or acknowledge) the running collector's alerts.
+    Alerts(crate::alerting::cli::AlertsArgs),
+    /// Add, list or expire silences on the running collector.
+    Silence(crate::alerting::cli::SilenceArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -84,7 +88,19 @@ impl RunArgs {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1, as bad input does: exit 2 means "drift found" to
+    // `millwatch drift --fail-on-drift`, and clap's default for usage errors is 2.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match cli.command {
         Command::Run(args) => {
             let config = match args.effective_config() {
@@ -136,6 +152,8 @@ pub fn main() -> ExitCode {
         },
         Command::Drift(args) => crate::offline_drift::main(args),
         Command::Bench(cmd) => crate::bench::main(cmd),
+        Command::Alerts(args) => crate::alerting::cli::alerts_main(args),
+        Command::Silence(args) => crate::alerting::cli::silence_main(args),
     }
 }
 

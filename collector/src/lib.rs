@@ -1,10 +1,12 @@
 //! The Millwatch collector: configuration, OTLP receivers, signal mapping, the DuckDB store,
 //! the HTTP API and the command line.
 
+pub mod alerting;
 pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod detection;
 pub mod offline_drift;
 pub mod pipeline;
 pub mod receivers;

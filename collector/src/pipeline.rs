@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use millwatch_exporters::prometheus::MetricsExposition;
-use millwatch_exporters::remote_write::RemoteWriteExporter;
+use millwatch_exporters::remote_write::{RemoteWriteError, RemoteWriteExporter};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -30,6 +30,22 @@ pub enum IngestError {
     },
     #[error("the data could not be stored: {0}")]
     Store(#[from] StoreError),
+    /// A remote-write target could not queue the request (its disk queue is full, or the disk
+    /// failed); nothing of the request was stored, so the client's retry loses nothing.
+    #[error("remote write cannot take the request: {0}")]
+    Forward(#[from] RemoteWriteError),
+}
+
+impl IngestError {
+    /// True when the client is being told to slow down (a full queue) rather than that
+    /// something failed.
+    pub fn is_backpressure(&self) -> bool {
+        match self {
+            IngestError::QueueFull { .. } => true,
+            IngestError::Forward(e) => e.is_queue_full(),
+            IngestError::Store(_) => false,
+        }
+    }
 }
 
 /// What an acknowledged request reports back: items rejected within it (OTLP partial success).
@@ -84,18 +100,28 @@ impl Ingest {
         protocol: Protocol,
     ) -> Result<Accepted, IngestError> {
         let (batch, rejections) = signals::map_metrics(req, &self.known, now_ns());
+        // Remote-write queues first: a full one refuses the request before anything is stored,
+        // so the client's retry duplicates nothing in DuckDB. A target that queued it already
+        // gets the retry's samples again, with the same timestamps and values, which
+        // Prometheus-compatible receivers take as duplicates.
+        for target in &self.remote_write {
+            if let Err(e) = target.export(req).await {
+                let why = if e.is_queue_full() {
+                    Refusal::QueueFull
+                } else {
+                    Refusal::StoreFailed
+                };
+                self.telemetry
+                    .received(Signal::Metrics, protocol, batch.items());
+                self.telemetry.refused(Signal::Metrics, protocol, why);
+                return Err(e.into());
+            }
+        }
         let accepted = self
             .submit(Signal::Metrics, protocol, batch, rejections)
             .await?;
         if let Some(exposition) = &self.exposition {
             exposition.ingest(req, Instant::now());
-        }
-        for target in &self.remote_write {
-            // The data is committed to DuckDB already; a full remote-write queue is counted by
-            // the exporter and logged, and the client is not asked to send it twice.
-            if let Err(e) = target.export(req).await {
-                tracing::warn!(error = %e, "remote write could not queue the request");
-            }
         }
         Ok(accepted)
     }

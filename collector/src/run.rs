@@ -28,13 +28,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(path = %store.path.display(), "store open");
     let writer_conn = store.connect()?;
     let observer_telemetry = telemetry.clone();
+    let commit_times = Arc::new(crate::detection::CommitTimes::default());
+    let observer_times = commit_times.clone();
     let handle = writer::spawn_observed(
         writer_conn,
         store.known.clone(),
         writer::WriterOptions {
             max_rows_per_commit: config.store.max_rows_per_commit.get(),
         },
-        Box::new(move |s| observer_telemetry.committed(s.rows, s.duration.as_secs_f64())),
+        Box::new(move |s| {
+            observer_telemetry.committed(s.rows, s.duration.as_secs_f64());
+            if let Some(id) = s.last_event_id {
+                observer_times.record(id, std::time::Instant::now());
+            }
+        }),
     )?;
     let store = Arc::new(store);
     let exposition = MetricsExposition::new(config.exporters.prometheus.clone());
@@ -62,12 +69,45 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut servers = tokio::task::JoinSet::new();
     let max_body = config.receivers.otlp.max_body_size.0;
 
+    let detection = if config.detection.enabled {
+        let conn = store.connect()?;
+        let engine = crate::detection::start(
+            conn,
+            config.detection.clone(),
+            exposition.clone(),
+            commit_times,
+        )
+        .context("starting the detection engine")?;
+        Some(engine)
+    } else {
+        None
+    };
+
+    let alerting = if config.alerting.enabled {
+        let engine = crate::alerting::start(
+            store.connect()?,
+            config.alerting.clone(),
+            telemetry.clone(),
+            format!("http://{}", config.api.endpoint),
+        )
+        .context("starting the alert manager")?;
+        Some(engine)
+    } else {
+        None
+    };
+
     let api_state = Arc::new(ApiState {
         store: store.clone(),
         telemetry: telemetry.clone(),
         exposition,
         self_metrics,
+        remote_write: ingest
+            .remote_write
+            .iter()
+            .map(|t| t.stats_handle())
+            .collect(),
         ready: false.into(),
+        alerting: alerting.as_ref().map(|a| a.shared.clone()),
     });
     let api_listener = bind(config.api.endpoint, "API").await?;
     servers.spawn(serve_axum(
@@ -103,6 +143,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 })
                 .await
                 .context("OTLP/gRPC server")
+        });
+    }
+
+    {
+        // Series that stopped arriving leave /metrics even when nobody scrapes.
+        let exposition = api_state.exposition.clone();
+        let every = (config.exporters.prometheus.series_ttl / 4).max(Duration::from_secs(1));
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => exposition.expire(std::time::Instant::now()),
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
         });
     }
 
@@ -144,6 +200,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .is_err()
     {
         tracing::warn!("some connections did not close within 30s");
+    }
+    if let Some(engine) = detection {
+        tokio::task::spawn_blocking(move || engine.shutdown()).await?;
+    }
+    if let Some(alerting) = alerting {
+        alerting.shutdown().await;
     }
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
     if let Ok(ingest) = Arc::try_unwrap(ingest) {

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use millwatch_exporters::prometheus::{ExpositionError, MetricsExposition, OwnFamily, OwnType};
+use millwatch_exporters::remote_write::StatsHandle;
 
 /// Which OTLP signal a request carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,8 @@ pub struct Telemetry {
     commits: AtomicU64,
     commit_rows: AtomicU64,
     commit_seconds_micros: AtomicU64,
-    commit_buckets: [AtomicU64; COMMIT_BUCKETS.len()],
+    /// Per-bucket (not cumulative) commit counts; the last bucket is `+Inf`.
+    commit_buckets: [AtomicU64; COMMIT_BUCKETS.len() + 1],
 }
 
 fn index(signal: Signal) -> usize {
@@ -133,11 +135,11 @@ impl Telemetry {
         self.commit_rows.fetch_add(rows as u64, Relaxed);
         self.commit_seconds_micros
             .fetch_add((seconds * 1e6) as u64, Relaxed);
-        for (i, bound) in COMMIT_BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                self.commit_buckets[i].fetch_add(1, Relaxed);
-            }
-        }
+        let bucket = COMMIT_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(COMMIT_BUCKETS.len());
+        self.commit_buckets[bucket].fetch_add(1, Relaxed);
     }
 
     /// A consistent-enough copy for rendering.
@@ -188,7 +190,8 @@ pub struct Snapshot {
     pub commits: u64,
     pub commit_rows: u64,
     pub commit_seconds: f64,
-    pub commit_buckets: [u64; COMMIT_BUCKETS.len()],
+    /// Per-bucket commit counts, the last for `+Inf`.
+    pub commit_buckets: [u64; COMMIT_BUCKETS.len() + 1],
 }
 
 /// The collector's own series on `/metrics`, refreshed from a [`Snapshot`] at each scrape so the
@@ -203,13 +206,25 @@ pub struct SelfMetrics {
     queue_capacity: OwnFamily,
     commits: OwnFamily,
     committed_rows: OwnFamily,
-    commit_seconds: OwnFamily,
-    commit_buckets: OwnFamily,
+    commit_duration: OwnFamily,
+    remote_write: RemoteWriteFamilies,
+}
+
+/// Per remote-write target (label `url`): what it queued, sent, lost and holds.
+struct RemoteWriteFamilies {
+    samples_queued: OwnFamily,
+    samples_sent: OwnFamily,
+    samples_rejected: OwnFamily,
+    samples_refused: OwnFamily,
+    requests_retried: OwnFamily,
+    queue_bytes: OwnFamily,
+    queue_max_bytes: OwnFamily,
+    queue_samples: OwnFamily,
 }
 
 impl SelfMetrics {
     pub fn register(exposition: &MetricsExposition) -> Result<Self, ExpositionError> {
-        use OwnType::{Counter, Gauge};
+        use OwnType::{Counter, Gauge, Histogram};
         let r = |name: &str, help: &str, ty| exposition.register(name, help, ty);
         Ok(SelfMetrics {
             requests: r(
@@ -253,17 +268,72 @@ impl SelfMetrics {
                 "Rows committed to DuckDB.",
                 Counter,
             )?,
-            commit_seconds: r(
-                "millwatch_store_commit_seconds_total",
-                "Time spent committing; divided by millwatch_store_commits_total it is the mean commit latency.",
-                Counter,
+            commit_duration: r(
+                "millwatch_store_commit_duration_seconds",
+                "How long each group commit to DuckDB took.",
+                Histogram,
             )?,
-            commit_buckets: r(
-                "millwatch_store_commits_within_seconds",
-                "Commits that took at most `le` seconds (cumulative, like histogram buckets).",
-                Gauge,
-            )?,
+            remote_write: RemoteWriteFamilies {
+                samples_queued: r(
+                    "millwatch_remote_write_samples_queued_total",
+                    "Samples written to the remote-write disk queue.",
+                    Counter,
+                )?,
+                samples_sent: r(
+                    "millwatch_remote_write_samples_sent_total",
+                    "Samples the remote-write receiver accepted.",
+                    Counter,
+                )?,
+                samples_rejected: r(
+                    "millwatch_remote_write_samples_rejected_total",
+                    "Samples the receiver refused for good (4xx other than 429).",
+                    Counter,
+                )?,
+                samples_refused: r(
+                    "millwatch_remote_write_samples_refused_queue_full_total",
+                    "Samples not queued because the disk queue was full (their request was refused with a retry hint).",
+                    Counter,
+                )?,
+                requests_retried: r(
+                    "millwatch_remote_write_requests_retried_total",
+                    "Remote-write sends that failed and were retried (5xx, 429, network).",
+                    Counter,
+                )?,
+                queue_bytes: r(
+                    "millwatch_remote_write_queue_bytes",
+                    "Bytes the remote-write disk queue uses.",
+                    Gauge,
+                )?,
+                queue_max_bytes: r(
+                    "millwatch_remote_write_queue_max_bytes",
+                    "The remote-write disk queue's size limit.",
+                    Gauge,
+                )?,
+                queue_samples: r(
+                    "millwatch_remote_write_queue_samples",
+                    "Samples waiting in the remote-write disk queue.",
+                    Gauge,
+                )?,
+            },
         })
+    }
+
+    /// Sets each remote-write target's series from its counters.
+    pub fn publish_remote_write(&self, targets: &[StatsHandle]) {
+        let f = &self.remote_write;
+        for t in targets {
+            let s = t.stats();
+            let labels = [("url", t.url())];
+            f.samples_queued.set(&labels, s.samples_queued as f64);
+            f.samples_sent.set(&labels, s.samples_sent as f64);
+            f.samples_rejected.set(&labels, s.samples_rejected as f64);
+            f.samples_refused
+                .set(&labels, s.samples_refused_queue_full as f64);
+            f.requests_retried.set(&labels, s.requests_retried as f64);
+            f.queue_bytes.set(&labels, s.queue_bytes as f64);
+            f.queue_max_bytes.set(&labels, s.queue_max_bytes as f64);
+            f.queue_samples.set(&labels, s.queue_samples as f64);
+        }
     }
 
     pub fn publish(&self, snap: &Snapshot) {
@@ -289,10 +359,11 @@ impl SelfMetrics {
         self.queue_capacity.set(&[], snap.queue_capacity as f64);
         self.commits.set(&[], snap.commits as f64);
         self.committed_rows.set(&[], snap.commit_rows as f64);
-        self.commit_seconds.set(&[], snap.commit_seconds);
-        for (bound, n) in COMMIT_BUCKETS.iter().zip(snap.commit_buckets) {
-            self.commit_buckets
-                .set(&[("le", &bound.to_string())], n as f64);
-        }
+        self.commit_duration.set_histogram(
+            &[],
+            &COMMIT_BUCKETS,
+            &snap.commit_buckets,
+            snap.commit_seconds,
+        );
     }
 }

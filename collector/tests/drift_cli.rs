@@ -178,3 +178,128 @@ fn bad_input_exits_1_with_a_message() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
 }
+
+#[test]
+fn usage_errors_exit_1_not_the_drift_code_2() {
+    // Missing --current, an unknown format, a non-numeric share: usage errors, exit 1.
+    let dir = case("small_drift");
+    let reference = dir.join("reference.csv");
+    let reference = reference.to_str().expect("p");
+    for args in [
+        vec!["--reference", reference],
+        vec![
+            "--reference",
+            reference,
+            "--current",
+            reference,
+            "--format",
+            "xml",
+        ],
+        vec![
+            "--reference",
+            reference,
+            "--current",
+            reference,
+            "--drift-share",
+            "abc",
+        ],
+    ] {
+        let out = drift(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}: no message");
+    }
+    let help = drift(&["--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--fail-on-drift"));
+}
+
+#[test]
+fn columns_and_named_tests_select_what_runs() {
+    let dir = case("small_drift");
+    let exp = expected("small_drift");
+    let out = drift(&[
+        "--reference",
+        dir.join("reference.csv").to_str().expect("p"),
+        "--current",
+        dir.join("current.csv").to_str().expect("p"),
+        "--columns",
+        "score,station",
+        "--tests",
+        "ks,psi",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report = json_of(&out);
+    let columns = report["columns"].as_array().expect("columns");
+    let names: Vec<&str> = columns
+        .iter()
+        .map(|c| c["column"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["score", "station"]);
+    // Numeric: the first named test decides, both run. Categorical: KS does not apply.
+    let score = &columns[0];
+    assert_eq!(score["test"], "ks");
+    let tests: Vec<&String> = score["tests"].as_object().expect("tests").keys().collect();
+    assert_eq!(tests, ["ks", "psi"]);
+    let station = &columns[1];
+    assert_eq!(station["test"], "psi");
+    let tests: Vec<&String> = station["tests"]
+        .as_object()
+        .expect("tests")
+        .keys()
+        .collect();
+    assert_eq!(tests, ["psi"]);
+    for (col, test) in [(score, "ks"), (score, "psi"), (station, "psi")] {
+        let name = col["column"].as_str().expect("name");
+        let want = exp["columns"][name][test]["statistic"]
+            .as_f64()
+            .expect("expected");
+        let got = col["tests"][test]["statistic"].as_f64().expect("statistic");
+        assert!(close(got, want), "{name} {test}: {got} vs {want}");
+    }
+    assert_eq!(report["dataset"]["columns"], 2);
+}
+
+#[test]
+fn bonferroni_correction_decides_on_p_times_the_column_count() {
+    let dir = case("medium_drift");
+    let run = |correction: &str| {
+        json_of(&drift(&[
+            "--reference",
+            dir.join("reference.csv").to_str().expect("p"),
+            "--current",
+            dir.join("current.csv").to_str().expect("p"),
+            "--tests",
+            "ks,chisquare",
+            "--correction",
+            correction,
+            "--format",
+            "json",
+        ]))
+    };
+    let plain = run("none");
+    let corrected = run("bonferroni");
+    let columns = plain["columns"].as_array().expect("columns");
+    let m = columns.len() as f64;
+    for (p, c) in columns
+        .iter()
+        .zip(corrected["columns"].as_array().expect("columns"))
+    {
+        let name = p["column"].as_str().expect("name");
+        let raw = p["p_value"]
+            .as_f64()
+            .expect("every test here has a p-value");
+        let threshold = p["threshold"].as_f64().expect("threshold");
+        assert_eq!(p["drifted"], raw < threshold, "{name}: uncorrected verdict");
+        assert_eq!(
+            c["drifted"],
+            (raw * m).min(1.0) < threshold,
+            "{name}: Bonferroni verdict"
+        );
+        assert_eq!(
+            p["statistic"], c["statistic"],
+            "{name}: the statistic does not change"
+        );
+    }
+}

@@ -16,10 +16,23 @@ READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports: every socket stays bound until all are chosen, so the
+    kernel cannot hand the same port out twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def millwatch_bin() -> str:
@@ -29,6 +42,10 @@ def millwatch_bin() -> str:
     if not os.access(path, os.X_OK):
         raise RuntimeError(f"MILLWATCH_BIN={path} is not an executable")
     return path
+
+
+class PortTaken(AssertionError):
+    """The collector could not bind a port chosen for it."""
 
 
 class Collector:
@@ -67,7 +84,17 @@ class Collector:
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> Collector:
         assert self.proc is None, "already running"
-        self.grpc_port, self.otlp_http_port, self.api_port = free_port(), free_port(), free_port()
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except PortTaken:
+                # Another process took a chosen port between choosing and binding: choose again.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Collector:
+        self.grpc_port, self.otlp_http_port, self.api_port = free_ports(3)
         self.runs += 1
         stderr_path = self.workdir / f"millwatch-run{self.runs}.stderr"
         self.stderr_paths.append(stderr_path)
@@ -100,6 +127,9 @@ class Collector:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.proc = None
+                this_run = self.stderr_paths[-1].read_text(errors="replace")
+                if "Address already in use" in this_run:
+                    raise PortTaken(this_run)
                 raise AssertionError(
                     f"millwatch exited with {code} before /readyz answered 200\n"
                     f"command: {' '.join(self.cmd)}\n{self.stderr_tail()}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 import uuid
+
+import grpc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +96,7 @@ def resource_attrs(service: str) -> dict[str, Any]:
 class SdkClient:
     """One process's worth of SDK providers exporting to a collector over one protocol.
 
-    protocol: "grpc" or "http/protobuf"; gzip applies to HTTP only.
+    protocol: "grpc" or "http/protobuf"; gzip compresses requests on either.
     """
 
     def __init__(self, collector, protocol: str, service: str, gzip: bool = False):
@@ -103,6 +105,8 @@ class SdkClient:
         self.resource = Resource.create(self.resource_attrs)
         if protocol == "grpc":
             kw = dict(endpoint=collector.grpc_endpoint, insecure=True, timeout=30)
+            if gzip:
+                kw["compression"] = grpc.Compression.Gzip
             log_exp = RecGrpcLogs(self.sent, **kw)
             metric_exp = RecGrpcMetrics(self.sent, **kw)
             span_exp = RecGrpcSpans(self.sent, **kw)

@@ -263,44 +263,15 @@ def get_metrics(collector, accept: str = TEXT_0_0_4, encoding: str | None = None
     return r
 
 
-# Families of the collector's own telemetry that promtool's linter refuses today, with why. They
-# are left out of the promtool checks below and checked on their own in
-# test_promtool_check_metrics_on_self_telemetry (a strict xfail until the collector is fixed).
-KNOWN_LINT = {
-    "millwatch_store_commits_within_seconds":
-        'collector/src/telemetry.rs exposes a gauge with an `le` label; promtool: non-histogram '
-        'metrics should not have "le" label (make it a histogram or rename the label)',
-}
-
-
-def without_families(text: str, names) -> str:
-    """The exposition without the HELP/TYPE/sample lines of the named families."""
-    names = set(names)
-    keep = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith(("# HELP ", "# TYPE ", "# UNIT ")):
-            if line.split(" ", 3)[2] in names:
-                continue
-        elif line and not line.startswith("#"):
-            m = SAMPLE.match(line.rstrip("\n"))
-            if m and m.group("name") in names:
-                continue
-        keep.append(line)
-    return "".join(keep)
-
-
-def promtool_check_metrics(text: str, strict: bool = False) -> None:
-    """`promtool check metrics` must accept `text` (less the KNOWN_LINT families unless strict)."""
+def promtool_check_metrics(text: str) -> None:
+    """`promtool check metrics` must accept `text`."""
     need(PROMTOOL)
-    if not strict:
-        text = without_families(text, KNOWN_LINT)
     p = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), (
         f"promtool check metrics: exit {p.returncode}\n{p.stdout}{p.stderr}\n--- /metrics ---\n{text[:6000]}"
     )
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_LINT["millwatch_store_commits_within_seconds"])
 def test_promtool_check_metrics_on_self_telemetry(collector):
     """promtool: Debian's prometheus package. All of /metrics, the collector's own families
     included, after one metrics request was stored."""
@@ -312,7 +283,8 @@ def test_promtool_check_metrics_on_self_telemetry(collector):
         sdk.close()
     text = get_metrics(collector).text
     assert "millwatch_store_commits_total" in text
-    promtool_check_metrics(text, strict=True)
+    assert "millwatch_store_commit_duration_seconds_bucket{le=\"+Inf\"}" in text
+    promtool_check_metrics(text)
 
 
 # --- 1. promtool check metrics ---------------------------------------------------------------
@@ -547,6 +519,13 @@ DETECTOR_SERIES = {
     "millwatch_data_missing_ratio", "millwatch_model_performance", "millwatch_model_performance_degraded",
     "millwatch_control_chart_violation", "millwatch_machine_health_alert",
     "millwatch_detection_windows_total", "millwatch_detection_lag_events", "millwatch_detection_lag_seconds",
+    "millwatch_drift_threshold", "millwatch_data_quality_ratio", "millwatch_data_schema_change", "millwatch_model_info",
+}
+# Series of a remote-write target: on /metrics only when one is configured.
+REMOTE_WRITE_SERIES = {
+    "millwatch_remote_write_samples_sent_total", "millwatch_remote_write_samples_rejected_total",
+    "millwatch_remote_write_samples_refused_queue_full_total", "millwatch_remote_write_requests_retried_total",
+    "millwatch_remote_write_queue_bytes", "millwatch_remote_write_queue_max_bytes",
 }
 
 
@@ -616,7 +595,7 @@ def test_dashboard_metric_names_are_on_metrics(make_collector):
     rules_ok, output = dashboards_check.check_rules(dashboards)
     assert rules_ok, output
     missing = dashboards_check.missing(dashboards, text)
-    not_detector = {f: sorted(set(names) - DETECTOR_SERIES) for f, names in missing.items()}
+    not_detector = {f: sorted(set(names) - DETECTOR_SERIES - REMOTE_WRITE_SERIES) for f, names in missing.items()}
     assert not any(not_detector.values()), f"dashboard metrics not on /metrics: {not_detector}"
     # the machine-health dashboard misses at most the detection engine's rule series
     assert set(missing.get("machine-health.json", [])) <= {"millwatch_control_chart_violation",
@@ -633,6 +612,9 @@ def detection_config(series_limit: int) -> str:
 exporters:
   prometheus:
     max_series_per_metric: {series_limit}
+  remote_write:  # a receiver that is down: the collector dashboard's remote-write series
+    - url: http://127.0.0.1:9/api/v1/write
+      queue: {{dir: ./remote-write}}
 detection:
   baseline_events: {BASELINE}
   window_events: {WINDOW}
@@ -650,13 +632,6 @@ detection:
       attributes: {{hw.id: spindle-0}}
       check: {{kind: chart, chart: {{kind: shewhart}}, reference_points: 5}}
 """
-
-
-def binary_has_detection() -> bool:
-    from collector import millwatch_bin  # noqa: PLC0415
-
-    r = subprocess.run([millwatch_bin(), "run", "--print-config"], capture_output=True, text=True, timeout=60)
-    return r.returncode == 0 and "\ndetection:" in "\n" + r.stdout
 
 
 def send_inferences(collector, n: int, shift_after: int) -> None:
@@ -685,6 +660,8 @@ def send_inferences(collector, n: int, shift_after: int) -> None:
         }
         if i % 10:
             attrs["ml.feature.humidity"] = 40.0 + i % 7
+        if shifted:
+            attrs["ml.feature.operator"] = "night-shift"  # a feature the baseline never had
         t = base + i * 1_000_000
         logger.emit(timestamp=t, event_name="ml.inference", attributes=attrs)
         label = attrs["ml.prediction"] if i % 4 else "dent"
@@ -699,8 +676,6 @@ def test_every_dashboard_series_with_the_detection_engine(make_collector):
     """promtool: Debian's prometheus package. Inference events and feedback through the SDK
     close detection windows, machine metrics trip a threshold rule and a Shewhart chart; then
     every series of every dashboard is on /metrics, and promtool accepts all of /metrics."""
-    if not binary_has_detection():
-        pytest.skip("this millwatch binary has no detection engine (issue 4): detector series cannot exist")
     limit = 50
     collector = make_collector(detection_config(limit))
     sdk = Machines(collector)

@@ -22,8 +22,8 @@ def run_scenario(collector, protocol: str, gzip: bool = False):
 
 @pytest.mark.parametrize(
     "protocol,gzip",
-    [("grpc", False), ("http/protobuf", False), ("http/protobuf", True)],
-    ids=["python_sdk_grpc", "python_sdk_http_protobuf", "python_sdk_http_protobuf_gzip"],
+    [("grpc", False), ("grpc", True), ("http/protobuf", False), ("http/protobuf", True)],
+    ids=["python_sdk_grpc", "python_sdk_grpc_gzip", "python_sdk_http_protobuf", "python_sdk_http_protobuf_gzip"],
 )
 def test_python_sdk_signals_stored_exactly(collector, protocol, gzip):
     client, ids = run_scenario(collector, protocol, gzip)

@@ -23,17 +23,27 @@ pub struct ApiState {
     pub telemetry: Arc<Telemetry>,
     pub exposition: MetricsExposition,
     pub self_metrics: SelfMetrics,
+    /// The remote-write targets' counters, published on `/metrics`.
+    pub remote_write: Vec<millwatch_exporters::remote_write::StatsHandle>,
     /// True once every listener is up, false again while shutting down.
     pub ready: AtomicBool,
+    /// The alert manager's state for `/api/v1/alerts` and `/api/v1/silences`, when it runs.
+    pub alerting: Option<Arc<crate::alerting::engine::Shared>>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
+    let alerting = match &state.alerting {
+        Some(shared) => crate::alerting::api::router(shared.clone()),
+        None => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/v1/stats", get(stats))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::detection::api::router(state.store.clone()))
+        .merge(alerting)
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
@@ -93,6 +103,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 
 async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     state.self_metrics.publish(&state.telemetry.snapshot());
+    state.self_metrics.publish_remote_write(&state.remote_write);
     let header = |name| {
         headers
             .get(name)

@@ -109,14 +109,27 @@ pub fn metrics(points: usize, base_ns: u64) -> ExportMetricsServiceRequest {
     ExportMetricsServiceRequest { resource_metrics }
 }
 
-/// `events` inference events with `features` features (the last two categorical).
-pub fn inferences(events: usize, features: usize, base_ns: u64) -> ExportLogsServiceRequest {
+/// `events` inference events with `features` features (the last two categorical), spread
+/// round-robin over `models` model names.
+pub fn inferences(
+    events: usize,
+    features: usize,
+    models: usize,
+    base_ns: u64,
+) -> ExportLogsServiceRequest {
     let mut rng = Rng::new(11);
     let categories = ["grinding", "milling", "turning", "drilling"];
     let mut log_records = Vec::with_capacity(events);
     for i in 0..events {
         let mut attributes = vec![
-            kv("ml.model.name", string("spindle-failure")),
+            kv(
+                "ml.model.name",
+                string(&if models > 1 {
+                    format!("spindle-failure-{:02}", i % models)
+                } else {
+                    "spindle-failure".into()
+                }),
+            ),
             kv("ml.model.version", string("3.2.0")),
             kv("ml.inference.id", string(&format!("inf-{i:08}"))),
         ];

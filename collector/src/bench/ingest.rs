@@ -39,6 +39,13 @@ pub struct IngestArgs {
     /// Features per inference event.
     #[arg(long, default_value_t = 12)]
     pub features: usize,
+    /// Model names the inference events are spread over.
+    #[arg(long, default_value_t = 1)]
+    pub models: usize,
+    /// Start the collector with the detection engine off (`detection.enabled: false`), to
+    /// measure what detection costs ingest.
+    #[arg(long)]
+    pub no_detection: bool,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
@@ -155,9 +162,14 @@ async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, 
         .arg(format!("127.0.0.1:{http}"))
         .arg("--http")
         .arg(format!("127.0.0.1:{api}"))
-        .env("MILLWATCH_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .env("MILLWATCH_LOG", "warn");
+    if args.no_detection {
+        let config = data_dir.with_extension("no-detection.yaml");
+        std::fs::write(&config, "detection:\n  enabled: false\n")
+            .context("writing the bench config")?;
+        cmd.arg("--config").arg(config);
+    }
+    cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
     let child = cmd.spawn().context("starting the collector")?;
     let spawned = Spawned { child, _dir: temp };
     let api_url = format!("http://127.0.0.1:{api}");
@@ -228,7 +240,7 @@ fn build_load(args: &IngestArgs) -> anyhow::Result<Load> {
             "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
         ),
         BenchSignal::Inferences => (
-            bodies::inferences(args.batch, args.features, now).encode_to_vec(),
+            bodies::inferences(args.batch, args.features, args.models.max(1), now).encode_to_vec(),
             args.batch,
             "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
         ),

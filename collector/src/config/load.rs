@@ -1058,8 +1058,11 @@ fn explain(message: &str, expected: Option<&[String]>) -> (String, Option<String
         Some("use a list, one `- item` per line".to_string())
     } else if message.ends_with("expected a map") {
         Some("use a section of `key: value` lines".to_string())
+    } else if message.contains("socket address") {
+        Some("use an IP address and a port, such as 127.0.0.1:4317 or 0.0.0.0:4317 (not a host name)".to_string())
     } else {
-        None
+        // Whatever serde or a check said, the reference has every key with its default.
+        Some("`millwatch run --print-config` prints every key with its default; README.md describes each".to_string())
     };
     (message.to_string(), hint)
 }

@@ -25,6 +25,11 @@ pub struct Config {
     pub store: StoreConfig,
     /// Where data goes besides DuckDB: `/metrics` for Prometheus, remote write.
     pub exporters: Exporters,
+    /// Drift, data-quality, performance and machine-health detection on what is stored.
+    pub detection: crate::detection::DetectionConfig,
+    /// Alert rules, routing, silences and receivers (email, webhook, Alertmanager).
+    #[serde(deserialize_with = "crate::alerting::config::checked")]
+    pub alerting: crate::alerting::AlertingConfig,
     /// The collector's own logs.
     pub log: Log,
 }
@@ -38,6 +43,8 @@ impl Default for Config {
             pipeline: Pipeline::default(),
             store: StoreConfig::default(),
             exporters: Exporters::default(),
+            detection: crate::detection::DetectionConfig::default(),
+            alerting: crate::alerting::AlertingConfig::default(),
             log: Log::default(),
         }
     }

@@ -98,13 +98,24 @@ struct DetectionQuery {
 
 fn parse_time(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
     let Some(s) = v else { return Ok(None) };
-    let t = humantime::parse_rfc3339_weak(s)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("{name}={s:?}: {e}; expected e.g. 2026-01-31T08:00:00Z")))?;
-    let ns = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+    let t = humantime::parse_rfc3339_weak(s).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("{name}={s:?}: {e}; expected e.g. 2026-01-31T08:00:00Z"),
+        )
+    })?;
+    let ns = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
     Ok(Some(ns))
 }
 
-async fn detections(State(store): State<Arc<Store>>, Path(name): Path<String>, query: Result<Query<DetectionQuery>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn detections(
+    State(store): State<Arc<Store>>,
+    Path(name): Path<String>,
+    query: Result<Query<DetectionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.body_text()),

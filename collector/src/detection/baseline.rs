@@ -15,6 +15,12 @@ pub enum Origin {
     File(String),
     /// The baseline of this earlier version of the same model.
     PreviousVersion(String),
+    /// The stored events of `version` between two times.
+    TimeRange {
+        version: String,
+        since: String,
+        until: String,
+    },
 }
 
 /// A baseline with the event range it was taken from (empty for a file).
@@ -83,7 +89,15 @@ mod tests {
             Column::categorical("b", vec![None, Some("x".into())]),
         ])
         .expect("dataset");
-        let b = Baseline { origin: Origin::FirstEvents, first_event_id: Some(0), last_event_id: Some(1), data: data.clone() };
-        assert_eq!(Baseline::dataset_from_json(&b.data_json()).expect("parses"), data);
+        let b = Baseline {
+            origin: Origin::FirstEvents,
+            first_event_id: Some(0),
+            last_event_id: Some(1),
+            data: data.clone(),
+        };
+        assert_eq!(
+            Baseline::dataset_from_json(&b.data_json()).expect("parses"),
+            data
+        );
     }
 }

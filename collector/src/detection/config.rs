@@ -38,6 +38,7 @@ pub struct DetectionConfig {
     /// Closed windows per model version that the performance pass revisits (the newest ones).
     pub performance_windows: NonZeroUsize,
     /// Settings for particular models; a model not listed gets the defaults above.
+    #[serde(deserialize_with = "checked_models")]
     pub models: Vec<ModelConfig>,
     /// Rules over stored metrics (temperatures, vibration, utilisation, ...).
     pub machine_health: Vec<HealthRule>,
@@ -61,6 +62,15 @@ impl Default for DetectionConfig {
             machine_health: Vec::new(),
         }
     }
+}
+
+/// The `models:` list, each entry's settings checked together ([`ModelConfig::check`]).
+fn checked_models<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ModelConfig>, D::Error> {
+    let models = Vec::<ModelConfig>::deserialize(d)?;
+    for m in &models {
+        m.check().map_err(serde::de::Error::custom)?;
+    }
+    Ok(models)
 }
 
 /// The decision rule by name.
@@ -94,9 +104,21 @@ pub struct ModelConfig {
     /// Where the baseline comes from; the first `baseline_events` events of the version when absent.
     #[serde(default)]
     pub baseline: Option<BaselineSource>,
-    /// Events per tumbling window.
+    /// Events per window (the default shape: count windows of `detection.window_events`).
     #[serde(default)]
     pub window_events: Option<NonZeroUsize>,
+    /// With `window_events`: decide the window of the newest `window_events` events every
+    /// this many new events (a sliding window); tumbling when absent.
+    #[serde(default)]
+    pub slide_events: Option<NonZeroUsize>,
+    /// Windows by event time instead of by count: each holds the events whose time falls in
+    /// it, and is decided when the first event past its end arrives.
+    #[serde(default, with = "humantime_serde")]
+    pub window_duration: Option<Duration>,
+    /// With `window_duration`: a window ends every this long and covers the `window_duration`
+    /// before its end (a sliding window); tumbling when absent.
+    #[serde(default, with = "humantime_serde")]
+    pub slide_duration: Option<Duration>,
     /// Non-missing values a feature needs on both sides to get a verdict.
     #[serde(default)]
     pub min_samples: Option<NonZeroUsize>,
@@ -112,14 +134,129 @@ pub struct ModelConfig {
     pub compare_with_previous_version: bool,
 }
 
-/// Where a model's baseline comes from.
+/// Where a model's baseline comes from: in YAML one of `{first_events: N}`, `{file: PATH}` or
+/// `{time_range: {since, until, version}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "BaselineSpec", into = "BaselineSpec")]
 pub enum BaselineSource {
     /// The first N events of each version.
     FirstEvents(NonZeroUsize),
     /// A CSV or Parquet file whose columns are feature names (and `ml.prediction`).
     File(PathBuf),
+    /// The stored events of this model between two times (RFC 3339), of this version or of
+    /// the one named; read when the version is first seen.
+    TimeRange(TimeRange),
+}
+
+/// The YAML form of [`BaselineSource`]: exactly one key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first_events: Option<NonZeroUsize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    time_range: Option<TimeRange>,
+}
+
+impl TryFrom<BaselineSpec> for BaselineSource {
+    type Error = String;
+    fn try_from(spec: BaselineSpec) -> Result<Self, String> {
+        match (spec.first_events, spec.file, spec.time_range) {
+            (Some(n), None, None) => Ok(BaselineSource::FirstEvents(n)),
+            (None, Some(p), None) => Ok(BaselineSource::File(p)),
+            (None, None, Some(r)) => Ok(BaselineSource::TimeRange(r)),
+            _ => Err(
+                "a baseline takes exactly one of `first_events`, `file` or `time_range`".to_owned(),
+            ),
+        }
+    }
+}
+
+impl From<BaselineSource> for BaselineSpec {
+    fn from(b: BaselineSource) -> Self {
+        match b {
+            BaselineSource::FirstEvents(n) => BaselineSpec {
+                first_events: Some(n),
+                ..Default::default()
+            },
+            BaselineSource::File(p) => BaselineSpec {
+                file: Some(p),
+                ..Default::default()
+            },
+            BaselineSource::TimeRange(r) => BaselineSpec {
+                time_range: Some(r),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// A stretch of stored events that forms a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeRange {
+    /// Earliest event time taken, e.g. `2026-11-02T06:00:00Z`.
+    #[serde(with = "humantime_serde")]
+    pub since: std::time::SystemTime,
+    /// Events before this time are taken.
+    #[serde(with = "humantime_serde")]
+    pub until: std::time::SystemTime,
+    /// The version whose events are taken; the version being watched when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+impl ModelConfig {
+    /// What is wrong with this entry, if anything (window settings that do not go together).
+    pub fn check(&self) -> Result<(), String> {
+        if self.window_duration.is_some()
+            && (self.window_events.is_some() || self.slide_events.is_some())
+        {
+            return Err(format!(
+                "model {}: window_duration (time windows) cannot be combined with window_events or slide_events (count windows)",
+                self.name
+            ));
+        }
+        if self.slide_duration.is_some() && self.window_duration.is_none() {
+            return Err(format!(
+                "model {}: slide_duration needs window_duration",
+                self.name
+            ));
+        }
+        if let (Some(d), Some(s)) = (self.window_duration, self.slide_duration)
+            && (s.is_zero() || s > d)
+        {
+            return Err(format!(
+                "model {}: slide_duration must be above zero and at most window_duration",
+                self.name
+            ));
+        }
+        if self.window_duration.is_some_and(|d| d.is_zero()) {
+            return Err(format!(
+                "model {}: window_duration must be above zero",
+                self.name
+            ));
+        }
+        if let (Some(s), w) = (self.slide_events, self.window_events)
+            && w.is_some_and(|w| s > w)
+        {
+            return Err(format!(
+                "model {}: slide_events must be at most window_events",
+                self.name
+            ));
+        }
+        if let Some(BaselineSource::TimeRange(r)) = &self.baseline
+            && r.until <= r.since
+        {
+            return Err(format!(
+                "model {}: baseline time_range: until must be after since",
+                self.name
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Test and threshold for one feature.
@@ -148,7 +285,9 @@ impl Serialize for TestName {
 impl<'de> Deserialize<'de> for TestName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse::<DriftTest>().map(TestName).map_err(serde::de::Error::custom)
+        s.parse::<DriftTest>()
+            .map(TestName)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -187,7 +326,10 @@ pub enum HealthCheck {
     RateOfChange { max_per_second: f64 },
     /// A control chart (`shewhart`, `ewma`, `cusum`) whose limits come from the first
     /// `reference_points` points of each series.
-    Chart { chart: ChartConfig, reference_points: NonZeroUsize },
+    Chart {
+        chart: ChartConfig,
+        reference_points: NonZeroUsize,
+    },
     /// Alert when a series has had no point for `intervals` x `interval`.
     Absence {
         #[serde(with = "humantime_serde")]
@@ -207,17 +349,70 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(c.window_events.get(), 1000);
-        assert_eq!(c.models[0].features["temp"].test, Some(TestName(DriftTest::Psi)));
-        assert_eq!(c.models[0].baseline, Some(BaselineSource::FirstEvents(NonZeroUsize::new(500).expect("500"))));
+        assert_eq!(
+            c.models[0].features["temp"].test,
+            Some(TestName(DriftTest::Psi))
+        );
+        assert_eq!(
+            c.models[0].baseline,
+            Some(BaselineSource::FirstEvents(
+                NonZeroUsize::new(500).expect("500")
+            ))
+        );
     }
 
     #[test]
     fn unknown_tests_and_options_are_refused() {
-        let err = serde_yaml::from_str::<DetectionConfig>("models:\n  - name: m\n    features:\n      a: {test: tt}\n")
-            .expect_err("refused");
+        let err = serde_yaml::from_str::<DetectionConfig>(
+            "models:\n  - name: m\n    features:\n      a: {test: tt}\n",
+        )
+        .expect_err("refused");
         assert!(err.to_string().contains("tt"), "{err}");
-        // Time and sliding windows are not implemented: not accepted either.
-        assert!(serde_yaml::from_str::<DetectionConfig>("models:\n  - name: m\n    window_time: 5m\n").is_err());
+        assert!(
+            serde_yaml::from_str::<DetectionConfig>("models:\n  - name: m\n    window_time: 5m\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn window_shapes_and_time_range_baselines() {
+        let c: DetectionConfig = serde_yaml::from_str(
+            "models:\n  - name: a\n    window_events: 500\n    slide_events: 100\n  - name: b\n    window_duration: 1h\n    slide_duration: 15m\n    baseline: {time_range: {since: 2026-11-02T06:00:00Z, until: 2026-11-02T14:00:00Z, version: 3.1.0}}\n",
+        )
+        .expect("parses");
+        assert!(c.models.iter().all(|m| m.check().is_ok()));
+        assert_eq!(c.models[1].window_duration, Some(Duration::from_secs(3600)));
+        let Some(BaselineSource::TimeRange(r)) = &c.models[1].baseline else {
+            panic!("time range")
+        };
+        assert_eq!(r.version.as_deref(), Some("3.1.0"));
+        assert_eq!(
+            r.until.duration_since(r.since).expect("ordered"),
+            Duration::from_secs(8 * 3600)
+        );
+
+        for (yaml, says) in [
+            (
+                "window_events: 10\n    window_duration: 1m",
+                "cannot be combined",
+            ),
+            ("slide_duration: 1m", "needs window_duration"),
+            (
+                "window_duration: 1m\n    slide_duration: 2m",
+                "at most window_duration",
+            ),
+            (
+                "window_events: 10\n    slide_events: 20",
+                "at most window_events",
+            ),
+        ] {
+            let err = serde_yaml::from_str::<DetectionConfig>(&format!(
+                "models:\n  - name: m\n    {yaml}\n"
+            ))
+            .expect_err(yaml)
+            .to_string();
+            assert!(err.contains(says), "{yaml}: {err}");
+        }
     }
 
     #[test]
@@ -227,6 +422,9 @@ mod tests {
         )
         .expect("parses");
         assert_eq!(c.machine_health.len(), 2);
-        assert!(matches!(c.machine_health[1].check, HealthCheck::Absence { .. }));
+        assert!(matches!(
+            c.machine_health[1].check,
+            HealthCheck::Absence { .. }
+        ));
     }
 }

@@ -13,13 +13,14 @@ use millwatch_detectors::drift::ColumnOverride;
 use millwatch_exporters::prometheus::MetricsExposition;
 
 use super::baseline::{Baseline, Origin};
+use super::commit_times::CommitTimes;
 use super::config::{BaselineSource, DetectionConfig};
 use super::machine_health::MachineHealth;
 use super::model_drift::{self, DriftSettings};
 use super::performance;
 use super::results::{self, Finding, Gauges, Scope};
 use super::state::{self, ClosedWindow, EngineState, ModelRecord};
-use super::windows::{read_events, Event, ModelKey, Selection, Window};
+use super::windows::{Event, ModelKey, Selection, Window, read_events};
 use super::{DetectionError, Result};
 use crate::pipeline::now_ns;
 
@@ -27,10 +28,20 @@ use crate::pipeline::now_ns;
 #[derive(Debug, Clone)]
 struct Settings {
     baseline_events: usize,
-    window_events: usize,
-    baseline_file: Option<std::path::PathBuf>,
+    shape: Shape,
+    baseline_source: Option<BaselineSource>,
     compare_with_previous_version: bool,
     drift: DriftSettings,
+}
+
+/// How windows are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// The newest `size` events, decided every `slide` events (tumbling when equal).
+    Count { size: usize, slide: usize },
+    /// Events whose time is in `[end - size, end)`, with an end every `slide` ns (tumbling
+    /// when equal); decided when the first event at or past `end` arrives.
+    Time { size: i64, slide: i64 },
 }
 
 struct ModelState {
@@ -40,6 +51,10 @@ struct ModelState {
     windows_closed: u64,
     events_seen: u64,
     last_event_id: Option<u64>,
+    /// Events since the last decision (sliding count windows).
+    since_decision: usize,
+    /// End of the current time window.
+    window_end_ns: Option<i64>,
 }
 
 /// What one pass did.
@@ -61,32 +76,76 @@ pub struct Engine {
     /// Per model version, the model's feedback count and the windows closed at the last
     /// performance pass: unchanged, there is nothing to re-evaluate.
     performance_seen: HashMap<ModelKey, (u64, u64)>,
+    /// (model, version, resource) already on `millwatch_model_info`.
+    info_seen: HashSet<(String, String, u64)>,
+    /// When events were committed, to time verdicts; none in tests that drive the engine.
+    commit_times: Option<Arc<CommitTimes>>,
+    /// Verdict delays so far: per-bucket counts of [`DELAY_BUCKETS`] (+Inf last) and their sum.
+    delays: (Vec<u64>, f64),
 }
+
+/// Upper bounds (seconds) of `millwatch_detection_verdict_delay_seconds`.
+const DELAY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
 
 impl Engine {
     /// Opens the engine on its own connection and restores its persisted state: baselines are
     /// loaded and each open window is read back from the store up to the cursor.
-    pub fn open(conn: Connection, config: DetectionConfig, exposition: &MetricsExposition) -> Result<Engine> {
-        let gauges = Gauges::register(exposition).map_err(|e| DetectionError::Metrics(e.to_string()))?;
+    pub fn open(
+        conn: Connection,
+        config: DetectionConfig,
+        exposition: &MetricsExposition,
+    ) -> Result<Engine> {
+        let gauges =
+            Gauges::register(exposition).map_err(|e| DetectionError::Metrics(e.to_string()))?;
         let saved = state::load(&conn)?;
-        let health = MachineHealth::new(&config.machine_health, saved.health.clone(), gauges.clone())?;
-        let mut engine = Engine { conn, config, gauges, cursor: saved.cursor, models: BTreeMap::new(), health, behind_since: None, performance_seen: HashMap::new() };
+        let health =
+            MachineHealth::new(&config.machine_health, saved.health.clone(), gauges.clone())?;
+        let mut engine = Engine {
+            conn,
+            config,
+            gauges,
+            cursor: saved.cursor,
+            models: BTreeMap::new(),
+            health,
+            behind_since: None,
+            performance_seen: HashMap::new(),
+            info_seen: HashSet::new(),
+            commit_times: None,
+            delays: (vec![0; DELAY_BUCKETS.len() + 1], 0.0),
+        };
         for rec in saved.models {
-            let key = ModelKey { model: rec.model.clone(), version: rec.version.clone() };
+            let key = ModelKey {
+                model: rec.model.clone(),
+                version: rec.version.clone(),
+            };
             let settings = engine.settings(&key);
-            let baseline = if rec.baseline_ready { state::load_baseline(&engine.conn, &key)? } else { None };
+            let baseline = if rec.baseline_ready {
+                state::load_baseline(&engine.conn, &key)?
+            } else {
+                None
+            };
             let mut open = Window::default();
             if let (Some(first), Some(cursor)) = (rec.open_first_event_id, engine.cursor) {
-                open.events = read_events(&engine.conn, Selection::Range { key: &key, first, last: cursor })?
-                    .into_iter()
-                    .map(|(_, e)| e)
-                    .collect();
+                open.events = read_events(
+                    &engine.conn,
+                    Selection::Range {
+                        key: &key,
+                        first,
+                        last: cursor,
+                    },
+                )?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect();
                 if open.len() != rec.open_events {
                     tracing::warn!(model = %key.model, version = %key.version, expected = rec.open_events, found = open.len(),
                         "the open window lost events to retention before the restart");
                 }
             }
-            engine.gauges.windows.set(&[("model", &key.model), ("version", &key.version)], rec.windows_closed as f64);
+            engine.gauges.windows.set(
+                &[("model", &key.model), ("version", &key.version)],
+                rec.windows_closed as f64,
+            );
             engine.models.insert(
                 key,
                 ModelState {
@@ -96,10 +155,18 @@ impl Engine {
                     windows_closed: rec.windows_closed,
                     events_seen: rec.events_seen,
                     last_event_id: rec.last_event_id,
+                    since_decision: rec.since_decision,
+                    window_end_ns: rec.window_end_ns,
                 },
             );
         }
         Ok(engine)
+    }
+
+    /// Times each verdict from the commit of its window's last event.
+    pub fn with_commit_times(mut self, times: Arc<CommitTimes>) -> Engine {
+        self.commit_times = Some(times);
+        self
     }
 
     /// The last event id accounted for.
@@ -115,25 +182,57 @@ impl Engine {
             .iter()
             .filter(|m| m.name == key.model && m.version.as_ref().is_none_or(|v| *v == key.version))
             .max_by_key(|m| m.version.is_some());
-        let (baseline_events, baseline_file) = match entry.and_then(|m| m.baseline.as_ref()) {
+        let (baseline_events, baseline_source) = match entry.and_then(|m| m.baseline.as_ref()) {
             Some(BaselineSource::FirstEvents(n)) => (n.get(), None),
-            Some(BaselineSource::File(p)) => (c.baseline_events.get(), Some(p.clone())),
+            Some(other) => (c.baseline_events.get(), Some(other.clone())),
             None => (c.baseline_events.get(), None),
+        };
+        let shape = match entry.and_then(|m| m.window_duration) {
+            Some(d) => {
+                let size = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+                let slide = entry
+                    .and_then(|m| m.slide_duration)
+                    .map_or(size, |s| i64::try_from(s.as_nanos()).unwrap_or(size));
+                Shape::Time { size, slide }
+            }
+            None => {
+                let size = entry
+                    .and_then(|m| m.window_events)
+                    .unwrap_or(c.window_events)
+                    .get();
+                let slide = entry
+                    .and_then(|m| m.slide_events)
+                    .map_or(size, |s| s.get().min(size));
+                Shape::Count { size, slide }
+            }
         };
         Settings {
             baseline_events,
-            window_events: entry.and_then(|m| m.window_events).unwrap_or(c.window_events).get(),
-            baseline_file,
+            shape,
+            baseline_source,
             compare_with_previous_version: entry.is_some_and(|m| m.compare_with_previous_version),
             drift: DriftSettings {
                 rule: c.rule.rule(),
-                min_samples: entry.and_then(|m| m.min_samples).unwrap_or(c.min_samples).get(),
-                ignore: entry.map(|m| m.ignore_features.iter().cloned().collect()).unwrap_or_else(HashSet::new),
+                min_samples: entry
+                    .and_then(|m| m.min_samples)
+                    .unwrap_or(c.min_samples)
+                    .get(),
+                ignore: entry
+                    .map(|m| m.ignore_features.iter().cloned().collect())
+                    .unwrap_or_else(HashSet::new),
                 overrides: entry
                     .map(|m| {
                         m.features
                             .iter()
-                            .map(|(name, f)| (name.clone(), ColumnOverride { test: f.test.map(|t| t.0), threshold: f.threshold }))
+                            .map(|(name, f)| {
+                                (
+                                    name.clone(),
+                                    ColumnOverride {
+                                        test: f.test.map(|t| t.0),
+                                        threshold: f.threshold,
+                                    },
+                                )
+                            })
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -146,7 +245,7 @@ impl Engine {
     fn new_model(&self, key: &ModelKey) -> ModelState {
         let settings = self.settings(key);
         let mut baseline = None;
-        if let Some(path) = &settings.baseline_file {
+        if let Some(BaselineSource::File(path)) = &settings.baseline_source {
             match crate::offline_drift::read_dataset(path) {
                 Ok(data) => {
                     baseline = Some(Baseline {
@@ -157,18 +256,65 @@ impl Engine {
                     })
                 }
                 // The version is still watched, against its own first events.
-                Err(e) => tracing::error!(model = %key.model, version = %key.version, file = %path.display(), error = %format!("{e:#}"),
-                    "cannot read the baseline file; using the version's first events"),
+                Err(e) => {
+                    tracing::error!(model = %key.model, version = %key.version, file = %path.display(), error = %format!("{e:#}"),
+                    "cannot read the baseline file; using the version's first events")
+                }
+            }
+        } else if let Some(BaselineSource::TimeRange(range)) = &settings.baseline_source {
+            let nanos = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+            };
+            let of = ModelKey {
+                model: key.model.clone(),
+                version: range.version.clone().unwrap_or_else(|| key.version.clone()),
+            };
+            let read = read_events(
+                &self.conn,
+                Selection::Time {
+                    key: &of,
+                    since_ns: nanos(range.since),
+                    until_ns: nanos(range.until),
+                },
+            );
+            match read {
+                Ok(events) if events.len() >= settings.drift.min_samples => {
+                    let window = Window {
+                        events: events.into_iter().map(|(_, e)| e).collect(),
+                    };
+                    baseline = Some(Baseline {
+                        origin: Origin::TimeRange {
+                            version: of.version.clone(),
+                            since: humantime::format_rfc3339(range.since).to_string(),
+                            until: humantime::format_rfc3339(range.until).to_string(),
+                        },
+                        first_event_id: window.first_event_id(),
+                        last_event_id: window.last_event_id(),
+                        data: window.dataset(),
+                    });
+                }
+                Ok(events) => {
+                    tracing::error!(model = %key.model, version = %key.version, from_version = %of.version, found = events.len(),
+                    "the baseline's time range holds too few stored events; using the version's first events")
+                }
+                Err(e) => tracing::error!(model = %key.model, version = %key.version, error = %e,
+                    "cannot read the baseline's time range; using the version's first events"),
             }
         } else if settings.compare_with_previous_version {
             let previous = self
                 .models
                 .iter()
-                .filter(|(k, m)| k.model == key.model && k.version != key.version && m.baseline.is_some())
+                .filter(|(k, m)| {
+                    k.model == key.model && k.version != key.version && m.baseline.is_some()
+                })
                 .max_by_key(|(_, m)| m.last_event_id);
             if let Some((k, m)) = previous {
                 if let Some(b) = &m.baseline {
-                    baseline = Some(Baseline { origin: Origin::PreviousVersion(k.version.clone()), ..b.clone() });
+                    baseline = Some(Baseline {
+                        origin: Origin::PreviousVersion(k.version.clone()),
+                        ..b.clone()
+                    });
                 }
             }
         }
@@ -179,6 +325,8 @@ impl Engine {
             windows_closed: 0,
             events_seen: 0,
             last_event_id: None,
+            since_decision: 0,
+            window_end_ns: None,
         }
     }
 
@@ -186,12 +334,25 @@ impl Engine {
     /// commits results and state together.
     pub fn step(&mut self) -> Result<Pass> {
         let limit = self.config.batch_events.get();
-        let events = read_events(&self.conn, Selection::After { cursor: self.cursor, limit })?;
-        let mut pass = Pass { events: events.len(), ..Pass::default() };
-        let Some(last) = events.last().map(|e| e.1.event_id) else {
+        let events = read_events(
+            &self.conn,
+            Selection::After {
+                cursor: self.cursor,
+                limit,
+            },
+        )?;
+        let mut pass = Pass {
+            events: events.len(),
+            ..Pass::default()
+        };
+        let (Some(first), Some(last)) = (
+            events.first().map(|e| e.1.event_id),
+            events.last().map(|e| e.1.event_id),
+        ) else {
             self.publish_lag(false)?;
             return Ok(pass);
         };
+        self.publish_model_info(first, last)?;
         let now = now_ns();
         let mut new_baselines: Vec<ModelKey> = Vec::new();
         let mut closed: Vec<(ClosedWindow, Vec<Finding>)> = Vec::new();
@@ -203,7 +364,9 @@ impl Engine {
                 }
                 self.models.insert(key.clone(), m);
             }
-            let Some(m) = self.models.get_mut(&key) else { continue };
+            let Some(m) = self.models.get_mut(&key) else {
+                continue;
+            };
             if let Some((window, findings)) = m.push(&key, event) {
                 if window.index == 0 {
                     new_baselines.push(key.clone());
@@ -238,17 +401,76 @@ impl Engine {
         state::save(&tx, &snapshot, now)?;
         tx.commit()?;
 
+        let decided = Instant::now();
         for (w, findings) in &closed {
             let windows = self.models.get(&w.key).map_or(0, |m| m.windows_closed);
-            self.gauges.publish_window(&w.key.model, &w.key.version, findings, windows);
+            self.gauges
+                .publish_window(&w.key.model, &w.key.version, findings, windows);
+            if let Some(at) = self
+                .commit_times
+                .as_ref()
+                .and_then(|t| t.committed_at(w.last_event_id))
+            {
+                self.observe_delay(decided.saturating_duration_since(at).as_secs_f64());
+            }
         }
         self.publish_lag(pass.events == limit)?;
         Ok(pass)
     }
 
+    fn observe_delay(&mut self, seconds: f64) {
+        let bucket = DELAY_BUCKETS
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(DELAY_BUCKETS.len());
+        self.delays.0[bucket] += 1;
+        self.delays.1 += seconds;
+        self.gauges
+            .verdict_delay
+            .set_histogram(&[], &DELAY_BUCKETS, &self.delays.0, self.delays.1);
+    }
+
+    /// Puts the model versions of events `first..=last` on `millwatch_model_info` with the
+    /// resource they came from, once per model version and resource.
+    fn publish_model_info(&mut self, first: u64, last: u64) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT i.model, i.version, i.resource_id, coalesce(r.service_name, ''), coalesce(r.environment, ''), \
+             coalesce(r.host_name, ''), coalesce(r.site_name, ''), coalesce(r.site_line, ''), coalesce(r.site_cell, '') \
+             FROM inferences i LEFT JOIN resources r ON r.resource_id = i.resource_id WHERE i.event_id BETWEEN ? AND ?",
+        )?;
+        let mut rows = stmt.query(duckdb::params![first, last])?;
+        while let Some(r) = rows.next()? {
+            let (model, version, resource): (String, String, u64) =
+                (r.get(0)?, r.get(1)?, r.get(2)?);
+            if !self
+                .info_seen
+                .insert((model.clone(), version.clone(), resource))
+            {
+                continue;
+            }
+            let attrs: Vec<String> = (3..9).map(|i| r.get(i)).collect::<duckdb::Result<_>>()?;
+            self.gauges.model_info.set(
+                &[
+                    ("model", &model),
+                    ("version", &version),
+                    ("service", &attrs[0]),
+                    ("environment", &attrs[1]),
+                    ("host_name", &attrs[2]),
+                    ("site_name", &attrs[3]),
+                    ("site_line", &attrs[4]),
+                    ("site_cell", &attrs[5]),
+                ],
+                1.0,
+            );
+        }
+        Ok(())
+    }
+
     fn publish_lag(&mut self, full_batch: bool) -> Result<()> {
         let lag = if full_batch {
-            let newest: Option<u64> = self.conn.query_row("SELECT max(event_id) FROM inferences", [], |r| r.get(0))?;
+            let newest: Option<u64> =
+                self.conn
+                    .query_row("SELECT max(event_id) FROM inferences", [], |r| r.get(0))?;
             newest.unwrap_or(0).saturating_sub(self.cursor.unwrap_or(0))
         } else {
             0
@@ -259,7 +481,10 @@ impl Engine {
             self.behind_since.get_or_insert_with(Instant::now);
         }
         self.gauges.lag_events.set(&[], lag as f64);
-        self.gauges.lag_seconds.set(&[], self.behind_since.map_or(0.0, |t| t.elapsed().as_secs_f64()));
+        self.gauges.lag_seconds.set(
+            &[],
+            self.behind_since.map_or(0.0, |t| t.elapsed().as_secs_f64()),
+        );
         Ok(())
     }
 
@@ -278,6 +503,8 @@ impl Engine {
                     windows_closed: m.windows_closed,
                     events_seen: m.events_seen,
                     last_event_id: m.last_event_id,
+                    since_decision: m.since_decision,
+                    window_end_ns: m.window_end_ns,
                 })
                 .collect(),
             health: self.health.state(),
@@ -293,22 +520,31 @@ impl Engine {
         let mut updates: Vec<(ClosedWindow, u64, Vec<Finding>)> = Vec::new();
         let keys: Vec<ModelKey> = self.models.keys().cloned().collect();
         for key in keys {
-            let Some(m) = self.models.get(&key) else { continue };
+            let Some(m) = self.models.get(&key) else {
+                continue;
+            };
             if m.windows_closed == 0 {
                 continue;
             }
-            let feedback: u64 =
-                self.conn.query_row("SELECT count(*) FROM feedback WHERE model = ?", [&key.model], |r| r.get(0))?;
+            let feedback: u64 = self.conn.query_row(
+                "SELECT count(*) FROM feedback WHERE model = ?",
+                [&key.model],
+                |r| r.get(0),
+            )?;
             let seen = (feedback, m.windows_closed);
             if feedback == 0 || self.performance_seen.get(&key) == Some(&seen) {
                 continue;
             }
             self.performance_seen.insert(key.clone(), seen);
-            let baseline_range = m.baseline.as_ref().and_then(|b| Some((b.first_event_id?, b.last_event_id?)));
+            let baseline_range = m
+                .baseline
+                .as_ref()
+                .and_then(|b| Some((b.first_event_id?, b.last_event_id?)));
             let windows = state::recent_windows(&self.conn, &key, keep)?;
             let mut fresh = Vec::new();
             for w in windows {
-                let labels = performance::labelled(&self.conn, &key, w.first_event_id, w.last_event_id)?;
+                let labels =
+                    performance::labelled(&self.conn, &key, w.first_event_id, w.last_event_id)?;
                 if labels.len() as u64 > w.labelled && labels.len() >= min {
                     fresh.push((w, labels));
                 }
@@ -351,7 +587,8 @@ impl Engine {
             }
         }
         for (key, (_, _, findings)) in newest {
-            self.gauges.publish_performance(&key.model, &key.version, findings);
+            self.gauges
+                .publish_performance(&key.model, &key.version, findings);
         }
         Ok(updates.len())
     }
@@ -375,41 +612,102 @@ impl Engine {
 }
 
 impl ModelState {
-    /// Adds an event to the open window; when that fills it, closes it and returns its record
-    /// and findings (a filled baseline returns window index 0 with no findings).
+    /// Adds an event; when that completes the baseline or a window, returns the closed
+    /// window's record and findings (a completed baseline returns window index 0 and no
+    /// findings).
     fn push(&mut self, key: &ModelKey, event: Event) -> Option<(ClosedWindow, Vec<Finding>)> {
         self.events_seen += 1;
         self.last_event_id = Some(event.event_id);
-        self.open.events.push(event);
-        let target = if self.baseline.is_some() { self.settings.window_events } else { self.settings.baseline_events };
-        if self.open.len() < target {
-            return None;
-        }
-        let window = std::mem::take(&mut self.open);
-        let (start_ns, end_ns) = window.time_bounds();
-        let record = |index: u64| ClosedWindow {
-            key: key.clone(),
-            index,
-            first_event_id: window.first_event_id().unwrap_or(0),
-            last_event_id: window.last_event_id().unwrap_or(0),
-            start_ns,
-            end_ns,
-            events: window.len() as u64,
-            labelled: 0,
+        let Some(baseline) = &self.baseline else {
+            self.open.events.push(event);
+            if self.open.len() < self.settings.baseline_events {
+                return None;
+            }
+            let window = std::mem::take(&mut self.open);
+            let record = closed(key, 0, &window);
+            self.baseline = Some(Baseline {
+                origin: Origin::FirstEvents,
+                first_event_id: Some(record.first_event_id),
+                last_event_id: Some(record.last_event_id),
+                data: window.dataset(),
+            });
+            return Some((record, Vec::new()));
         };
-        if let Some(b) = &self.baseline {
-            let findings = model_drift::evaluate(&b.data, &window.dataset(), &self.settings.drift);
-            self.windows_closed += 1;
-            return Some((record(self.windows_closed), findings));
+        let decide = |window: &Window, index: u64| {
+            let findings =
+                model_drift::evaluate(&baseline.data, &window.dataset(), &self.settings.drift);
+            (closed(key, index, window), findings)
+        };
+        match self.settings.shape {
+            Shape::Count { size, slide } => {
+                self.open.events.push(event);
+                self.since_decision += 1;
+                if self.open.len() > size {
+                    let extra = self.open.len() - size;
+                    self.open.events.drain(..extra);
+                }
+                // Decided once full, then every `slide` events (`since_decision` counts from
+                // the baseline, so the first full window is due at once).
+                let due = self.open.len() == size && self.since_decision >= slide;
+                if !due {
+                    return None;
+                }
+                self.since_decision = 0;
+                self.windows_closed += 1;
+                let out = decide(&self.open, self.windows_closed);
+                if slide == size {
+                    self.open.events.clear();
+                }
+                Some(out)
+            }
+            Shape::Time { size, slide } => {
+                let t = event.time_ns;
+                let next_end = |t: i64| {
+                    t.div_euclid(slide)
+                        .saturating_mul(slide)
+                        .saturating_add(slide)
+                };
+                let end = *self.window_end_ns.get_or_insert_with(|| next_end(t));
+                let mut out = None;
+                if t >= end {
+                    let start = end.saturating_sub(size);
+                    let window = Window {
+                        events: self
+                            .open
+                            .events
+                            .iter()
+                            .filter(|e| e.time_ns >= start && e.time_ns < end)
+                            .cloned()
+                            .collect(),
+                    };
+                    if !window.is_empty() {
+                        self.windows_closed += 1;
+                        out = Some(decide(&window, self.windows_closed));
+                    }
+                    let end = next_end(t);
+                    self.window_end_ns = Some(end);
+                    let keep_from = end.saturating_sub(size);
+                    self.open.events.retain(|e| e.time_ns >= keep_from);
+                }
+                self.open.events.push(event);
+                out
+            }
         }
-        let r = record(0);
-        self.baseline = Some(Baseline {
-            origin: Origin::FirstEvents,
-            first_event_id: Some(r.first_event_id),
-            last_event_id: Some(r.last_event_id),
-            data: window.dataset(),
-        });
-        Some((r, Vec::new()))
+    }
+}
+
+/// The record of a closed window (or of the baseline, index 0).
+fn closed(key: &ModelKey, index: u64, window: &Window) -> ClosedWindow {
+    let (start_ns, end_ns) = window.time_bounds();
+    ClosedWindow {
+        key: key.clone(),
+        index,
+        first_event_id: window.first_event_id().unwrap_or(0),
+        last_event_id: window.last_event_id().unwrap_or(0),
+        start_ns,
+        end_ns,
+        events: window.len() as u64,
+        labelled: 0,
     }
 }
 
@@ -431,18 +729,34 @@ impl DetectionHandle {
 }
 
 /// Starts the engine on a thread of its own with its own connection.
-pub fn start(conn: Connection, config: DetectionConfig, exposition: MetricsExposition) -> Result<DetectionHandle> {
-    let engine = Engine::open(conn.try_clone()?, config.clone(), &exposition)?;
+pub fn start(
+    conn: Connection,
+    config: DetectionConfig,
+    exposition: MetricsExposition,
+    commit_times: Arc<CommitTimes>,
+) -> Result<DetectionHandle> {
+    let engine = Engine::open(conn.try_clone()?, config.clone(), &exposition)?
+        .with_commit_times(commit_times.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("millwatch-detection".into())
-        .spawn(move || run(engine, conn, config, exposition, flag))
+        .spawn(move || run(engine, conn, config, exposition, commit_times, flag))
         .map_err(|e| DetectionError::Start(e.to_string()))?;
-    Ok(DetectionHandle { stop, thread: Mutex::new(Some(thread)) })
+    Ok(DetectionHandle {
+        stop,
+        thread: Mutex::new(Some(thread)),
+    })
 }
 
-fn run(mut engine: Engine, conn: Connection, config: DetectionConfig, exposition: MetricsExposition, stop: Arc<AtomicBool>) {
+fn run(
+    mut engine: Engine,
+    conn: Connection,
+    config: DetectionConfig,
+    exposition: MetricsExposition,
+    commit_times: Arc<CommitTimes>,
+    stop: Arc<AtomicBool>,
+) {
     let mut last_performance = Instant::now();
     let limit = config.batch_events.get();
     while !stop.load(Ordering::Relaxed) {
@@ -463,8 +777,12 @@ fn run(mut engine: Engine, conn: Connection, config: DetectionConfig, exposition
                 // What was not committed is done again from the persisted state.
                 tracing::error!(error = %e, "detection pass failed; restarting the engine from its saved state");
                 sleep_unless_stopped(Duration::from_secs(1), &stop);
-                match conn.try_clone().map_err(DetectionError::from).and_then(|c| Engine::open(c, config.clone(), &exposition)) {
-                    Ok(e) => engine = e,
+                match conn
+                    .try_clone()
+                    .map_err(DetectionError::from)
+                    .and_then(|c| Engine::open(c, config.clone(), &exposition))
+                {
+                    Ok(e) => engine = e.with_commit_times(commit_times.clone()),
                     Err(e) => tracing::error!(error = %e, "cannot reopen the detection engine"),
                 }
                 continue;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use duckdb::{params, Connection};
+use duckdb::{Connection, params};
 use millwatch_detectors::charts::{Chart, ControlChart, Limits, SigmaEstimator};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -60,7 +60,12 @@ fn series_label(attrs: &serde_json::Value) -> String {
         .as_object()
         .map(|o| {
             o.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -69,18 +74,31 @@ fn series_label(attrs: &serde_json::Value) -> String {
 }
 
 impl MachineHealth {
-    pub fn new(rules: &[HealthRule], saved: BTreeMap<String, serde_json::Value>, gauges: Gauges) -> Result<MachineHealth> {
+    pub fn new(
+        rules: &[HealthRule],
+        saved: BTreeMap<String, serde_json::Value>,
+        gauges: Gauges,
+    ) -> Result<MachineHealth> {
         let mut states = BTreeMap::new();
         for (k, v) in saved {
-            let s: SeriesState = serde_json::from_value(v).map_err(|e| DetectionError::State(e.to_string()))?;
+            let s: SeriesState =
+                serde_json::from_value(v).map_err(|e| DetectionError::State(e.to_string()))?;
             states.insert(k, s);
         }
-        Ok(MachineHealth { rules: rules.to_vec(), states, gauges, dirty: false })
+        Ok(MachineHealth {
+            rules: rules.to_vec(),
+            states,
+            gauges,
+            dirty: false,
+        })
     }
 
     /// The state to persist.
     pub fn state(&self) -> BTreeMap<String, serde_json::Value> {
-        self.states.iter().filter_map(|(k, s)| serde_json::to_value(s).ok().map(|v| (k.clone(), v))).collect()
+        self.states
+            .iter()
+            .filter_map(|(k, s)| serde_json::to_value(s).ok().map(|v| (k.clone(), v)))
+            .collect()
     }
 
     pub fn dirty(&self) -> bool {
@@ -96,16 +114,24 @@ impl MachineHealth {
         let mut out = Vec::new();
         let rules = self.rules.clone();
         for rule in &rules {
-            let mut stmt = conn.prepare_cached("SELECT series_id, CAST(attributes AS VARCHAR) FROM metric_series WHERE name = ?")?;
-            let series: Vec<(u64, Option<String>)> =
-                stmt.query_map(params![rule.metric], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<duckdb::Result<_>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT series_id, CAST(attributes AS VARCHAR) FROM metric_series WHERE name = ?",
+            )?;
+            let series: Vec<(u64, Option<String>)> = stmt
+                .query_map(params![rule.metric], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<duckdb::Result<_>>()?;
             for (series_id, attrs) in series {
-                let attrs: serde_json::Value = attrs.and_then(|a| serde_json::from_str(&a).ok()).unwrap_or(json!({}));
+                let attrs: serde_json::Value = attrs
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or(json!({}));
                 if !attribute_matches(&attrs, &rule.attributes) {
                     continue;
                 }
                 let k = key(&rule.name, series_id);
-                let mut state = self.states.remove(&k).unwrap_or_else(|| SeriesState { series: series_label(&attrs), ..SeriesState::default() });
+                let mut state = self.states.remove(&k).unwrap_or_else(|| SeriesState {
+                    series: series_label(&attrs),
+                    ..SeriesState::default()
+                });
                 let found = self.series_pass(conn, rule, series_id, &mut state, now_ns)?;
                 out.extend(found);
                 self.states.insert(k, state);
@@ -127,10 +153,14 @@ impl MachineHealth {
              AND value IS NOT NULL ORDER BY time LIMIT {POINTS_PER_PASS}"
         ))?;
         let points: Vec<(i64, f64)> = stmt
-            .query_map(params![series_id, state.last_ns.unwrap_or(0)], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .query_map(params![series_id, state.last_ns.unwrap_or(0)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<duckdb::Result<_>>()?;
         let mut out = Vec::new();
-        let labels = |rule: &HealthRule, state: &SeriesState| (rule.name.clone(), rule.metric.clone(), state.series.clone());
+        let labels = |rule: &HealthRule, state: &SeriesState| {
+            (rule.name.clone(), rule.metric.clone(), state.series.clone())
+        };
         for (t, v) in &points {
             if !v.is_finite() {
                 continue;
@@ -138,12 +168,20 @@ impl MachineHealth {
             let before = state.firing;
             let mut finding = None;
             match &rule.check {
-                HealthCheck::Threshold { above, below, hysteresis } => {
+                HealthCheck::Threshold {
+                    above,
+                    below,
+                    hysteresis,
+                } => {
                     let beyond = above.is_some_and(|a| *v > a) || below.is_some_and(|b| *v < b);
-                    let back = above.is_none_or(|a| *v <= a - hysteresis) && below.is_none_or(|b| *v >= b + hysteresis);
+                    let back = above.is_none_or(|a| *v <= a - hysteresis)
+                        && below.is_none_or(|b| *v >= b + hysteresis);
                     state.firing = if state.firing { !back } else { beyond };
                     if state.firing != before {
-                        finding = Some(Finding { threshold: above.or(*below), ..self.finding(rule, state, series_id, "threshold", *v) });
+                        finding = Some(Finding {
+                            threshold: above.or(*below),
+                            ..self.finding(rule, state, series_id, "threshold", *v)
+                        });
                     }
                 }
                 HealthCheck::RateOfChange { max_per_second } => {
@@ -153,16 +191,26 @@ impl MachineHealth {
                             let rate = (v - lv) / dt;
                             state.firing = rate.abs() > *max_per_second;
                             if state.firing != before {
-                                finding = Some(Finding { threshold: Some(*max_per_second), ..self.finding(rule, state, series_id, "rate_of_change", rate) });
+                                finding = Some(Finding {
+                                    threshold: Some(*max_per_second),
+                                    ..self.finding(rule, state, series_id, "rate_of_change", rate)
+                                });
                             }
                         }
                     }
                 }
-                HealthCheck::Chart { chart, reference_points } => {
+                HealthCheck::Chart {
+                    chart,
+                    reference_points,
+                } => {
                     if state.chart.is_none() {
                         state.reference.push(*v);
                         if state.reference.len() >= reference_points.get() {
-                            let built = Limits::from_reference(&state.reference, SigmaEstimator::MovingRange).and_then(|l| chart.build(l));
+                            let built = Limits::from_reference(
+                                &state.reference,
+                                SigmaEstimator::MovingRange,
+                            )
+                            .and_then(|l| chart.build(l));
                             match built {
                                 Ok(c) => {
                                     state.chart = Some(c);
@@ -180,21 +228,49 @@ impl MachineHealth {
                             let violated: Vec<String> = point
                                 .violations
                                 .iter()
-                                .filter_map(|x| serde_json::to_value(x.rule).ok().and_then(|r| r.as_str().map(str::to_owned)))
+                                .filter_map(|x| {
+                                    serde_json::to_value(x.rule)
+                                        .ok()
+                                        .and_then(|r| r.as_str().map(str::to_owned))
+                                })
                                 .collect();
                             let (name, metric, series) = labels(rule, state);
                             for r in state.violated.iter().filter(|r| !violated.contains(r)) {
-                                self.gauges.chart_violation.set(&[("metric", &metric), ("series", &series), ("rule", r.as_str()), ("health_rule", &name)], 0.0);
+                                self.gauges.chart_violation.set(
+                                    &[
+                                        ("metric", &metric),
+                                        ("series", &series),
+                                        ("rule", r.as_str()),
+                                        ("health_rule", &name),
+                                    ],
+                                    0.0,
+                                );
                             }
                             for r in &violated {
-                                self.gauges.chart_violation.set(&[("metric", &metric), ("series", &series), ("rule", r.as_str()), ("health_rule", &name)], 1.0);
+                                self.gauges.chart_violation.set(
+                                    &[
+                                        ("metric", &metric),
+                                        ("series", &series),
+                                        ("rule", r.as_str()),
+                                        ("health_rule", &name),
+                                    ],
+                                    1.0,
+                                );
                             }
                             state.firing = point.out_of_control();
                             state.violated = violated;
                             if state.firing != before {
-                                let kind = serde_json::to_value(chart).ok().and_then(|c| c["kind"].as_str().map(str::to_owned)).unwrap_or_default();
-                                let mut f = self.finding(rule, state, series_id, &kind, point.statistic);
-                                f.threshold = Some(if point.statistic >= c.limits().center { point.upper_limit } else { point.lower_limit });
+                                let kind = serde_json::to_value(chart)
+                                    .ok()
+                                    .and_then(|c| c["kind"].as_str().map(str::to_owned))
+                                    .unwrap_or_default();
+                                let mut f =
+                                    self.finding(rule, state, series_id, &kind, point.statistic);
+                                f.threshold = Some(if point.statistic >= c.limits().center {
+                                    point.upper_limit
+                                } else {
+                                    point.lower_limit
+                                });
                                 f.details["violations"] = json!(state.violated);
                                 f.details["limits"] = json!(c.limits());
                                 finding = Some(f);
@@ -214,27 +290,58 @@ impl MachineHealth {
             state.last_value = Some(*v);
             self.dirty = true;
             if let Some(f) = finding {
-                out.push((Scope { window_start_ns: Some(*t), window_end_ns: Some(*t), ..Scope::default() }, f));
+                out.push((
+                    Scope {
+                        window_start_ns: Some(*t),
+                        window_end_ns: Some(*t),
+                        ..Scope::default()
+                    },
+                    f,
+                ));
             }
         }
-        if let HealthCheck::Absence { interval, intervals } = &rule.check {
+        if let HealthCheck::Absence {
+            interval,
+            intervals,
+        } = &rule.check
+        {
             let limit = interval.as_nanos() as i64 * intervals.get() as i64;
             if let Some(last) = state.last_ns {
                 if !state.firing && now_ns - last > limit {
                     state.firing = true;
                     self.dirty = true;
                     let silent = (now_ns - last) as f64 / 1e9;
-                    let f = Finding { threshold: Some(limit as f64 / 1e9), ..self.finding(rule, state, series_id, "absence", silent) };
-                    out.push((Scope { window_start_ns: Some(last), window_end_ns: Some(now_ns), ..Scope::default() }, f));
+                    let f = Finding {
+                        threshold: Some(limit as f64 / 1e9),
+                        ..self.finding(rule, state, series_id, "absence", silent)
+                    };
+                    out.push((
+                        Scope {
+                            window_start_ns: Some(last),
+                            window_end_ns: Some(now_ns),
+                            ..Scope::default()
+                        },
+                        f,
+                    ));
                 }
             }
         }
         let (name, metric, series) = labels(rule, state);
-        self.gauges.health_alert.set(&[("rule", &name), ("metric", &metric), ("series", &series)], f64::from(u8::from(state.firing)));
+        self.gauges.health_alert.set(
+            &[("rule", &name), ("metric", &metric), ("series", &series)],
+            f64::from(u8::from(state.firing)),
+        );
         Ok(out)
     }
 
-    fn finding(&self, rule: &HealthRule, state: &SeriesState, series_id: u64, test: &str, statistic: f64) -> Finding {
+    fn finding(
+        &self,
+        rule: &HealthRule,
+        state: &SeriesState,
+        series_id: u64,
+        test: &str,
+        statistic: f64,
+    ) -> Finding {
         Finding {
             test: test.to_owned(),
             statistic: Some(statistic),

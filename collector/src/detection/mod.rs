@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod baseline;
+pub mod commit_times;
 pub mod config;
 pub mod engine;
 pub mod machine_health;
@@ -17,8 +18,9 @@ pub mod results;
 pub mod state;
 pub mod windows;
 
+pub use commit_times::CommitTimes;
 pub use config::DetectionConfig;
-pub use engine::{start, DetectionHandle, Engine, Pass};
+pub use engine::{DetectionHandle, Engine, Pass, start};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectionError {

@@ -37,7 +37,9 @@ pub fn evaluate(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) 
         if settings.ignore.contains(&rc.name) {
             continue;
         }
-        let Some(cc) = window.column(&rc.name) else { continue };
+        let Some(cc) = window.column(&rc.name) else {
+            continue;
+        };
         let (n_ref, n_cur) = (present(&rc.values), present(&cc.values));
         if n_ref < settings.min_samples || n_cur < settings.min_samples {
             findings.push(Finding {
@@ -72,10 +74,21 @@ pub fn evaluate(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) 
                     }),
                 }
             }
-            if usable.is_empty() { None } else { drift::compare(baseline, window, &options(usable)).ok() }
+            if usable.is_empty() {
+                None
+            } else {
+                drift::compare(baseline, window, &options(usable)).ok()
+            }
         }
     };
     if let Some(report) = report {
+        for u in &report.not_tested {
+            findings.push(Finding {
+                verdict: "not_tested".into(),
+                details: json!({ "reason": u.reason, "error": u.message, "type_mismatches": u.type_mismatches }),
+                ..Finding::new("drift", &u.column)
+            });
+        }
         for c in &report.columns {
             let d = &c.decision;
             findings.push(Finding {
@@ -87,7 +100,12 @@ pub fn evaluate(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) 
                 threshold: Some(d.threshold),
                 drifted: d.drifted,
                 verdict: if d.drifted { "drift" } else { "no_drift" }.into(),
-                decided_by: Some(serde_json::to_value(d.decided_by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()),
+                decided_by: Some(
+                    serde_json::to_value(d.decided_by)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                ),
                 details: json!({
                     "kind": c.kind,
                     "type_mismatches": c.type_mismatches,
@@ -113,7 +131,11 @@ pub fn evaluate(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) 
 fn quality(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) -> Vec<Finding> {
     let report = check_quality(baseline, window);
     let mut out = Vec::new();
-    for c in report.columns.iter().filter(|c| !settings.ignore.contains(&c.column)) {
+    for c in report
+        .columns
+        .iter()
+        .filter(|c| !settings.ignore.contains(&c.column))
+    {
         let missing_rise = c.missing_share.current - c.missing_share.reference;
         let mut issues = Vec::new();
         if missing_rise >= QUALITY_SHARE {
@@ -133,12 +155,19 @@ fn quality(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) -> Ve
             statistic: Some(c.missing_share.current),
             threshold: Some(QUALITY_SHARE),
             drifted: !issues.is_empty(),
-            verdict: if issues.is_empty() { "ok".into() } else { issues.join(",") },
+            verdict: if issues.is_empty() {
+                "ok".into()
+            } else {
+                issues.join(",")
+            },
             details: serde_json::to_value(c).unwrap_or_default(),
             ..Finding::new("data_quality", &c.column)
         });
     }
-    for (names, what) in [(&report.appeared, "appeared"), (&report.disappeared, "disappeared")] {
+    for (names, what) in [
+        (&report.appeared, "appeared"),
+        (&report.disappeared, "disappeared"),
+    ] {
         for name in names.iter().filter(|n| !settings.ignore.contains(*n)) {
             out.push(Finding {
                 test: "schema".into(),
@@ -161,7 +190,9 @@ mod tests {
         (0..n)
             .map(|_| {
                 let mut u = || {
-                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    s = s
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
                 };
                 let (a, b) = (u(), u());
@@ -171,21 +202,41 @@ mod tests {
     }
 
     fn settings() -> DriftSettings {
-        DriftSettings { rule: DecisionRule::live_default(), min_samples: 30, ignore: HashSet::new(), overrides: BTreeMap::new() }
+        DriftSettings {
+            rule: DecisionRule::live_default(),
+            min_samples: 30,
+            ignore: HashSet::new(),
+            overrides: BTreeMap::new(),
+        }
     }
 
     #[test]
     fn shifted_column_drifts_and_the_other_does_not() {
-        let base = Dataset::new(vec![Column::numeric("a", normal(1, 1000, 0.0)), Column::numeric("b", normal(2, 1000, 0.0))])
-            .expect("base");
-        let cur = Dataset::new(vec![Column::numeric("a", normal(3, 1000, 0.0)), Column::numeric("b", normal(4, 1000, 0.5))])
-            .expect("cur");
+        let base = Dataset::new(vec![
+            Column::numeric("a", normal(1, 1000, 0.0)),
+            Column::numeric("b", normal(2, 1000, 0.0)),
+        ])
+        .expect("base");
+        let cur = Dataset::new(vec![
+            Column::numeric("a", normal(3, 1000, 0.0)),
+            Column::numeric("b", normal(4, 1000, 0.5)),
+        ])
+        .expect("cur");
         let f = evaluate(&base, &cur, &settings());
-        let drift: Vec<_> = f.iter().filter(|f| f.detector == "drift" && f.drifted).map(|f| f.feature.as_str()).collect();
+        let drift: Vec<_> = f
+            .iter()
+            .filter(|f| f.detector == "drift" && f.drifted)
+            .map(|f| f.feature.as_str())
+            .collect();
         assert_eq!(drift, ["b"]);
-        let a = f.iter().find(|f| f.detector == "drift" && f.feature == "a").expect("a tested");
+        let a = f
+            .iter()
+            .find(|f| f.detector == "drift" && f.feature == "a")
+            .expect("a tested");
         assert_eq!(a.test, "ks");
-        assert!(a.p_value_corrected.is_some() && a.decided_by.as_deref() == Some("p_value_and_effect"));
+        assert!(
+            a.p_value_corrected.is_some() && a.decided_by.as_deref() == Some("p_value_and_effect")
+        );
     }
 
     #[test]
@@ -203,11 +254,18 @@ mod tests {
         ])
         .expect("cur");
         let f = evaluate(&base, &cur, &settings());
-        let verdict = |name: &str| f.iter().find(|f| f.detector == "drift" && f.feature == name).map(|f| f.verdict.clone());
+        let verdict = |name: &str| {
+            f.iter()
+                .find(|f| f.detector == "drift" && f.feature == name)
+                .map(|f| f.verdict.clone())
+        };
         assert_eq!(verdict("sparse").as_deref(), Some("insufficient_data"));
         assert_eq!(verdict("text_now").as_deref(), Some("not_tested"));
         assert_eq!(verdict("a").as_deref(), Some("no_drift"));
-        let q = f.iter().find(|f| f.detector == "data_quality" && f.feature == "text_now").expect("quality");
+        let q = f
+            .iter()
+            .find(|f| f.detector == "data_quality" && f.feature == "text_now")
+            .expect("quality");
         assert!(q.verdict.contains("type_mismatch"), "{}", q.verdict);
     }
 }

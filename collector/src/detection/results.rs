@@ -58,7 +58,12 @@ pub struct Scope {
 }
 
 /// Appends findings to `detections` (inside the caller's transaction).
-pub fn insert(conn: &Connection, now_ns: i64, scope: &Scope, findings: &[Finding]) -> duckdb::Result<()> {
+pub fn insert(
+    conn: &Connection,
+    now_ns: i64,
+    scope: &Scope,
+    findings: &[Finding],
+) -> duckdb::Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO detections VALUES (make_timestamp_ns(?), make_timestamp_ns(?), make_timestamp_ns(?), ?, ?, ?, ?, ?, ?, ?, \
          ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -98,24 +103,58 @@ pub struct Gauges {
     pub drift_detected: OwnFamily,
     pub drift_share: OwnFamily,
     pub missing_ratio: OwnFamily,
+    pub drift_threshold: OwnFamily,
+    pub quality_ratio: OwnFamily,
+    pub schema_change: OwnFamily,
     pub performance: OwnFamily,
     pub performance_degraded: OwnFamily,
     pub windows: OwnFamily,
     pub chart_violation: OwnFamily,
     pub health_alert: OwnFamily,
+    pub model_info: OwnFamily,
     pub lag_events: OwnFamily,
     pub lag_seconds: OwnFamily,
+    pub verdict_delay: OwnFamily,
 }
 
 impl Gauges {
-    pub fn register(exposition: &MetricsExposition) -> Result<Gauges, millwatch_exporters::prometheus::ExpositionError> {
+    pub fn register(
+        exposition: &MetricsExposition,
+    ) -> Result<Gauges, millwatch_exporters::prometheus::ExpositionError> {
         let g = |name: &str, help: &str| exposition.register(name, help, OwnType::Gauge);
         Ok(Gauges {
-            drift_statistic: g("millwatch_drift_statistic", "Statistic of the drift test of a feature in the last closed window.")?,
-            drift_detected: g("millwatch_drift_detected", "1 when the feature drifted in the last closed window, else 0.")?,
-            drift_share: g("millwatch_drift_share", "Share of a model version's tested columns that drifted in the last closed window.")?,
-            missing_ratio: g("millwatch_data_missing_ratio", "Share of events in the last closed window without a value for the feature.")?,
-            performance: g("millwatch_model_performance", "Realised performance of the newest window with enough feedback.")?,
+            drift_statistic: g(
+                "millwatch_drift_statistic",
+                "Statistic of the drift test of a feature in the last closed window.",
+            )?,
+            drift_detected: g(
+                "millwatch_drift_detected",
+                "1 when the feature drifted in the last closed window, else 0.",
+            )?,
+            drift_share: g(
+                "millwatch_drift_share",
+                "Share of a model version's tested columns that drifted in the last closed window.",
+            )?,
+            missing_ratio: g(
+                "millwatch_data_missing_ratio",
+                "Share of events in the last closed window without a value for the feature.",
+            )?,
+            drift_threshold: g(
+                "millwatch_drift_threshold",
+                "Threshold the drift statistic of the feature is compared with (a distance, or the p-value level for p-value tests).",
+            )?,
+            quality_ratio: g(
+                "millwatch_data_quality_ratio",
+                "Share of the last closed window's values failing a data-quality check (out_of_range, new_category, type_mismatch).",
+            )?,
+            schema_change: g(
+                "millwatch_data_schema_change",
+                "1 when a feature appeared (change=appeared) or disappeared (change=disappeared) against the baseline in the last closed window.",
+            )?,
+            performance: g(
+                "millwatch_model_performance",
+                "Realised performance of the newest window with enough feedback.",
+            )?,
             performance_degraded: g(
                 "millwatch_model_performance_degraded",
                 "1 when the newest labelled window performs significantly worse than the baseline, else 0.",
@@ -125,39 +164,115 @@ impl Gauges {
                 "Windows closed and decided per model version.",
                 OwnType::Counter,
             )?,
-            chart_violation: g("millwatch_control_chart_violation", "1 while the newest point of the series violates the chart rule, else 0.")?,
-            health_alert: g("millwatch_machine_health_alert", "1 while the machine-health rule fires for the series, else 0.")?,
-            lag_events: g("millwatch_detection_lag_events", "Stored inference events the detection engine has not read yet.")?,
-            lag_seconds: g("millwatch_detection_lag_seconds", "Age of the newest stored inference event the engine has not read yet.")?,
+            chart_violation: g(
+                "millwatch_control_chart_violation",
+                "1 while the newest point of the series violates the chart rule, else 0.",
+            )?,
+            health_alert: g(
+                "millwatch_machine_health_alert",
+                "1 while the machine-health rule fires for the series, else 0.",
+            )?,
+            model_info: g(
+                "millwatch_model_info",
+                "1 for each model version and the resource (service, environment, host, site, line, cell) it was seen from; join on model and version to filter model series by site.",
+            )?,
+            lag_events: g(
+                "millwatch_detection_lag_events",
+                "Stored inference events the detection engine has not read yet.",
+            )?,
+            verdict_delay: exposition.register(
+                "millwatch_detection_verdict_delay_seconds",
+                "Time from the commit of a window's last event to its verdict being stored.",
+                OwnType::Histogram,
+            )?,
+            lag_seconds: g(
+                "millwatch_detection_lag_seconds",
+                "Age of the newest stored inference event the engine has not read yet.",
+            )?,
         })
     }
 
     /// Publishes a closed window's findings.
-    pub fn publish_window(&self, model: &str, version: &str, findings: &[Finding], windows_closed: u64) {
+    pub fn publish_window(
+        &self,
+        model: &str,
+        version: &str,
+        findings: &[Finding],
+        windows_closed: u64,
+    ) {
+        self.schema_change
+            .clear_where(&[("model", model), ("version", version)]);
         for f in findings {
             let feature = f.feature.as_str();
             match f.detector {
                 "drift" if !f.test.is_empty() => {
+                    let labels = [
+                        ("model", model),
+                        ("version", version),
+                        ("feature", feature),
+                        ("test", f.test.as_str()),
+                    ];
                     if let Some(s) = f.statistic {
-                        self.drift_statistic.set(&[("model", model), ("version", version), ("feature", feature), ("test", &f.test)], s);
+                        self.drift_statistic.set(&labels, s);
                     }
-                    self.drift_detected
-                        .set(&[("model", model), ("version", version), ("feature", feature)], f64::from(u8::from(f.drifted)));
+                    if let Some(t) = f.threshold {
+                        self.drift_threshold.set(&labels, t);
+                    }
+                    self.drift_detected.set(
+                        &[("model", model), ("version", version), ("feature", feature)],
+                        f64::from(u8::from(f.drifted)),
+                    );
                 }
                 "drift_share" => {
                     if let Some(s) = f.statistic {
-                        self.drift_share.set(&[("model", model), ("version", version)], s);
+                        self.drift_share
+                            .set(&[("model", model), ("version", version)], s);
                     }
                 }
                 "data_quality" if f.test == "quality" => {
                     if let Some(s) = f.statistic {
-                        self.missing_ratio.set(&[("model", model), ("version", version), ("feature", feature)], s);
+                        self.missing_ratio.set(
+                            &[("model", model), ("version", version), ("feature", feature)],
+                            s,
+                        );
                     }
+                    for (check, key) in [
+                        ("out_of_range", "out_of_range_share"),
+                        ("new_category", "new_category_share"),
+                        ("type_mismatch", "type_mismatch_share"),
+                    ] {
+                        if let Some(share) = f.details.get(key).and_then(serde_json::Value::as_f64)
+                        {
+                            self.quality_ratio.set(
+                                &[
+                                    ("model", model),
+                                    ("version", version),
+                                    ("feature", feature),
+                                    ("check", check),
+                                ],
+                                share,
+                            );
+                        }
+                    }
+                }
+                "data_quality" if f.test == "schema" => {
+                    self.schema_change.set(
+                        &[
+                            ("model", model),
+                            ("version", version),
+                            ("feature", feature),
+                            ("change", f.verdict.as_str()),
+                        ],
+                        1.0,
+                    );
                 }
                 _ => {}
             }
         }
-        self.windows.set(&[("model", model), ("version", version)], windows_closed as f64);
+        self.windows.set(
+            &[("model", model), ("version", version)],
+            windows_closed as f64,
+        );
     }
 
     /// Publishes performance findings (the metric values, and the drop verdict).
@@ -166,12 +281,25 @@ impl Gauges {
             match f.detector {
                 "performance" => {
                     if let Some(v) = f.statistic {
-                        self.performance.set(&[("model", model), ("version", version), ("metric", &f.feature)], v);
+                        self.performance.set(
+                            &[
+                                ("model", model),
+                                ("version", version),
+                                ("metric", &f.feature),
+                            ],
+                            v,
+                        );
                     }
                 }
                 "performance_change" => {
-                    self.performance_degraded
-                        .set(&[("model", model), ("version", version), ("metric", &f.feature)], f64::from(u8::from(f.drifted)));
+                    self.performance_degraded.set(
+                        &[
+                            ("model", model),
+                            ("version", version),
+                            ("metric", &f.feature),
+                        ],
+                        f64::from(u8::from(f.drifted)),
+                    );
                 }
                 _ => {}
             }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use duckdb::{params, Connection, OptionalExt};
+use duckdb::{Connection, OptionalExt, params};
 use serde::{Deserialize, Serialize};
 
 use super::baseline::{Baseline, Origin};
@@ -37,22 +37,34 @@ pub struct ModelRecord {
     /// The newest event of this version read so far.
     #[serde(default)]
     pub last_event_id: Option<u64>,
+    /// Events since the last decision (sliding count windows).
+    #[serde(default)]
+    pub since_decision: usize,
+    /// End of the current time window (time windows).
+    #[serde(default)]
+    pub window_end_ns: Option<i64>,
 }
 
 const KEY: &str = "engine";
 
 pub fn load(conn: &Connection) -> duckdb::Result<EngineState> {
     let json: Option<String> = conn
-        .query_row("SELECT CAST(value AS VARCHAR) FROM detection_state WHERE key = ?", [KEY], |r| r.get(0))
+        .query_row(
+            "SELECT CAST(value AS VARCHAR) FROM detection_state WHERE key = ?",
+            [KEY],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(match json {
-        Some(j) => serde_json::from_str(&j).map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?,
+        Some(j) => serde_json::from_str(&j)
+            .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?,
         None => EngineState::default(),
     })
 }
 
 pub fn save(conn: &Connection, state: &EngineState, now_ns: i64) -> duckdb::Result<()> {
-    let json = serde_json::to_string(state).map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let json = serde_json::to_string(state)
+        .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
     conn.execute(
         "INSERT OR REPLACE INTO detection_state VALUES (?, ?, make_timestamp_ns(?))",
         params![KEY, json, now_ns],
@@ -60,7 +72,12 @@ pub fn save(conn: &Connection, state: &EngineState, now_ns: i64) -> duckdb::Resu
     Ok(())
 }
 
-pub fn save_baseline(conn: &Connection, key: &ModelKey, baseline: &Baseline, now_ns: i64) -> duckdb::Result<()> {
+pub fn save_baseline(
+    conn: &Connection,
+    key: &ModelKey,
+    baseline: &Baseline,
+    now_ns: i64,
+) -> duckdb::Result<()> {
     let origin = serde_json::to_string(&baseline.origin).unwrap_or_else(|_| "null".into());
     conn.execute(
         "INSERT OR REPLACE INTO detection_baselines VALUES (?, ?, ?, ?, ?, ?, make_timestamp_ns(?))",
@@ -86,11 +103,18 @@ pub fn load_baseline(conn: &Connection, key: &ModelKey) -> duckdb::Result<Option
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
-    let Some((origin, first, last, data)) = row else { return Ok(None) };
+    let Some((origin, first, last, data)) = row else {
+        return Ok(None);
+    };
     let conv = |e: String| duckdb::Error::ToSqlConversionFailure(e.into());
     let origin: Origin = serde_json::from_str(&origin).map_err(|e| conv(e.to_string()))?;
     let data = Baseline::dataset_from_json(&data).map_err(conv)?;
-    Ok(Some(Baseline { origin, first_event_id: first, last_event_id: last, data }))
+    Ok(Some(Baseline {
+        origin,
+        first_event_id: first,
+        last_event_id: last,
+        data,
+    }))
 }
 
 /// A closed window, for the performance pass.
@@ -126,7 +150,11 @@ pub fn insert_window(conn: &Connection, w: &ClosedWindow, now_ns: i64) -> duckdb
 }
 
 /// The newest `limit` closed windows of a model version, oldest first.
-pub fn recent_windows(conn: &Connection, key: &ModelKey, limit: usize) -> duckdb::Result<Vec<ClosedWindow>> {
+pub fn recent_windows(
+    conn: &Connection,
+    key: &ModelKey,
+    limit: usize,
+) -> duckdb::Result<Vec<ClosedWindow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT window_index, first_event_id, last_event_id, epoch_ns(window_start), epoch_ns(window_end), events, labelled \
          FROM detection_windows WHERE model = ? AND version = ? ORDER BY window_index DESC LIMIT ?",
@@ -149,7 +177,12 @@ pub fn recent_windows(conn: &Connection, key: &ModelKey, limit: usize) -> duckdb
     Ok(out)
 }
 
-pub fn set_labelled(conn: &Connection, key: &ModelKey, index: u64, labelled: u64) -> duckdb::Result<()> {
+pub fn set_labelled(
+    conn: &Connection,
+    key: &ModelKey,
+    index: u64,
+    labelled: u64,
+) -> duckdb::Result<()> {
     conn.execute(
         "UPDATE detection_windows SET labelled = ? WHERE model = ? AND version = ? AND window_index = ?",
         params![labelled, key.model, key.version, index],

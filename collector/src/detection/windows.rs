@@ -8,7 +8,7 @@ use duckdb::arrow::array::{Array, AsArray};
 use duckdb::arrow::compute::cast;
 use duckdb::arrow::datatypes::{DataType, Float64Type, UInt64Type};
 use duckdb::arrow::record_batch::RecordBatch;
-use duckdb::{params_from_iter, Connection};
+use duckdb::{Connection, params_from_iter};
 use millwatch_detectors::dataset::{Column, Dataset};
 
 /// One value of a feature or prediction.
@@ -86,7 +86,11 @@ impl Window {
                 cells[index[name]][row] = v;
             }
         }
-        let mut columns: Vec<Column> = names.iter().zip(&cells).map(|(n, c)| column(n, c)).collect();
+        let mut columns: Vec<Column> = names
+            .iter()
+            .zip(&cells)
+            .map(|(n, c)| column(n, c))
+            .collect();
         let predictions: Vec<&Value> = self.events.iter().map(|e| &e.prediction).collect();
         columns.push(column(PREDICTION, &predictions));
         // Names are distinct and lengths equal by construction.
@@ -130,11 +134,34 @@ pub enum Selection<'a> {
     /// Every model, `event_id` after the cursor, at most `limit` events.
     After { cursor: Option<u64>, limit: usize },
     /// One model version, `event_id` in `first..=last`.
-    Range { key: &'a ModelKey, first: u64, last: u64 },
+    Range {
+        key: &'a ModelKey,
+        first: u64,
+        last: u64,
+    },
+    /// One model version, event time in `since_ns..until_ns`.
+    Time {
+        key: &'a ModelKey,
+        since_ns: i64,
+        until_ns: i64,
+    },
+}
+
+impl Selection<'_> {
+    /// The model version the selection is limited to.
+    fn key(&self) -> Option<&ModelKey> {
+        match self {
+            Selection::After { .. } => None,
+            Selection::Range { key, .. } | Selection::Time { key, .. } => Some(key),
+        }
+    }
 }
 
 /// Reads inference events with their features, in `event_id` order.
-pub fn read_events(conn: &Connection, selection: Selection<'_>) -> duckdb::Result<Vec<(ModelKey, Event)>> {
+pub fn read_events(
+    conn: &Connection,
+    selection: Selection<'_>,
+) -> duckdb::Result<Vec<(ModelKey, Event)>> {
     let (filter, params): (String, Vec<duckdb::types::Value>) = match &selection {
         Selection::After { cursor: Some(c), limit } => {
             (format!("event_id > ? ORDER BY event_id LIMIT {limit}"), vec![duckdb::types::Value::UBigInt(*c)])
@@ -148,6 +175,11 @@ pub fn read_events(conn: &Connection, selection: Selection<'_>) -> duckdb::Resul
                 duckdb::types::Value::UBigInt(*first),
                 duckdb::types::Value::UBigInt(*last),
             ],
+        ),
+        Selection::Time { key, since_ns, until_ns } => (
+            "model = ? AND version = ? AND time >= make_timestamp_ns(?) AND time < make_timestamp_ns(?) ORDER BY event_id"
+                .to_owned(),
+            vec![key.model.clone().into(), key.version.clone().into(), (*since_ns).into(), (*until_ns).into()],
         ),
     };
     let sql = format!(
@@ -170,11 +202,19 @@ pub fn read_events(conn: &Connection, selection: Selection<'_>) -> duckdb::Resul
             (Some(x), None) if x.is_finite() => Value::Number(x),
             _ => Value::Missing,
         };
-        let event = Event { event_id: r.get(0)?, time_ns: r.get(1)?, prediction, features: Vec::new() };
+        let event = Event {
+            event_id: r.get(0)?,
+            time_ns: r.get(1)?,
+            prediction,
+            features: Vec::new(),
+        };
         events.push((key, event, r.get::<_, u32>(6)?));
     }
     drop(rows);
-    let (Some(first), Some(last)) = (events.first().map(|e| e.1.event_id), events.last().map(|e| e.1.event_id)) else {
+    let (Some(first), Some(last)) = (
+        events.first().map(|e| e.1.event_id),
+        events.last().map(|e| e.1.event_id),
+    ) else {
         return Ok(Vec::new());
     };
     if events.iter().any(|e| e.2 > 0) {
@@ -190,13 +230,16 @@ fn attach_features(
     last: u64,
     events: &mut [(ModelKey, Event, u32)],
 ) -> duckdb::Result<()> {
-    let (sql, params): (&str, Vec<duckdb::types::Value>) = match selection {
-        Selection::After { .. } => (
+    let (sql, params): (&str, Vec<duckdb::types::Value>) = match selection.key() {
+        None => (
             "SELECT event_id, feature, value_type, value_double, value_string FROM inference_features \
              WHERE event_id BETWEEN ? AND ?",
-            vec![duckdb::types::Value::UBigInt(first), duckdb::types::Value::UBigInt(last)],
+            vec![
+                duckdb::types::Value::UBigInt(first),
+                duckdb::types::Value::UBigInt(last),
+            ],
         ),
-        Selection::Range { key, .. } => (
+        Some(key) => (
             "SELECT event_id, feature, value_type, value_double, value_string FROM inference_features \
              WHERE model = ? AND version = ? AND event_id BETWEEN ? AND ?",
             vec![
@@ -207,22 +250,35 @@ fn attach_features(
             ],
         ),
     };
-    let position: HashMap<u64, usize> = events.iter().enumerate().map(|(i, e)| (e.1.event_id, i)).collect();
+    let position: HashMap<u64, usize> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.1.event_id, i))
+        .collect();
     let mut names: HashMap<String, Arc<str>> = HashMap::new();
     let mut stmt = conn.prepare(sql)?;
     let batches: Vec<RecordBatch> = stmt.query_arrow(params_from_iter(params.iter()))?.collect();
     for batch in batches {
-        let col = |i: usize, ty: &DataType| cast(batch.column(i), ty).map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)));
+        let col = |i: usize, ty: &DataType| {
+            cast(batch.column(i), ty)
+                .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
+        };
         let ids = col(0, &DataType::UInt64)?;
         let feature = col(1, &DataType::Utf8)?;
         let kind = col(2, &DataType::Utf8)?;
         let double = col(3, &DataType::Float64)?;
         let text = col(4, &DataType::Utf8)?;
         let ids = ids.as_primitive::<UInt64Type>();
-        let (feature, kind, text) = (feature.as_string::<i32>(), kind.as_string::<i32>(), text.as_string::<i32>());
+        let (feature, kind, text) = (
+            feature.as_string::<i32>(),
+            kind.as_string::<i32>(),
+            text.as_string::<i32>(),
+        );
         let double = double.as_primitive::<Float64Type>();
         for row in 0..batch.num_rows() {
-            let Some(&at) = position.get(&ids.value(row)) else { continue };
+            let Some(&at) = position.get(&ids.value(row)) else {
+                continue;
+            };
             let name = feature.value(row);
             let name = match names.get(name) {
                 Some(n) => n.clone(),
@@ -233,8 +289,12 @@ fn attach_features(
                 }
             };
             let value = match kind.value(row) {
-                "double" | "int" if !double.is_null(row) && double.value(row).is_finite() => Value::Number(double.value(row)),
-                "string" | "bool" | "other" if !text.is_null(row) && !text.value(row).is_empty() => {
+                "double" | "int" if !double.is_null(row) && double.value(row).is_finite() => {
+                    Value::Number(double.value(row))
+                }
+                "string" | "bool" | "other"
+                    if !text.is_null(row) && !text.value(row).is_empty() =>
+                {
                     Value::Text(text.value(row).to_owned())
                 }
                 _ => Value::Missing,

@@ -10,10 +10,11 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "signals: resources, scopes, inferences, features, feedback, metrics, spans, logs",
-    sql: r#"
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "signals: resources, scopes, inferences, features, feedback, metrics, spans, logs",
+        sql: r#"
 CREATE TABLE resources (
     resource_id UBIGINT NOT NULL,          -- hash of the resource's attributes
     service_name VARCHAR,
@@ -154,4 +155,120 @@ CREATE TABLE logs (                        -- log records that are not ml.* even
     scope_id UBIGINT NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "detection: results, windows, baselines and engine state",
+        sql: r#"
+CREATE TABLE detections (
+    time TIMESTAMP_NS NOT NULL,            -- when the engine decided
+    window_start TIMESTAMP_NS,             -- earliest event time in the window (or the point's time)
+    window_end TIMESTAMP_NS,               -- latest event time in the window
+    first_event_id UBIGINT,                -- the window's event range (inference detectors)
+    last_event_id UBIGINT,
+    model VARCHAR,
+    version VARCHAR,
+    feature VARCHAR,                       -- feature, ml.prediction, performance metric or metric series
+    detector VARCHAR NOT NULL,             -- drift | drift_share | data_quality | performance | performance_change | machine_health
+    test VARCHAR,                          -- test or check (ks, psi, quality, ztest, ewma, absence, ...)
+    statistic DOUBLE,
+    p_value DOUBLE,
+    p_value_corrected DOUBLE,
+    effect_size DOUBLE,
+    threshold DOUBLE,
+    drifted BOOLEAN NOT NULL,              -- drift found, performance dropped, or rule firing
+    verdict VARCHAR NOT NULL,
+    decided_by VARCHAR,                    -- p_value | corrected_p_value | p_value_and_effect | distance
+    details JSON
+);
+CREATE TABLE detection_windows (           -- every closed window, for the performance pass
+    model VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    window_index UBIGINT NOT NULL,
+    first_event_id UBIGINT NOT NULL,
+    last_event_id UBIGINT NOT NULL,
+    window_start TIMESTAMP_NS,
+    window_end TIMESTAMP_NS,
+    events UBIGINT NOT NULL,
+    labelled UBIGINT NOT NULL,             -- labelled events when performance was last evaluated
+    closed_at TIMESTAMP_NS NOT NULL
+);
+CREATE TABLE detection_baselines (
+    model VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    origin JSON NOT NULL,                  -- first_events | {"file": path} | {"previous_version": v}
+    first_event_id UBIGINT,
+    last_event_id UBIGINT,
+    data JSON NOT NULL,                    -- the baseline's columns
+    created TIMESTAMP_NS NOT NULL,
+    PRIMARY KEY (model, version)
+);
+CREATE TABLE detection_state (             -- the engine's cursor, open windows and machine-health state
+    key VARCHAR PRIMARY KEY,
+    value JSON NOT NULL,
+    updated TIMESTAMP_NS NOT NULL
+);
+"#,
+    },
+    Migration {
+        version: 3,
+        description: "alerting: alerts, notification groups, silences, outbox and delivery attempts",
+        sql: r#"
+CREATE TABLE alerts (                      -- every pending, firing and recently resolved alert
+    fingerprint VARCHAR NOT NULL,          -- Alertmanager's hash of the labels, 16 hex digits
+    rule VARCHAR NOT NULL,
+    labels JSON NOT NULL,
+    annotations JSON NOT NULL,
+    state VARCHAR NOT NULL,                -- pending | firing | resolved
+    value DOUBLE,
+    active_at TIMESTAMP_NS NOT NULL,       -- the condition started to hold
+    fired_at TIMESTAMP_NS,
+    resolved_at TIMESTAMP_NS,
+    acknowledged_by VARCHAR,
+    acknowledgement_comment VARCHAR,
+    acknowledged_at TIMESTAMP_NS,
+    updated TIMESTAMP_NS NOT NULL
+);
+CREATE TABLE alert_groups (                -- what each notification group last reported firing
+    group_key VARCHAR NOT NULL,
+    receiver VARCHAR NOT NULL,
+    labels JSON NOT NULL,
+    notified JSON NOT NULL,                -- fingerprints
+    last_notified TIMESTAMP_NS
+);
+CREATE TABLE alert_silences (
+    id VARCHAR NOT NULL,
+    matchers JSON NOT NULL,
+    starts_at TIMESTAMP_NS NOT NULL,
+    ends_at TIMESTAMP_NS NOT NULL,
+    created_by VARCHAR NOT NULL,
+    comment VARCHAR NOT NULL,
+    created_at TIMESTAMP_NS NOT NULL,
+    updated_at TIMESTAMP_NS NOT NULL
+);
+CREATE SEQUENCE alert_outbox_id START 1;
+CREATE TABLE alert_outbox (                -- notifications to deliver, delivered or given up
+    id UBIGINT NOT NULL,
+    created TIMESTAMP_NS NOT NULL,
+    receiver VARCHAR NOT NULL,
+    group_key VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,               -- firing | resolved
+    payload JSON NOT NULL,                 -- the notification (Alertmanager webhook v4 shape)
+    delivery VARCHAR NOT NULL,             -- pending | delivered | failed
+    attempts UINTEGER NOT NULL,
+    next_attempt TIMESTAMP_NS NOT NULL,
+    last_error VARCHAR,
+    delivered_at TIMESTAMP_NS,
+    updated TIMESTAMP_NS NOT NULL
+);
+CREATE TABLE alert_delivery_attempts (
+    outbox_id UBIGINT NOT NULL,
+    time TIMESTAMP_NS NOT NULL,
+    receiver VARCHAR NOT NULL,
+    outcome VARCHAR NOT NULL,              -- delivered | retryable | permanent
+    reason VARCHAR,
+    retry_at TIMESTAMP_NS                  -- when the next attempt is due; NULL when none
+);
+"#,
+    },
+];

@@ -36,6 +36,8 @@ pub struct WriterStats {
     pub requests: usize,
     pub rows: usize,
     pub duration: Duration,
+    /// The newest inference `event_id` the commit made durable, if it stored inferences.
+    pub last_event_id: Option<u64>,
 }
 
 enum Message {
@@ -219,12 +221,15 @@ impl Writer {
         let started = Instant::now();
         let (batches, acks): (Vec<Batch>, Vec<Ack>) = group.into_iter().unzip();
         let rows: usize = batches.iter().map(Batch::rows).sum();
+        let events_before = self.next_event_id;
         match self.commit(&batches) {
             Ok(()) => {
                 (self.observer)(&WriterStats {
                     requests: acks.len(),
                     rows,
                     duration: started.elapsed(),
+                    last_event_id: (self.next_event_id > events_before)
+                        .then(|| self.next_event_id - 1),
                 });
                 for ack in acks {
                     let _ = ack.send(Ok(()));
@@ -240,12 +245,15 @@ impl Writer {
                 tracing::warn!(error = %e, requests = batches.len(), "group commit failed; committing requests one by one");
                 for (batch, ack) in batches.into_iter().zip(acks) {
                     let started = Instant::now();
+                    let events_before = self.next_event_id;
                     let result = self.commit(std::slice::from_ref(&batch));
                     if result.is_ok() {
                         (self.observer)(&WriterStats {
                             requests: 1,
                             rows: batch.rows(),
                             duration: started.elapsed(),
+                            last_event_id: (self.next_event_id > events_before)
+                                .then(|| self.next_event_id - 1),
                         });
                     }
                     let _ = ack.send(result.map_err(|e| StoreError::Write(e.to_string())));

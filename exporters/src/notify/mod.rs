@@ -15,7 +15,7 @@ pub mod webhook;
 
 use serde::{Deserialize, Serialize};
 
-pub use alert::{Alert, AlertStatus, Labels, Notification, Point, Series};
+pub use alert::{Alert, AlertStatus, Labels, Notification, Point, Series, fingerprint};
 pub use alertmanager::{AlertmanagerConfig, AlertmanagerNotifier};
 pub use email::{EmailConfig, EmailNotifier, SmtpAuth, SmtpTls};
 pub use http::Headers;

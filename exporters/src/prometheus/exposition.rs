@@ -71,6 +71,8 @@ pub enum OwnType {
     Gauge,
     /// A monotonic value (`add`); the name must end in `_total`.
     Counter,
+    /// A distribution (`set_histogram`), rendered as `_bucket`, `_sum` and `_count`.
+    Histogram,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -370,6 +372,7 @@ impl MetricsExposition {
                 }
                 MetricType::Counter
             }
+            OwnType::Histogram => MetricType::Histogram,
         };
         let mut families = self
             .inner
@@ -691,32 +694,11 @@ impl OwnFamily {
     }
 
     fn apply(&self, labels: &[(&str, &str)], f: impl Fn(f64) -> f64) {
-        let sorted = own_labels(labels);
-        let iter = || sorted.iter().map(|(k, v)| (&**k, *v));
-        let limit = Some((self.inner.config.max_series_per_metric.get(), Duration::MAX));
-        let now = Instant::now();
-        let outcome = self.family.lock().upsert(iter, limit, now, |s| match s {
-            Some(s) => {
-                if let SeriesValue::Number(v) = &mut s.value {
-                    *v = f(*v);
-                }
-                None
-            }
-            None => Some(Series {
-                text: Box::default(),
-                labels: sorted
-                    .iter()
-                    .map(|(k, v)| (Arc::from(&**k), Box::from(*v)))
-                    .collect(),
-                value: SeriesValue::Number(f(0.0)),
-                updated: now,
-                time_nanos: 0,
-                start_nanos: 0,
-            }),
+        self.upsert_value(labels, |old| match old {
+            Some(SeriesValue::Number(v)) => SeriesValue::Number(f(*v)),
+            Some(other) => other.clone(),
+            None => SeriesValue::Number(f(0.0)),
         });
-        if let Upsert::CardinalityLimit = outcome {
-            self.inner.note_series_dropped(&self.family.name, 1);
-        }
     }
 
     /// Sets the series with these labels to `value` (label names are sanitised; order does
@@ -730,11 +712,76 @@ impl OwnFamily {
         self.apply(labels, |v| v + delta);
     }
 
+    /// Sets the histogram series with these labels: `counts` holds one count per bucket (not
+    /// cumulative), `bounds.len() + 1` of them, the last for `+Inf`.
+    pub fn set_histogram(&self, labels: &[(&str, &str)], bounds: &[f64], counts: &[u64], sum: f64) {
+        debug_assert_eq!(counts.len(), bounds.len() + 1);
+        let value = SeriesValue::Histogram {
+            bounds: bounds.to_vec(),
+            counts: counts.to_vec(),
+            sum: Some(sum),
+            count: counts.iter().sum(),
+        };
+        self.upsert_value(labels, |_| value.clone());
+    }
+
+    /// Finds or creates the series with these labels and gives it `value_of(its old value)`.
+    fn upsert_value(
+        &self,
+        labels: &[(&str, &str)],
+        value_of: impl Fn(Option<&SeriesValue>) -> SeriesValue,
+    ) {
+        let sorted = own_labels(labels);
+        let iter = || sorted.iter().map(|(k, v)| (&**k, *v));
+        let limit = Some((self.inner.config.max_series_per_metric.get(), Duration::MAX));
+        let now = Instant::now();
+        let outcome = self.family.lock().upsert(iter, limit, now, |s| match s {
+            Some(s) => {
+                s.value = value_of(Some(&s.value));
+                None
+            }
+            None => Some(Series {
+                text: Box::default(),
+                labels: sorted
+                    .iter()
+                    .map(|(k, v)| (Arc::from(&**k), Box::from(*v)))
+                    .collect(),
+                value: value_of(None),
+                updated: now,
+                time_nanos: 0,
+                start_nanos: 0,
+            }),
+        });
+        if let Upsert::CardinalityLimit = outcome {
+            self.inner.note_series_dropped(&self.family.name, 1);
+        }
+    }
+
     /// Removes the series with these labels; true if it existed.
     pub fn remove(&self, labels: &[(&str, &str)]) -> bool {
         let sorted = own_labels(labels);
         let iter = || sorted.iter().map(|(k, v)| (&**k, *v));
         self.family.lock().remove(iter)
+    }
+
+    /// Removes every series whose labels include all of `labels` (e.g. one model version's
+    /// series before its next window is published); returns how many.
+    pub fn clear_where(&self, labels: &[(&str, &str)]) -> usize {
+        let want = own_labels(labels);
+        let mut state = self.family.lock();
+        let mut removed = 0;
+        state.series.retain(|_, bucket| {
+            bucket.retain(|s| {
+                let matches = want
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(sk, sv)| **sk == **k && **sv == **v));
+                removed += usize::from(matches);
+                !matches
+            });
+            !bucket.is_empty()
+        });
+        state.len -= removed;
+        removed
     }
 
     /// Removes every series of this family (e.g. before republishing a model's results).

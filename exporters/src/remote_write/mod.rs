@@ -122,6 +122,7 @@ impl Shared {
 #[derive(Debug)]
 pub struct RemoteWriteExporter {
     shared: Arc<Shared>,
+    url: String,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -162,6 +163,7 @@ impl RemoteWriteExporter {
         ));
         Ok(Self {
             shared,
+            url: config.url.to_string(),
             stop,
             task: Some(task),
         })
@@ -238,22 +240,15 @@ impl RemoteWriteExporter {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> RemoteWriteStats {
-        let c = &self.shared.counters;
-        let (queue_samples, queue_bytes, queue_max_bytes) = {
-            let q = self.shared.queue();
-            (q.pending_samples(), q.used_bytes(), q.max_bytes())
-        };
-        RemoteWriteStats {
-            samples_queued: c.samples_queued.load(Ordering::Relaxed),
-            samples_sent: c.samples_sent.load(Ordering::Relaxed),
-            samples_rejected: c.samples_rejected.load(Ordering::Relaxed),
-            samples_refused_queue_full: c.samples_refused_queue_full.load(Ordering::Relaxed),
-            points_dropped: c.points_dropped.load(Ordering::Relaxed),
-            requests_sent: c.requests_sent.load(Ordering::Relaxed),
-            requests_retried: c.requests_retried.load(Ordering::Relaxed),
-            queue_samples,
-            queue_bytes,
-            queue_max_bytes,
+        self.stats_handle().stats()
+    }
+
+    /// A handle that reads this exporter's counters from elsewhere (e.g. `/metrics`), also
+    /// after the exporter has shut down.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            shared: self.shared.clone(),
+            url: self.url.clone(),
         }
     }
 
@@ -429,6 +424,41 @@ async fn send_loop(
                 tokio::time::sleep(policy.max_backoff).await;
             }
             Err(_) => return,
+        }
+    }
+}
+
+/// Reads a remote-write exporter's counters (see [`RemoteWriteExporter::stats_handle`]).
+#[derive(Debug, Clone)]
+pub struct StatsHandle {
+    shared: Arc<Shared>,
+    url: String,
+}
+
+impl StatsHandle {
+    /// The destination URL, as configured.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> RemoteWriteStats {
+        let c = &self.shared.counters;
+        let (queue_samples, queue_bytes, queue_max_bytes) = {
+            let q = self.shared.queue();
+            (q.pending_samples(), q.used_bytes(), q.max_bytes())
+        };
+        RemoteWriteStats {
+            samples_queued: c.samples_queued.load(Ordering::Relaxed),
+            samples_sent: c.samples_sent.load(Ordering::Relaxed),
+            samples_rejected: c.samples_rejected.load(Ordering::Relaxed),
+            samples_refused_queue_full: c.samples_refused_queue_full.load(Ordering::Relaxed),
+            points_dropped: c.points_dropped.load(Ordering::Relaxed),
+            requests_sent: c.requests_sent.load(Ordering::Relaxed),
+            requests_retried: c.requests_retried.load(Ordering::Relaxed),
+            queue_samples,
+            queue_bytes,
+            queue_max_bytes,
         }
     }
 }

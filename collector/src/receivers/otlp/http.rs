@@ -13,7 +13,7 @@ use axum::routing::post;
 
 use super::decode::{self, DecodeError, Encoding};
 use super::{Logs, Metrics, OtlpSignal, Traces, json};
-use crate::pipeline::{Ingest, IngestError};
+use crate::pipeline::Ingest;
 use crate::telemetry::{Protocol, Refusal};
 
 /// `google.rpc.Status`, the error body of OTLP/HTTP (details are never filled).
@@ -99,9 +99,10 @@ async fn export<S: OtlpSignal>(
         }
         Err(e) => {
             let retry = Some(rx.ingest.retry_after().as_secs().max(1));
-            let status = match e {
-                IngestError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-                IngestError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            let status = if e.is_backpressure() {
+                StatusCode::TOO_MANY_REQUESTS
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
             };
             status_response(status, encoding, UNAVAILABLE, &e.to_string(), retry)
         }

@@ -28,7 +28,14 @@ fn series(id: u64, hw: &str) -> SeriesRow {
 }
 
 fn point(id: u64, i: i64, value: f64) -> PointRow {
-    PointRow { series_id: id, time: T0 + i * SECOND, start_time: None, value, int_value: None, flags: 0 }
+    PointRow {
+        series_id: id,
+        time: T0 + i * SECOND,
+        start_time: None,
+        value,
+        int_value: None,
+        flags: 0,
+    }
 }
 
 fn config() -> DetectionConfig {
@@ -69,20 +76,35 @@ fn slow_ramp_trips_ewma_before_the_static_threshold_and_a_silent_sensor_trips_ab
     let ts = TestStore::open("health");
     let mut rng = Rng(99);
     // spindle-1: 200 in-control points (50 °C, σ 0.5), then a ramp of 0.01σ per second.
-    let mut points: Vec<PointRow> = (0..200).map(|i| point(1, i, rng.normal(50.0, 0.5))).collect();
-    points.extend((200..600).map(|i| point(1, i, rng.normal(50.0 + 0.005 * (i - 200) as f64, 0.5))));
+    let mut points: Vec<PointRow> = (0..200)
+        .map(|i| point(1, i, rng.normal(50.0, 0.5)))
+        .collect();
+    points
+        .extend((200..600).map(|i| point(1, i, rng.normal(50.0 + 0.005 * (i - 200) as f64, 0.5))));
     // spindle-2 reports for 50 s, then stops.
     points.extend((0..50).map(|i| point(2, i, rng.normal(40.0, 0.5))));
-    ts.store(Batch { series: vec![series(1, "spindle-1"), series(2, "spindle-2")], points, ..Batch::default() });
+    ts.store(Batch {
+        series: vec![series(1, "spindle-1"), series(2, "spindle-2")],
+        points,
+        ..Batch::default()
+    });
 
     let mut engine = ts.engine(config());
     // 20 s after spindle-2's last point: not yet absent.
     engine.health_pass(T0 + 69 * SECOND).expect("pass");
     let ewma = first_alert(&ts, "spindle-ewma").expect("the EWMA chart trips on the ramp");
     let threshold = first_alert(&ts, "spindle-over-limit").expect("the threshold trips eventually");
-    println!("ramp from t=200 s: EWMA alert at t={ewma} s, static 51.5 °C threshold at t={threshold} s");
-    assert!(ewma > 200, "no alarm in the reference period or before the ramp: {ewma}");
-    assert!(ewma < threshold, "EWMA {ewma} should trip before the threshold {threshold}");
+    println!(
+        "ramp from t=200 s: EWMA alert at t={ewma} s, static 51.5 °C threshold at t={threshold} s"
+    );
+    assert!(
+        ewma > 200,
+        "no alarm in the reference period or before the ramp: {ewma}"
+    );
+    assert!(
+        ewma < threshold,
+        "EWMA {ewma} should trip before the threshold {threshold}"
+    );
     assert_eq!(first_alert(&ts, "sensor-silent"), None);
 
     // 31 s after its last point spindle-2 is absent (spindle-1 too, 600 s on: both silent).
@@ -97,9 +119,15 @@ fn slow_ramp_trips_ewma_before_the_static_threshold_and_a_silent_sensor_trips_ab
     drop(engine);
     let mut engine = ts.engine(config());
     engine.health_pass(T0 + 80 * SECOND).expect("pass");
-    assert_eq!(ts.query_u64("SELECT count(*) FROM detections WHERE detector = 'machine_health'"), before);
+    assert_eq!(
+        ts.query_u64("SELECT count(*) FROM detections WHERE detector = 'machine_health'"),
+        before
+    );
     // spindle-2 reports again: absence clears.
-    ts.store(Batch { points: vec![point(2, 81, 40.0)], ..Batch::default() });
+    ts.store(Batch {
+        points: vec![point(2, 81, 40.0)],
+        ..Batch::default()
+    });
     engine.health_pass(T0 + 82 * SECOND).expect("pass");
     assert_eq!(
         ts.query_u64("SELECT count(*) FROM detections WHERE detector = 'machine_health' AND test = 'absence' AND NOT drifted"),

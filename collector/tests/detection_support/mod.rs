@@ -15,7 +15,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("millwatch-{name}-{}-{}", std::process::id(), rand_u64(name.len() as u64)));
+        let d = std::env::temp_dir().join(format!(
+            "millwatch-{name}-{}-{}",
+            std::process::id(),
+            rand_u64(name.len() as u64)
+        ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("temp dir");
         TempDir(d)
@@ -29,7 +33,10 @@ impl Drop for TempDir {
 }
 
 fn rand_u64(salt: u64) -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     t ^ salt.wrapping_mul(0x9e3779b97f4a7c15)
 }
 
@@ -71,18 +78,33 @@ impl TestStore {
     pub fn open_in(dir: TempDir) -> TestStore {
         let store = Store::open(&dir.0).expect("store opens");
         let (handle, store) = store.start_writer(Default::default()).expect("writer");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        TestStore { dir, handle, store, runtime }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        TestStore {
+            dir,
+            handle,
+            store,
+            runtime,
+        }
     }
 
     pub fn store(&self, batch: Batch) {
-        self.runtime.block_on(self.handle.store(batch)).expect("stored");
+        self.runtime
+            .block_on(self.handle.store(batch))
+            .expect("stored");
     }
 
     /// Closes the store (as at shutdown) and opens it again.
     pub fn reopen(self) -> TestStore {
         self.handle.shutdown();
-        let TestStore { dir, handle, store, runtime } = self;
+        let TestStore {
+            dir,
+            handle,
+            store,
+            runtime,
+        } = self;
         drop((handle, store, runtime));
         Self::open_in(dir)
     }
@@ -92,11 +114,18 @@ impl TestStore {
     }
 
     pub fn engine_with(&self, config: DetectionConfig, exposition: &MetricsExposition) -> Engine {
-        Engine::open(self.store.connect().expect("connection"), config, exposition).expect("engine opens")
+        Engine::open(
+            self.store.connect().expect("connection"),
+            config,
+            exposition,
+        )
+        .expect("engine opens")
     }
 
     pub fn query_u64(&self, sql: &str) -> u64 {
-        self.store.read(|c| c.query_row(sql, [], |r| r.get::<_, u64>(0))).expect("query")
+        self.store
+            .read(|c| c.query_row(sql, [], |r| r.get::<_, u64>(0)))
+            .expect("query")
     }
 
     pub fn query_strings(&self, sql: &str) -> Vec<String> {
@@ -122,7 +151,13 @@ pub fn drain(engine: &mut Engine) -> usize {
     }
 }
 
-pub fn inference(model: &str, version: &str, i: u64, features: Vec<(String, FeatureValue)>, prediction: Prediction) -> InferenceRow {
+pub fn inference(
+    model: &str,
+    version: &str,
+    i: u64,
+    features: Vec<(String, FeatureValue)>,
+    prediction: Prediction,
+) -> InferenceRow {
     InferenceRow {
         time: 1_700_000_000_000_000_000 + i as i64 * 1_000_000,
         observed_time: None,
@@ -155,5 +190,8 @@ pub fn feedback(model: &str, inference_id: String, label: Prediction) -> Feedbac
 }
 
 pub fn batch_of(inferences: Vec<InferenceRow>) -> Batch {
-    Batch { inferences, ..Batch::default() }
+    Batch {
+        inferences,
+        ..Batch::default()
+    }
 }
