@@ -96,7 +96,7 @@ struct DetectionQuery {
     detector: Option<String>,
 }
 
-fn parse_time(name: &str, v: &Option<String>) -> Result<Option<i64>, Response> {
+fn parse_time(name: &str, v: &Option<String>) -> Result<Option<i64>, Box<Response>> {
     let Some(s) = v else { return Ok(None) };
     let t = humantime::parse_rfc3339_weak(s).map_err(|e| {
         error(
@@ -122,11 +122,11 @@ async fn detections(
     };
     let since = match parse_time("since", &q.since) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let until = match parse_time("until", &q.until) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut sql = String::from(
         "SELECT epoch_ns(time), epoch_ns(window_start), epoch_ns(window_end), first_event_id, last_event_id, version, feature, \

@@ -309,13 +309,13 @@ impl Engine {
                     k.model == key.model && k.version != key.version && m.baseline.is_some()
                 })
                 .max_by_key(|(_, m)| m.last_event_id);
-            if let Some((k, m)) = previous {
-                if let Some(b) = &m.baseline {
-                    baseline = Some(Baseline {
-                        origin: Origin::PreviousVersion(k.version.clone()),
-                        ..b.clone()
-                    });
-                }
+            if let Some((k, m)) = previous
+                && let Some(b) = &m.baseline
+            {
+                baseline = Some(Baseline {
+                    origin: Origin::PreviousVersion(k.version.clone()),
+                    ..b.clone()
+                });
             }
         }
         ModelState {

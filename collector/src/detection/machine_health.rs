@@ -50,7 +50,10 @@ fn key(rule: &str, series_id: u64) -> String {
 fn attribute_matches(attrs: &serde_json::Value, want: &BTreeMap<String, String>) -> bool {
     want.iter().all(|(k, v)| match attrs.get(k) {
         Some(serde_json::Value::String(s)) => s == v,
-        Some(other) => other.to_string() == *v,
+        // A number or boolean attribute matches the same value written in the config.
+        Some(other) => {
+            serde_json::from_str::<serde_json::Value>(v).is_ok_and(|want| want == *other)
+        }
         None => false,
     })
 }
@@ -306,24 +309,25 @@ impl MachineHealth {
         } = &rule.check
         {
             let limit = interval.as_nanos() as i64 * intervals.get() as i64;
-            if let Some(last) = state.last_ns {
-                if !state.firing && now_ns - last > limit {
-                    state.firing = true;
-                    self.dirty = true;
-                    let silent = (now_ns - last) as f64 / 1e9;
-                    let f = Finding {
-                        threshold: Some(limit as f64 / 1e9),
-                        ..self.finding(rule, state, series_id, "absence", silent)
-                    };
-                    out.push((
-                        Scope {
-                            window_start_ns: Some(last),
-                            window_end_ns: Some(now_ns),
-                            ..Scope::default()
-                        },
-                        f,
-                    ));
-                }
+            if let Some(last) = state.last_ns
+                && !state.firing
+                && now_ns - last > limit
+            {
+                state.firing = true;
+                self.dirty = true;
+                let silent = (now_ns - last) as f64 / 1e9;
+                let f = Finding {
+                    threshold: Some(limit as f64 / 1e9),
+                    ..self.finding(rule, state, series_id, "absence", silent)
+                };
+                out.push((
+                    Scope {
+                        window_start_ns: Some(last),
+                        window_end_ns: Some(now_ns),
+                        ..Scope::default()
+                    },
+                    f,
+                ));
             }
         }
         let (name, metric, series) = labels(rule, state);
