@@ -1,4 +1,4 @@
-//! The email notifier against a real SMTP server (`tests/peers/smtp_sink.py`, aiosmtpd):
+//! The email notifier against a real SMTP server (`tests/e2e/peers/smtp_sink.py`, aiosmtpd):
 //! the mail arrives with the expected subject, recipients, a text and an HTML part and the
 //! PNG chart inline (parsed back with Python's own MIME parser); authentication; and SMTP
 //! transient/permanent replies classified.

@@ -1,4 +1,4 @@
-//! The webhook notifier against a real HTTP server (`tests/peers/http_recorder.py`, Python's
+//! The webhook notifier against a real HTTP server (`tests/e2e/peers/http_recorder.py`, Python's
 //! `http.server`) that records each request: the Alertmanager-format payload field by field,
 //! the HMAC header (checked against the signature Python computes), custom headers, the Slack,
 //! Teams and generic bodies, and the outcome of 503, 429, 400, timeouts and a closed port.

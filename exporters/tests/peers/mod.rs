@@ -49,9 +49,10 @@ pub fn python_has(module: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A peer script; the end-to-end tests run the same ones (`tests/e2e/peers/`).
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers")
+        .join("../tests/e2e/peers")
         .join(name)
 }
 
