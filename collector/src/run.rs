@@ -38,8 +38,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
         Box::new(move |s| {
             observer_telemetry.committed(s.rows, s.duration.as_secs_f64());
-            if let Some(id) = s.last_event_id {
-                observer_times.record(id, std::time::Instant::now());
+            match s.last_event_id {
+                Some(id) => observer_times.record(id, std::time::Instant::now()),
+                None => observer_times.notify(),
             }
         }),
     )?;

@@ -3,8 +3,8 @@
 //! The store's writer records each commit; the engine looks events up by id.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Commits remembered; older ones are forgotten (a window that old is reported without a delay).
 const KEEP: usize = 8192;
@@ -13,6 +13,9 @@ const KEEP: usize = 8192;
 #[derive(Debug, Default)]
 pub struct CommitTimes {
     commits: Mutex<VecDeque<(u64, Instant)>>,
+    /// Commits recorded so far (any signal), so the engine can sleep until there is new data.
+    sequence: Mutex<u64>,
+    committed: Condvar,
 }
 
 impl CommitTimes {
@@ -23,6 +26,31 @@ impl CommitTimes {
             c.pop_front();
         }
         c.push_back((last_event_id, at));
+        drop(c);
+        self.notify();
+    }
+
+    /// A commit stored something (metrics, say): wakes the engine without an event id.
+    pub fn notify(&self) {
+        let mut seq = self.sequence.lock().unwrap_or_else(|e| e.into_inner());
+        *seq += 1;
+        self.committed.notify_all();
+    }
+
+    /// How many commits were recorded so far.
+    pub fn sequence(&self) -> u64 {
+        *self.sequence.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a commit after `seen` (a [`sequence`](Self::sequence)) or until `timeout`;
+    /// true when there was one.
+    pub fn wait_after(&self, seen: u64, timeout: Duration) -> bool {
+        let seq = self.sequence.lock().unwrap_or_else(|e| e.into_inner());
+        let (seq, _) = self
+            .committed
+            .wait_timeout_while(seq, timeout, |s| *s == seen)
+            .unwrap_or_else(|e| e.into_inner());
+        *seq != seen
     }
 
     /// When the event `event_id` was committed, if that is still remembered.
@@ -54,6 +82,21 @@ mod tests {
         assert_eq!(t.committed_at(99), Some(t0));
         assert_eq!(t.committed_at(100), Some(t0 + Duration::from_millis(10)));
         assert_eq!(t.committed_at(200), None, "not committed yet");
+    }
+
+    #[test]
+    fn a_commit_wakes_a_waiter() {
+        let t = std::sync::Arc::new(CommitTimes::default());
+        let seen = t.sequence();
+        assert!(
+            !t.wait_after(seen, Duration::from_millis(5)),
+            "nothing committed"
+        );
+        let writer = t.clone();
+        let h = std::thread::spawn(move || writer.notify());
+        assert!(t.wait_after(seen, Duration::from_secs(10)));
+        h.join().unwrap();
+        assert_eq!(t.sequence(), seen + 1);
     }
 
     #[test]

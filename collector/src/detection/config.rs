@@ -25,7 +25,8 @@ pub struct DetectionConfig {
     /// How a drift verdict is decided: `live` (Benjamini–Hochberg-corrected p < 0.05 and an
     /// effect-size floor) or `evidently` (raw p against the test's threshold).
     pub rule: RuleName,
-    /// How often the engine looks for newly stored events and metric points.
+    /// How often, at most, machine-health rules are evaluated while data arrives. New events wake
+    /// the engine as soon as the store commits them; with no data it wakes once a second.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
     /// Most inference events read from the store in one pass.

@@ -758,10 +758,15 @@ fn run(
     stop: Arc<AtomicBool>,
 ) {
     let mut last_performance = Instant::now();
+    let mut last_health: Option<Instant> = None;
     let limit = config.batch_events.get();
     while !stop.load(Ordering::Relaxed) {
+        let seen = commit_times.sequence();
         let outcome = engine.step().and_then(|pass| {
-            if pass.events < limit {
+            // Machine health at most every poll interval, however often commits wake the engine.
+            let health_due = last_health.is_none_or(|t| t.elapsed() >= config.poll_interval);
+            if pass.events < limit && health_due {
+                last_health = Some(Instant::now());
                 engine.health_pass(now_ns())?;
                 if last_performance.elapsed() >= config.performance_interval {
                     last_performance = Instant::now();
@@ -788,10 +793,23 @@ fn run(
                 continue;
             }
         }
-        sleep_unless_stopped(config.poll_interval, &stop);
+        // Asleep until the store commits something new: an idle collector runs no queries but
+        // the once-a-second pass that notices silent sensors (absence rules).
+        let idle_until = Instant::now() + IDLE_PASS.max(config.poll_interval);
+        while !stop.load(Ordering::Relaxed) {
+            let left = idle_until.saturating_duration_since(Instant::now());
+            if left.is_zero() || commit_times.wait_after(seen, left.min(STOP_CHECK)) {
+                break;
+            }
+        }
     }
     tracing::info!("detection engine stopped");
 }
+
+/// The longest the engine sleeps without a commit (absence rules need the clock to move).
+const IDLE_PASS: Duration = Duration::from_secs(1);
+/// How often a sleeping engine looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 
 fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
     let until = Instant::now() + d;

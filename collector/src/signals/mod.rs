@@ -20,6 +20,18 @@ pub enum FeatureValue {
 }
 
 impl FeatureValue {
+    /// The code stored in `inference_feature_values.value_type` (the view spells it out).
+    pub fn type_code(&self) -> u8 {
+        match self {
+            FeatureValue::Double(_) => 0,
+            FeatureValue::Int(_) => 1,
+            FeatureValue::Bool(_) => 2,
+            FeatureValue::String(_) => 3,
+            FeatureValue::Missing => 4,
+            FeatureValue::Other(_) => 5,
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             FeatureValue::Double(_) => "double",

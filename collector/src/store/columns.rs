@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use duckdb::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, Int32Builder, Int64Builder, ListBuilder,
-    StringBuilder, TimestampNanosecondBuilder, UInt32Builder, UInt64Builder,
+    StringBuilder, TimestampNanosecondBuilder, UInt8Builder, UInt32Builder, UInt64Builder,
 };
 use duckdb::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use duckdb::arrow::error::ArrowError;
@@ -18,6 +18,7 @@ use crate::signals::*;
 enum Kind {
     U64,
     U32,
+    U8,
     I64,
     I32,
     I8,
@@ -33,6 +34,7 @@ fn data_type(kind: Kind) -> DataType {
     match kind {
         Kind::U64 => DataType::UInt64,
         Kind::U32 => DataType::UInt32,
+        Kind::U8 => DataType::UInt8,
         Kind::I64 => DataType::Int64,
         Kind::I32 => DataType::Int32,
         Kind::I8 => DataType::Int8,
@@ -82,6 +84,7 @@ macro_rules! primitive {
 }
 primitive!(u64s, UInt64Builder, u64);
 primitive!(u32s, UInt32Builder, u32);
+primitive!(u8s, UInt8Builder, u8);
 primitive!(i64s, Int64Builder, i64);
 primitive!(i32s, Int32Builder, i32);
 primitive!(i8s, Int8Builder, i8);
@@ -233,14 +236,20 @@ pub fn inferences(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordB
 }
 
 /// One row per `ml.feature.*` of each inference, with the same event ids as [`inferences`].
-pub fn features(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBatch, ArrowError> {
+/// One `inference_feature_values` row per feature of every event; `key_ids` holds each
+/// feature's `feature_key_id`, in the same order (events, then their features).
+pub fn features(
+    rows: &[&InferenceRow],
+    first_event_id: u64,
+    key_ids: &[u32],
+) -> Result<RecordBatch, ArrowError> {
     use Kind::*;
-    let n: usize = rows.iter().map(|r| r.features.len()).sum();
+    let n = key_ids.len();
     let flat = || {
         rows.iter().enumerate().flat_map(|(i, r)| {
             r.features
                 .iter()
-                .map(move |(name, value)| (first_event_id + i as u64, *r, name, value))
+                .map(move |(_, value)| (first_event_id + i as u64, r.time, value))
         })
     };
     let double = |v: &FeatureValue| match v {
@@ -249,8 +258,8 @@ pub fn features(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBat
         FeatureValue::Bool(b) => Some(f64::from(u8::from(*b))),
         _ => None,
     };
-    let mut value_string = StringBuilder::with_capacity(n, n * 8);
-    for (_, _, _, v) in flat() {
+    let mut value_string = StringBuilder::with_capacity(n, 0);
+    for (.., v) in flat() {
         match v {
             FeatureValue::String(s) | FeatureValue::Other(s) => value_string.append_value(s),
             FeatureValue::Bool(b) => value_string.append_value(if *b { "true" } else { "false" }),
@@ -261,22 +270,38 @@ pub fn features(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBat
         &[
             ("event_id", U64),
             ("time", Time),
-            ("model", Str),
-            ("version", Str),
-            ("feature", Str),
-            ("value_type", Str),
+            ("feature_key_id", U32),
+            ("value_type", U8),
             ("value_double", F64),
             ("value_string", Str),
         ],
         vec![
             u64s(n, flat().map(|(id, ..)| Some(id))),
-            times(n, flat().map(|(_, r, ..)| Some(r.time))),
-            strings(n, flat().map(|(_, r, ..)| Some(r.model.as_str()))),
-            strings(n, flat().map(|(_, r, ..)| Some(r.version.as_str()))),
-            strings(n, flat().map(|(_, _, name, _)| Some(name.as_str()))),
-            strings(n, flat().map(|(.., v)| Some(v.type_name()))),
+            times(n, flat().map(|(_, time, _)| Some(time))),
+            u32s(n, key_ids.iter().map(|id| Some(*id))),
+            u8s(n, flat().map(|(.., v)| Some(v.type_code()))),
             f64s(n, flat().map(|(.., v)| double(v))),
             Arc::new(value_string.finish()),
+        ],
+    )
+}
+
+/// New `feature_keys` rows: `(feature_key_id, model, version, feature)`.
+pub fn feature_keys(keys: &[(u32, &str, &str, &str)]) -> Result<RecordBatch, ArrowError> {
+    use Kind::*;
+    let n = keys.len();
+    batch(
+        &[
+            ("feature_key_id", U32),
+            ("model", Str),
+            ("version", Str),
+            ("feature", Str),
+        ],
+        vec![
+            u32s(n, keys.iter().map(|k| Some(k.0))),
+            strings(n, keys.iter().map(|k| Some(k.1))),
+            strings(n, keys.iter().map(|k| Some(k.2))),
+            strings(n, keys.iter().map(|k| Some(k.3))),
         ],
     )
 }

@@ -3,6 +3,7 @@
 //! connections so that a query never waits behind ingest.
 
 mod columns;
+mod feature_keys;
 pub mod schema;
 pub mod writer;
 

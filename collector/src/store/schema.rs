@@ -271,4 +271,44 @@ CREATE TABLE alert_delivery_attempts (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        description: "features by id: inference_feature_values + feature_keys, inference_features becomes a view",
+        // Twelve rows per event with model, version, feature and type as strings made the
+        // features table the cost of ingest; the values table holds numbers only (and the rare
+        // categorical value), names live once in feature_keys. The view keeps every reader's SQL.
+        sql: r#"
+CREATE TABLE feature_keys (                -- one row per model, version and feature name
+    feature_key_id UINTEGER NOT NULL,      -- assigned by the store's writer, from 0
+    model VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    feature VARCHAR NOT NULL               -- the name after `ml.feature.`
+);
+CREATE TABLE inference_feature_values (
+    event_id UBIGINT NOT NULL,
+    time TIMESTAMP_NS NOT NULL,
+    feature_key_id UINTEGER NOT NULL,
+    value_type UTINYINT NOT NULL,          -- 0 double, 1 int, 2 bool, 3 string, 4 missing, 5 other
+    value_double DOUBLE,                   -- numeric value (bool as 0/1)
+    value_string VARCHAR                   -- categorical value (bool as true/false; other as JSON)
+);
+INSERT INTO feature_keys
+    SELECT (row_number() OVER (ORDER BY model, version, feature) - 1)::UINTEGER, model, version, feature
+    FROM (SELECT DISTINCT model, version, feature FROM inference_features);
+INSERT INTO inference_feature_values
+    SELECT f.event_id, f.time, k.feature_key_id,
+           CASE f.value_type WHEN 'double' THEN 0 WHEN 'int' THEN 1 WHEN 'bool' THEN 2
+                             WHEN 'string' THEN 3 WHEN 'missing' THEN 4 ELSE 5 END,
+           f.value_double, f.value_string
+    FROM inference_features f JOIN feature_keys k USING (model, version, feature)
+    ORDER BY f.event_id;
+DROP TABLE inference_features;
+CREATE VIEW inference_features AS
+    SELECT v.event_id, v.time, k.model, k.version, k.feature,
+           CASE v.value_type WHEN 0 THEN 'double' WHEN 1 THEN 'int' WHEN 2 THEN 'bool'
+                             WHEN 3 THEN 'string' WHEN 4 THEN 'missing' ELSE 'other' END AS value_type,
+           v.value_double, v.value_string
+    FROM inference_feature_values v JOIN feature_keys k ON k.feature_key_id = v.feature_key_id;
+"#,
+    },
 ];

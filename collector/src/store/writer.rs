@@ -11,6 +11,7 @@ use duckdb::Connection;
 use duckdb::arrow::record_batch::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
+use super::feature_keys::FeatureKeys;
 use super::{Result, StoreError, columns};
 use crate::signals::Batch;
 use crate::signals::mapping::KnownIds;
@@ -128,6 +129,7 @@ struct Writer {
     options: WriterOptions,
     observer: CommitObserver,
     next_event_id: u64,
+    feature_keys: FeatureKeys,
     resources: HashSet<u64>,
     scopes: HashSet<u64>,
     series: HashSet<u64>,
@@ -147,6 +149,7 @@ impl Writer {
             [],
             |r| r.get::<_, u64>(0),
         )?;
+        let feature_keys = FeatureKeys::load(&conn)?;
         let copy =
             |s: &std::sync::RwLock<HashSet<u64>>| s.read().map(|s| s.clone()).unwrap_or_default();
         Ok(Writer {
@@ -158,6 +161,7 @@ impl Writer {
             options,
             observer,
             next_event_id,
+            feature_keys,
         })
     }
 
@@ -311,10 +315,28 @@ impl Writer {
                 columns::inferences(&inferences, first_event_id).map_err(arrow)?,
             ));
             if inferences.iter().any(|i| !i.features.is_empty()) {
-                tables.push((
-                    "inference_features",
-                    columns::features(&inferences, first_event_id).map_err(arrow)?,
-                ));
+                let mut key_ids =
+                    Vec::with_capacity(inferences.iter().map(|i| i.features.len()).sum());
+                for i in &inferences {
+                    self.feature_keys.ids_of(
+                        &i.model,
+                        &i.version,
+                        i.features.iter().map(|(name, _)| name.as_str()),
+                        &mut key_ids,
+                    );
+                }
+                let new_keys: Vec<_> = self
+                    .feature_keys
+                    .staged()
+                    .iter()
+                    .map(|(id, m, v, f)| (*id, m.as_str(), v.as_str(), f.as_str()))
+                    .collect();
+                if !new_keys.is_empty() {
+                    let keys = columns::feature_keys(&new_keys);
+                    tables.push(("feature_keys", keys.map_err(arrow)?));
+                }
+                let values = columns::features(&inferences, first_event_id, &key_ids);
+                tables.push(("inference_feature_values", values.map_err(arrow)?));
             }
         }
         if !feedback.is_empty() {
@@ -344,8 +366,10 @@ impl Writer {
         });
         if let Err(e) = appended.and_then(|_| self.conn.execute_batch("COMMIT")) {
             let _ = self.conn.execute_batch("ROLLBACK");
+            self.feature_keys.rollback();
             return Err(e.into());
         }
+        self.feature_keys.commit();
 
         self.next_event_id += inferences.len() as u64;
         publish(&self.known.resources, &mut self.resources, new_resources);
@@ -356,7 +380,7 @@ impl Writer {
 
     fn retain(&mut self, cutoff_ns: i64) -> Result<u64> {
         const BY_TIME: &[(&str, &str)] = &[
-            ("inference_features", "time"),
+            ("inference_feature_values", "time"),
             ("inferences", "time"),
             ("feedback", "time"),
             ("metric_points", "time"),
