@@ -224,6 +224,28 @@ def config(receivers: str, route: str, extra: str = "") -> str:
     )
 
 
+def mail_config(port: int, settings: str) -> str:
+    """One email receiver `ops-mail` on 127.0.0.1:`port` with `settings` (YAML lines: tls,
+    auth, ...), routed to by group of alertname and model."""
+    receiver = textwrap.indent(textwrap.dedent(settings).strip("\n"), "  ")
+    return config(
+        receivers=f"""
+ops-mail:
+  type: email
+  host: 127.0.0.1
+  port: {port}
+  from: millwatch@plant.example
+  to: [oncall@plant.example]
+{receiver}
+        """,
+        route="""
+            receiver: ops-mail
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 2s
+        """)
+
+
 def alerts(collector, state: str = "active") -> list[dict]:
     r = requests.get(f"{collector.api_base}/api/v1/alerts", params={"state": state}, timeout=10)
     assert r.status_code == 200, r.text
@@ -311,6 +333,52 @@ def test_drift_mail_arrives_at_real_smtp_with_subject_and_content(make_collector
     own_text = own.get_body(preferencelist=("plain",)).get_content()
     assert f"{MODEL} drifted on f01" in own_text, own_text
     assert "f00" not in own_text and "f02" not in own_text, own_text
+    # The first window after the baseline drifted: one verdict per feature is no history,
+    # so there is no chart.
+    for m in got:
+        assert charts(m) == [], m["Subject"]
+
+
+def charts(m: email.message.EmailMessage) -> list[email.message.EmailMessage]:
+    return [p for p in m.walk() if p.get_content_type() == "image/png"]
+
+
+def test_drift_mail_has_a_chart_of_the_statistic_when_there_is_history(make_collector, peers, tmp_path):
+    smtp_port = free_port()
+    box = tmp_path / "mail"
+    peers.smtp(smtp_port, box)
+    c = make_collector(mail_config(smtp_port, "tls: none"))
+    inf = Inferences(c, features=3)
+    inf.send(BASELINE, 0.0)
+    # Two calm windows: their verdicts are the history before the drift.
+    for n in (1, 2):
+        inf.calm()
+        wait_for(lambda: decided_windows(c) >= n, f"the verdicts of calm window {n}", collector=c)
+    assert alerts(c) == []
+    inf.send(WINDOW, 5.0)
+    got = wait_for(lambda: mails(box), "the drift mail", collector=c)
+    assert len(got) == 1, [m["Subject"] for m in got]
+    m = got[0]
+    assert m["Subject"] == f"[FIRING:4] MillwatchDrift (model={MODEL})"
+    pngs = charts(m)
+    # One chart per alert: the three features and the drift share.
+    assert len(pngs) == 4, [p.get_content_type() for p in m.walk()]
+    html = m.get_body(preferencelist=("html",)).get_content()
+    related = next(p for p in m.walk() if p.get_content_type() == "multipart/related")
+    assert html in related.get_body(preferencelist=("html",)).get_content()
+    for p in pngs:
+        assert p.get_content_disposition() == "inline"
+        assert p.get_content().startswith(b"\x89PNG\r\n\x1a\n")
+        cid = p["Content-ID"].strip("<>")
+        assert f"cid:{cid}" in html, cid
+
+
+def decided_windows(c) -> int:
+    """Windows with a stored drift verdict on feature f00."""
+    r = requests.get(f"{c.api_base}/api/v1/models/{MODEL}/detections",
+                     params={"detector": "drift", "feature": "f00"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return len({d["window_end"] for d in r.json()})
 
 
 def test_webhook_gets_alertmanager_v4_payload_field_by_field(make_collector, peers, tmp_path):

@@ -152,6 +152,7 @@ pub fn start(
     );
 
     let delivery = engine.config.delivery.clone();
+    let rules = Arc::new(engine.rules.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
@@ -174,7 +175,7 @@ pub fn start(
         tokio::spawn(async move {
             let config = delivery;
             loop {
-                match outbox::deliver_due(&db, &notifiers, &config).await {
+                match outbox::deliver_due(&db, &notifiers, &rules, &config).await {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "outbox round failed"),
                 }

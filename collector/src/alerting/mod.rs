@@ -3,13 +3,14 @@
 //! silences and acknowledgements; notifications through a durable outbox in DuckDB to the
 //! exporters' notifiers (email, webhook, Alertmanager); the HTTP API and CLI over it.
 //!
-//! Layout: `config` (the `alerting:` section), `rules` (matchers, templates, built-in rules),
+//! Layout: `config` (the `alerting:` section), `charts` (the history an email chart draws), `rules` (matchers, templates, built-in rules),
 //! `sources` (what rules read), `lifecycle` (alert states), `routing` (the tree), `groups`
 //! (notification groups), `inhibit`, `silences`, `persist` (alerts and groups in DuckDB),
 //! `outbox` (durable delivery), `engine` (the loop), `api` (HTTP), `cli` (`millwatch alerts`,
 //! `millwatch silence`).
 
 pub mod api;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod engine;

@@ -12,7 +12,8 @@ use millwatch_exporters::notify::{DeliveryOutcome, Notification, Notifier};
 use serde_json::json;
 
 use super::config::DeliveryConfig;
-use super::{Db, now_ns};
+use super::rules::Rule;
+use super::{Db, charts, now_ns};
 
 /// Most notifications one round of the worker sends.
 const BATCH: usize = 64;
@@ -113,6 +114,7 @@ fn record(conn: &mut Connection, attempts: &[Attempt]) -> duckdb::Result<()> {
 pub async fn deliver_due(
     db: &Db,
     notifiers: &Arc<HashMap<String, Notifier>>,
+    rules: &Arc<Vec<Rule>>,
     config: &DeliveryConfig,
 ) -> Result<usize, super::AlertingError> {
     let now = now_ns();
@@ -123,6 +125,8 @@ pub async fn deliver_due(
     let mut sends = tokio::task::JoinSet::new();
     for d in due {
         let notifiers = notifiers.clone();
+        let rules = rules.clone();
+        let db = db.clone();
         let config = config.clone();
         sends.spawn(async move {
             let attempts = d.attempts + 1;
@@ -136,6 +140,9 @@ pub async fn deliver_due(
                 (_, Err(e)) => DeliveryOutcome::Permanent {
                     reason: format!("stored notification cannot be read: {e}"),
                 },
+                (Some(n @ Notifier::Email(_)), Ok(notification)) => {
+                    n.send(&with_charts(&db, rules, notification).await).await
+                }
                 (Some(n), Ok(notification)) => n.send(&notification).await,
             };
             let time = now_ns();
@@ -178,6 +185,26 @@ pub async fn deliver_due(
     let n = done.len();
     db.run(move |c| record(c, &done)).await?;
     Ok(n)
+}
+
+/// `n` with the history of its alerts for the email's charts; without them when that cannot
+/// be read (the mail is worth more than its chart).
+async fn with_charts(db: &Db, rules: Arc<Vec<Rule>>, n: Notification) -> Notification {
+    let fallback = n.clone();
+    let filled = db
+        .run(move |c| {
+            let mut n = n;
+            charts::fill(c, &rules, &mut n, now_ns())?;
+            Ok(n)
+        })
+        .await;
+    match filled {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the history for email charts failed");
+            fallback
+        }
+    }
 }
 
 /// The outbox and its attempts as JSON, newest first, for `GET /api/v1/notifications`.
