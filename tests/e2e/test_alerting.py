@@ -89,12 +89,13 @@ class Peers:
             [sys.executable, str(PEERS / "http_recorder.py"), "--port", str(port), "--dir", str(directory)],
             port, "http")
 
-    def alertmanager(self, port: int) -> subprocess.Popen:
+    def alertmanager(self, port: int, resolve_timeout: str = "5m") -> subprocess.Popen:
         for tool in (ALERTMANAGER, AMTOOL):
             if not os.access(tool, os.X_OK):
                 pytest.fail(f"{tool} not found: apt-get install prometheus-alertmanager")
         cfg = self.tmp / "alertmanager.yml"
-        cfg.write_text("route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
+        cfg.write_text(f"global:\n  resolve_timeout: {resolve_timeout}\n"
+                       "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
         return self._start([
             ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={self.tmp / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
@@ -464,14 +465,7 @@ def test_alertmanager_lists_millwatch_alerts_in_amtool(make_collector, peers):
         """))
     Inferences(c, features=3).drift()
 
-    def query():
-        out = subprocess.run([AMTOOL, f"--alertmanager.url=http://127.0.0.1:{am_port}",
-                              "alert", "query", "-o", "json"], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, out.stderr
-        listed = json.loads(out.stdout or "[]")
-        return listed if len(listed) >= 4 else None
-
-    listed = wait_for(query, "alerts in amtool alert query", collector=c)
+    listed = wait_for(lambda: am_active(am_port, at_least=4), "alerts in amtool alert query", collector=c)
     ours = {a["fingerprint"]: a for a in listed}
     mine = {a["fingerprint"]: a for a in alerts(c)}
     assert set(ours) == set(mine)
@@ -480,6 +474,54 @@ def test_alertmanager_lists_millwatch_alerts_in_amtool(make_collector, peers):
         assert a["labels"]["alertname"] == "MillwatchDrift"
         assert a["status"]["state"] == "active"
         assert a["generatorURL"] == f"{c.api_base}/api/v1/alerts"
+
+
+def am_active(port: int, at_least: int = 1) -> list[dict] | None:
+    """The alerts Alertmanager holds active (`amtool alert query`), when at least `at_least`."""
+    out = subprocess.run([AMTOOL, f"--alertmanager.url=http://127.0.0.1:{port}",
+                          "alert", "query", "-o", "json"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    listed = [a for a in json.loads(out.stdout or "[]") if a["status"]["state"] == "active"]
+    return listed if len(listed) >= at_least else None
+
+
+def test_alertmanager_keeps_firing_alerts_past_its_resolve_timeout_while_millwatch_reposts(
+        make_collector, peers):
+    am_port = free_port()
+    # Alertmanager takes an alert without endsAt for resolved after resolve_timeout.
+    peers.alertmanager(am_port, resolve_timeout="2s")
+    c = make_collector(config(
+        receivers=f"""
+            am:
+              type: alertmanager
+              urls: ["http://127.0.0.1:{am_port}"]
+              resend_interval: 1s
+        """,
+        route="""
+            receiver: am
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 1h
+            repeat_interval: 1h
+        """))
+    Inferences(c, features=3).drift()
+    first = wait_for(lambda: am_active(am_port, at_least=4), "alerts in Alertmanager", collector=c)
+    ends = {a["fingerprint"]: a["endsAt"] for a in first}
+    # Three times the resolve_timeout later, nothing changed in Millwatch: still active there,
+    # because Millwatch posted them again (with endsAt moved on), not once per group_interval.
+    time.sleep(6)
+    later = am_active(am_port, at_least=4)
+    assert later is not None, am_active(am_port, at_least=0)
+    assert {a["fingerprint"] for a in later} == set(ends)
+    for a in later:
+        assert a["endsAt"] > ends[a["fingerprint"]], (a["endsAt"], ends[a["fingerprint"]])
+    posts = [n for n in notifications(c) if n["receiver"] == "am" and n["status"] == "firing"]
+    assert len(posts) >= 4, len(posts)
+    assert all(n["delivery"] == "delivered" for n in posts[1:]), posts[:2]
+    # Millwatch goes away: each post was valid for four resend intervals, so Alertmanager
+    # resolves the alerts on its own soon after.
+    c.stop_clean()
+    wait_for(lambda: am_active(am_port, at_least=0) == [], "Alertmanager resolving the alerts", timeout=30)
 
 
 def test_fifty_drifting_features_one_notification_per_group_then_one_resolved(make_collector, peers, tmp_path):

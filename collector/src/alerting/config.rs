@@ -342,9 +342,16 @@ impl AlertingConfig {
             ),
             None => {}
         }
-        for name in self.receivers.keys() {
+        for (name, receiver) in &self.receivers {
             if name.trim().is_empty() {
                 problems.push("receivers: a receiver name is empty".into());
+            }
+            if let NotifierConfig::Alertmanager(am) = receiver
+                && am.resend_interval.is_zero()
+            {
+                problems.push(format!(
+                    "receivers.{name}.resend_interval: must be more than 0s"
+                ));
             }
         }
         let builtins = [

@@ -141,6 +141,11 @@ pub fn start(
     for g in groups {
         engine.groups.map.insert(g.key.clone(), g);
     }
+    for (name, n) in notifiers.iter() {
+        if let Some(r) = n.resend_interval() {
+            engine.groups.resend.insert(name.clone(), r);
+        }
+    }
     engine.resolve_unknown_rules(now);
     // The API lists what was stored before the first evaluation.
     engine.publish(now);
