@@ -295,6 +295,13 @@ pub struct DeliveryConfig {
     /// How often the outbox looks for notifications that are due.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// How long a delivered notification and its attempts stay in the outbox (and in
+    /// `GET /api/v1/notifications`).
+    #[serde(with = "humantime_serde")]
+    pub keep_delivered: Duration,
+    /// How long a notification given up on (failed) and its attempts stay.
+    #[serde(with = "humantime_serde")]
+    pub keep_failed: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -304,6 +311,8 @@ impl Default for DeliveryConfig {
             max_backoff: Duration::from_secs(60),
             max_age: Duration::from_secs(24 * 3600),
             poll_interval: Duration::from_millis(250),
+            keep_delivered: Duration::from_secs(7 * 24 * 3600),
+            keep_failed: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -179,10 +179,20 @@ pub fn start(
         let db = shared.db.clone();
         tokio::spawn(async move {
             let config = delivery;
+            let mut pruned_at: Option<tokio::time::Instant> = None;
             loop {
                 match outbox::deliver_due(&db, &notifiers, &rules, &config).await {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "outbox round failed"),
+                }
+                if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    pruned_at = Some(tokio::time::Instant::now());
+                    let keep = config.clone();
+                    match db.run(move |c| outbox::prune(c, &keep, now_ns())).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(notifications = n, "pruned old notifications"),
+                        Err(e) => tracing::warn!(error = %e, "pruning the outbox failed"),
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(config.poll_interval) => {}
@@ -200,6 +210,9 @@ pub fn start(
         worker_stop,
     })
 }
+
+/// How often delivered and failed notifications past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
     let step = Duration::from_millis(50);

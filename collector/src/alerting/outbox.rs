@@ -207,6 +207,28 @@ async fn with_charts(db: &Db, rules: Arc<Vec<Rule>>, n: Notification) -> Notific
     }
 }
 
+/// Deletes delivered notifications older than `keep_delivered` and failed ones older than
+/// `keep_failed` (by their last update), with their attempts; pending ones stay whatever
+/// their age. Returns how many notifications went.
+pub fn prune(conn: &mut Connection, config: &DeliveryConfig, now: i64) -> duckdb::Result<usize> {
+    let before = |keep: Duration| now.saturating_sub(keep.as_nanos().min(i64::MAX as u128) as i64);
+    let old = "SELECT id FROM alert_outbox \
+               WHERE (delivery = 'delivered' AND updated < make_timestamp_ns(?)) \
+                  OR (delivery = 'failed' AND updated < make_timestamp_ns(?))";
+    let params = duckdb::params![before(config.keep_delivered), before(config.keep_failed)];
+    let tx = conn.transaction()?;
+    tx.execute(
+        &format!("DELETE FROM alert_delivery_attempts WHERE outbox_id IN ({old})"),
+        params,
+    )?;
+    let n = tx.execute(
+        &format!("DELETE FROM alert_outbox WHERE id IN ({old})"),
+        params,
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
 /// The outbox and its attempts as JSON, newest first, for `GET /api/v1/notifications`.
 pub fn list(conn: &Connection, limit: usize) -> duckdb::Result<serde_json::Value> {
     let mut stmt = conn.prepare(
@@ -261,6 +283,69 @@ pub fn list(conn: &Connection, limit: usize) -> duckdb::Result<serde_json::Value
 #[cfg(test)]
 mod tests {
     use super::*;
+    use millwatch_exporters::notify::Labels;
+
+    const DAY: i64 = 24 * 3600 * 1_000_000_000;
+
+    #[test]
+    fn prune_deletes_old_delivered_and_failed_notifications_with_their_attempts_only() {
+        let mut c = Connection::open_in_memory().expect("duckdb");
+        for m in crate::store::schema::MIGRATIONS {
+            c.execute_batch(m.sql).expect("schema");
+        }
+        let now = 1_800_000_000 * 1_000_000_000;
+        let n = Notification::new("mail", "k", Labels::new(), Vec::new(), "");
+        // (age in days, delivery): what stays with the default 7 and 30 days.
+        let rows = [
+            (8, "delivered", false),
+            (6, "delivered", true),
+            (31, "failed", false),
+            (29, "failed", true),
+            (90, "pending", true),
+        ];
+        for (age, delivery, _) in rows {
+            let t = now - age * DAY;
+            enqueue(&c, &n, t).expect("enqueue");
+            c.execute(
+                "UPDATE alert_outbox SET delivery = ?, updated = make_timestamp_ns(?) WHERE id = currval('alert_outbox_id')",
+                duckdb::params![delivery, t],
+            )
+            .expect("update");
+            for _ in 0..2 {
+                c.execute(
+                    "INSERT INTO alert_delivery_attempts VALUES (currval('alert_outbox_id'), make_timestamp_ns(?), 'mail', 'retryable', NULL, NULL)",
+                    [t],
+                )
+                .expect("attempt");
+            }
+        }
+        let pruned = prune(&mut c, &DeliveryConfig::default(), now).expect("prune");
+        assert_eq!(pruned, 2);
+        let left: Vec<String> = c
+            .prepare("SELECT delivery FROM alert_outbox ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rows");
+        let want: Vec<&str> = rows.iter().filter(|r| r.2).map(|r| r.1).collect();
+        assert_eq!(left, want);
+        let attempts: u64 = c
+            .query_row(
+                "SELECT count(*) FROM alert_delivery_attempts WHERE outbox_id NOT IN (SELECT id FROM alert_outbox)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(attempts, 0);
+        let kept: u64 = c
+            .query_row("SELECT count(*) FROM alert_delivery_attempts", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(kept, 6);
+        assert_eq!(
+            prune(&mut c, &DeliveryConfig::default(), now).expect("again"),
+            0
+        );
+    }
 
     #[test]
     fn backoff_doubles_is_capped_and_honours_retry_after() {
