@@ -770,7 +770,9 @@ def test_validate_explains_alert_config_mistakes(tmp_path):
         """))
     p = mw("validate", "--config", str(good), check=False)
     assert p.returncode == 1
-    assert "route.routes[0].receiver: unknown receiver `pager` (known receivers: mail)" in p.stderr, p.stderr
+    # At the key that names the unknown receiver, not at `alerting:`.
+    assert (f"{good}:8:9: alerting.route.routes[0].receiver: unknown receiver `pager` "
+            "(known receivers: mail)") in p.stderr, p.stderr
     fixed = good.read_text().replace("receiver: pager", "receiver: mail")
     good.write_text(fixed)
     mw("validate", "--config", str(good))
