@@ -5,7 +5,8 @@
 //!
 //! Layout: `config` (the `alerting:` section), `charts` (the history an email chart draws), `rules` (matchers, templates, built-in rules),
 //! `sources` (what rules read), `lifecycle` (alert states), `routing` (the tree), `groups`
-//! (notification groups), `inhibit`, `silences`, `persist` (alerts and groups in DuckDB),
+//! (notification groups), `inhibit`, `silences`, `persist` (alerts and groups in DuckDB), `metrics` (its series on
+//! `/metrics`),
 //! `outbox` (durable delivery), `engine` (the loop), `api` (HTTP), `cli` (`millwatch alerts`,
 //! `millwatch silence`).
 
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod groups;
 pub mod inhibit;
 pub mod lifecycle;
+pub mod metrics;
 pub mod outbox;
 pub mod persist;
 pub mod routing;
@@ -44,6 +46,8 @@ pub enum AlertingError {
     Poisoned,
     #[error("a blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("registering the alerting series: {0}")]
+    Metrics(#[from] millwatch_exporters::prometheus::ExpositionError),
     #[error("cannot start the alerting thread: {0}")]
     Start(std::io::Error),
 }

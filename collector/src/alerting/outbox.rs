@@ -12,6 +12,7 @@ use millwatch_exporters::notify::{DeliveryOutcome, Notification, Notifier};
 use serde_json::json;
 
 use super::config::DeliveryConfig;
+use super::metrics::AlertMetrics;
 use super::rules::Rule;
 use super::{Db, charts, now_ns};
 
@@ -77,6 +78,8 @@ fn due(conn: &Connection, now: i64) -> duckdb::Result<Vec<Due>> {
 /// What became of one attempt, to record.
 struct Attempt {
     id: u64,
+    /// ns from the notification being queued to this attempt.
+    queued_for: i64,
     receiver: String,
     time: i64,
     outcome: &'static str,
@@ -116,6 +119,7 @@ pub async fn deliver_due(
     notifiers: &Arc<HashMap<String, Notifier>>,
     rules: &Arc<Vec<Rule>>,
     config: &DeliveryConfig,
+    metrics: &AlertMetrics,
 ) -> Result<usize, super::AlertingError> {
     let now = now_ns();
     let due = db.run(move |c| due(c, now)).await?;
@@ -166,6 +170,7 @@ pub async fn deliver_due(
             }
             Attempt {
                 id: d.id,
+                queued_for: time.saturating_sub(d.created),
                 receiver: d.receiver,
                 time,
                 outcome: outcome_name,
@@ -178,7 +183,12 @@ pub async fn deliver_due(
     let mut done = Vec::new();
     while let Some(result) = sends.join_next().await {
         match result {
-            Ok(a) => done.push(a),
+            Ok(a) => {
+                let delivered = a.outcome == "delivered";
+                let seconds = delivered.then_some(a.queued_for.max(0) as f64 / 1e9);
+                metrics.attempt(&a.receiver, a.outcome, seconds);
+                done.push(a)
+            }
             Err(e) => tracing::error!(error = %e, "a notification send task failed"),
         }
     }
@@ -205,6 +215,15 @@ async fn with_charts(db: &Db, rules: Arc<Vec<Rule>>, n: Notification) -> Notific
             fallback
         }
     }
+}
+
+/// Pending notifications per receiver.
+pub fn pending(conn: &mut Connection) -> duckdb::Result<HashMap<String, u64>> {
+    let mut stmt = conn.prepare(
+        "SELECT receiver, count(*) FROM alert_outbox WHERE delivery = 'pending' GROUP BY receiver",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
 }
 
 /// Deletes delivered notifications older than `keep_delivered` and failed ones older than
