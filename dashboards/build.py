@@ -724,6 +724,32 @@ def collector() -> dict:
         [(f"sum by (model, version) (rate(millwatch_detection_windows_total{{{c}}}[$__rate_interval])) * 60",
           "{{model}} {{version}}")],
     ), 8, 8)
+    lay.row("Alert deliveries")
+    lay.add(timeseries(
+        "Active alerts",
+        [(f"sum by (state, severity) (millwatch_alerts{{{c}}})", "{{state}} {{severity}}")],
+        description="Alerts pending or firing, by state and severity (`millwatch alerts` lists them).",
+    ), 6, 8)
+    lay.add(timeseries(
+        "Delivery attempts / min",
+        [(f"sum by (receiver, outcome) (rate(millwatch_notifications_total{{{c}}}[$__rate_interval])) * 60",
+          "{{receiver}} {{outcome}}")],
+        description="Retryable attempts are tried again with backoff; permanent ones are given up (see GET /api/v1/notifications).",
+    ), 6, 8)
+    lay.add(timeseries(
+        "Notifications waiting",
+        [(f"sum by (receiver) (millwatch_notification_queue{{{c}}})", "{{receiver}}")],
+        description="Notifications in the outbox not delivered yet: it grows while a receiver is down.",
+    ), 6, 8)
+    lay.add(timeseries(
+        "Queued → delivered p50 / p99",
+        [(f"histogram_quantile(0.5, sum by (le, receiver) (rate(millwatch_notification_latency_seconds_bucket{{{c}}}[$__rate_interval])))",
+          "p50 {{receiver}}"),
+         (f"histogram_quantile(0.99, sum by (le, receiver) (rate(millwatch_notification_latency_seconds_bucket{{{c}}}[$__rate_interval])))",
+          "p99 {{receiver}}")],
+        unit="s",
+        description="Time from a notification being queued to its delivery, retries included.",
+    ), 6, 8)
     return dashboard("millwatch-collector", "Millwatch / Collector",
                      "The collector's own health: ingest, refusals, queue, store latency, exposition limits.",
                      ["self"], [collector_var], lay)

@@ -89,6 +89,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             store.connect()?,
             config.alerting.clone(),
             telemetry.clone(),
+            &exposition,
             format!("http://{}", config.api.endpoint),
         )
         .context("starting the alert manager")?;

@@ -1,7 +1,8 @@
 //! The email notifier against a real SMTP server (`tests/e2e/peers/smtp_sink.py`, aiosmtpd):
 //! the mail arrives with the expected subject, recipients, a text and an HTML part and the
-//! PNG chart inline (parsed back with Python's own MIME parser); authentication; and SMTP
-//! transient/permanent replies classified.
+//! PNG chart inline (parsed back with Python's own MIME parser); authentication, also over
+//! STARTTLS and implicit TLS with a CA made here by `openssl`; and SMTP transient/permanent
+//! replies and untrusted certificates classified.
 
 mod peers;
 
@@ -280,6 +281,213 @@ async fn email_tls_modes_against_plain_aiosmtpd() {
         other => panic!("tls: {other:?}"),
     }
     assert!(wait_files(dir.path(), ".eml", 0).is_empty());
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost that it signed, made with the
+/// `openssl` command in `dir` (EC P-256, valid for two days).
+struct TestCa {
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn test_ca(dir: &Path, name: &str) -> Option<TestCa> {
+    if Command::new("openssl").arg("version").output().is_err() {
+        missing("openssl", "apt-get install openssl")?;
+    }
+    let f = |ext: &str| format!("{name}-{ext}");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let subject = format!("/CN=Millwatch test CA {name}");
+    let mut ca_args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
+    let (ca_key, ca_pem) = (f("ca.key"), f("ca.pem"));
+    ca_args.extend(ec);
+    ca_args.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_pem,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca_args);
+    let (key, csr, cert, ext) = (
+        f("server.key"),
+        f("server.csr"),
+        f("server.pem"),
+        f("ext.cnf"),
+    );
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    let mut req = vec![
+        "req",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ];
+    req.extend(ec);
+    openssl(dir, &req);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+    Some(TestCa {
+        ca: dir.join(ca_pem),
+        cert: dir.join(cert),
+        key: dir.join(key),
+    })
+}
+
+fn tls_sink(dir: &Path, ca: &TestCa, mode: &str) -> Option<Peer> {
+    smtp_sink(
+        dir,
+        &[
+            "--tls",
+            mode,
+            "--cert",
+            &ca.cert.display().to_string(),
+            "--key",
+            &ca.key.display().to_string(),
+            "--auth",
+            "millwatch:s3cret",
+        ],
+    )
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls_with_auth_reaches_aiosmtpd() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(ca) = test_ca(dir.path(), "plant") else {
+        return;
+    };
+    for (mode, tls) in [("starttls", "starttls"), ("implicit", "tls")] {
+        let box_dir = dir.path().join(mode);
+        std::fs::create_dir(&box_dir).expect("mail dir");
+        let Some(peer) = tls_sink(&box_dir, &ca, mode) else {
+            return;
+        };
+        let n = notifier_tls(
+            peer.port,
+            tls,
+            &format!(
+                "tls_ca_file: {}\nauth: {{ username: millwatch, password: s3cret }}\n",
+                ca.ca.display()
+            ),
+        );
+        assert_eq!(
+            n.send(&notification()).await,
+            DeliveryOutcome::Delivered,
+            "{mode}: {}",
+            peer.log()
+        );
+        let got = wait_files(&box_dir, ".json", 1);
+        assert_eq!(got.len(), 1, "{mode}");
+        let envelope: Value =
+            serde_json::from_str(&std::fs::read_to_string(&got[0]).expect("json")).expect("json");
+        assert_eq!(envelope["tls"], true, "{mode}: {envelope}");
+        assert_eq!(
+            envelope["authenticated_as"], "millwatch",
+            "{mode}: {envelope}"
+        );
+        assert_eq!(envelope["mail_from"], "millwatch@plant.example");
+        let eml = wait_files(&box_dir, ".eml", 1);
+        assert_eq!(
+            summary(&eml[0])["subject"],
+            "[FIRING:1] MachineOverheat (machine=press-7)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn email_to_a_server_whose_ca_is_not_trusted_fails_permanently_and_sends_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (Some(plant), Some(other)) = (test_ca(dir.path(), "plant"), test_ca(dir.path(), "other"))
+    else {
+        return;
+    };
+    for (mode, tls) in [("starttls", "starttls"), ("implicit", "tls")] {
+        let box_dir = dir.path().join(mode);
+        std::fs::create_dir(&box_dir).expect("mail dir");
+        let Some(peer) = tls_sink(&box_dir, &plant, mode) else {
+            return;
+        };
+        let ca_file = other.ca.display().to_string();
+        let n = notifier_tls(
+            peer.port,
+            tls,
+            &format!("tls_ca_file: {ca_file}\nauth: {{ username: millwatch, password: s3cret }}\n"),
+        );
+        match n.send(&notification()).await {
+            DeliveryOutcome::Permanent { reason } => {
+                assert!(reason.contains("not trusted"), "{mode}: {reason}");
+                assert!(reason.contains("UnknownIssuer"), "{mode}: {reason}");
+                assert!(reason.contains(&ca_file), "{mode}: {reason}");
+            }
+            other => panic!("{mode}: {other:?}"),
+        }
+        // The system's trust store does not know the plant's CA either.
+        match notifier_tls(peer.port, tls, "").send(&notification()).await {
+            DeliveryOutcome::Permanent { reason } => {
+                assert!(reason.contains("system's trust store"), "{mode}: {reason}")
+            }
+            other => panic!("{mode}, system roots: {other:?}"),
+        }
+        assert!(wait_files(&box_dir, ".eml", 0).is_empty(), "{mode}");
+    }
+    // A CA file that is not one is refused when the notifier is built.
+    std::fs::write(dir.path().join("empty.pem"), "no certificate here\n").expect("write");
+    let yaml = format!(
+        "type: email\nhost: 127.0.0.1\ntls: tls\ntls_ca_file: {}\nfrom: a@plant.example\nto: [b@plant.example]\n",
+        dir.path().join("empty.pem").display()
+    );
+    let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("parses");
+    let err = Notifier::new(config)
+        .expect_err("no certificate")
+        .to_string();
+    assert!(err.contains("no PEM certificate"), "{err}");
 }
 
 fn decode_base64(s: &str) -> Vec<u8> {

@@ -89,12 +89,13 @@ class Peers:
             [sys.executable, str(PEERS / "http_recorder.py"), "--port", str(port), "--dir", str(directory)],
             port, "http")
 
-    def alertmanager(self, port: int) -> subprocess.Popen:
+    def alertmanager(self, port: int, resolve_timeout: str = "5m") -> subprocess.Popen:
         for tool in (ALERTMANAGER, AMTOOL):
             if not os.access(tool, os.X_OK):
                 pytest.fail(f"{tool} not found: apt-get install prometheus-alertmanager")
         cfg = self.tmp / "alertmanager.yml"
-        cfg.write_text("route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
+        cfg.write_text(f"global:\n  resolve_timeout: {resolve_timeout}\n"
+                       "route:\n  receiver: blackhole\n  group_wait: 1h\nreceivers:\n  - name: blackhole\n")
         return self._start([
             ALERTMANAGER, f"--config.file={cfg}", f"--storage.path={self.tmp / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn",
@@ -224,6 +225,28 @@ def config(receivers: str, route: str, extra: str = "") -> str:
     )
 
 
+def mail_config(port: int, settings: str) -> str:
+    """One email receiver `ops-mail` on 127.0.0.1:`port` with `settings` (YAML lines: tls,
+    auth, ...), routed to by group of alertname and model."""
+    receiver = textwrap.indent(textwrap.dedent(settings).strip("\n"), "  ")
+    return config(
+        receivers=f"""
+ops-mail:
+  type: email
+  host: 127.0.0.1
+  port: {port}
+  from: millwatch@plant.example
+  to: [oncall@plant.example]
+{receiver}
+        """,
+        route="""
+            receiver: ops-mail
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 2s
+        """)
+
+
 def alerts(collector, state: str = "active") -> list[dict]:
     r = requests.get(f"{collector.api_base}/api/v1/alerts", params={"state": state}, timeout=10)
     assert r.status_code == 200, r.text
@@ -311,6 +334,52 @@ def test_drift_mail_arrives_at_real_smtp_with_subject_and_content(make_collector
     own_text = own.get_body(preferencelist=("plain",)).get_content()
     assert f"{MODEL} drifted on f01" in own_text, own_text
     assert "f00" not in own_text and "f02" not in own_text, own_text
+    # The first window after the baseline drifted: one verdict per feature is no history,
+    # so there is no chart.
+    for m in got:
+        assert charts(m) == [], m["Subject"]
+
+
+def charts(m: email.message.EmailMessage) -> list[email.message.EmailMessage]:
+    return [p for p in m.walk() if p.get_content_type() == "image/png"]
+
+
+def test_drift_mail_has_a_chart_of_the_statistic_when_there_is_history(make_collector, peers, tmp_path):
+    smtp_port = free_port()
+    box = tmp_path / "mail"
+    peers.smtp(smtp_port, box)
+    c = make_collector(mail_config(smtp_port, "tls: none"))
+    inf = Inferences(c, features=3)
+    inf.send(BASELINE, 0.0)
+    # Two calm windows: their verdicts are the history before the drift.
+    for n in (1, 2):
+        inf.calm()
+        wait_for(lambda: decided_windows(c) >= n, f"the verdicts of calm window {n}", collector=c)
+    assert alerts(c) == []
+    inf.send(WINDOW, 5.0)
+    got = wait_for(lambda: mails(box), "the drift mail", collector=c)
+    assert len(got) == 1, [m["Subject"] for m in got]
+    m = got[0]
+    assert m["Subject"] == f"[FIRING:4] MillwatchDrift (model={MODEL})"
+    pngs = charts(m)
+    # One chart per alert: the three features and the drift share.
+    assert len(pngs) == 4, [p.get_content_type() for p in m.walk()]
+    html = m.get_body(preferencelist=("html",)).get_content()
+    related = next(p for p in m.walk() if p.get_content_type() == "multipart/related")
+    assert html in related.get_body(preferencelist=("html",)).get_content()
+    for p in pngs:
+        assert p.get_content_disposition() == "inline"
+        assert p.get_content().startswith(b"\x89PNG\r\n\x1a\n")
+        cid = p["Content-ID"].strip("<>")
+        assert f"cid:{cid}" in html, cid
+
+
+def decided_windows(c) -> int:
+    """Windows with a stored drift verdict on feature f00."""
+    r = requests.get(f"{c.api_base}/api/v1/models/{MODEL}/detections",
+                     params={"detector": "drift", "feature": "f00"}, timeout=10)
+    assert r.status_code == 200, r.text
+    return len({d["window_end"] for d in r.json()})
 
 
 def test_webhook_gets_alertmanager_v4_payload_field_by_field(make_collector, peers, tmp_path):
@@ -396,14 +465,7 @@ def test_alertmanager_lists_millwatch_alerts_in_amtool(make_collector, peers):
         """))
     Inferences(c, features=3).drift()
 
-    def query():
-        out = subprocess.run([AMTOOL, f"--alertmanager.url=http://127.0.0.1:{am_port}",
-                              "alert", "query", "-o", "json"], capture_output=True, text=True, timeout=30)
-        assert out.returncode == 0, out.stderr
-        listed = json.loads(out.stdout or "[]")
-        return listed if len(listed) >= 4 else None
-
-    listed = wait_for(query, "alerts in amtool alert query", collector=c)
+    listed = wait_for(lambda: am_active(am_port, at_least=4), "alerts in amtool alert query", collector=c)
     ours = {a["fingerprint"]: a for a in listed}
     mine = {a["fingerprint"]: a for a in alerts(c)}
     assert set(ours) == set(mine)
@@ -412,6 +474,54 @@ def test_alertmanager_lists_millwatch_alerts_in_amtool(make_collector, peers):
         assert a["labels"]["alertname"] == "MillwatchDrift"
         assert a["status"]["state"] == "active"
         assert a["generatorURL"] == f"{c.api_base}/api/v1/alerts"
+
+
+def am_active(port: int, at_least: int = 1) -> list[dict] | None:
+    """The alerts Alertmanager holds active (`amtool alert query`), when at least `at_least`."""
+    out = subprocess.run([AMTOOL, f"--alertmanager.url=http://127.0.0.1:{port}",
+                          "alert", "query", "-o", "json"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    listed = [a for a in json.loads(out.stdout or "[]") if a["status"]["state"] == "active"]
+    return listed if len(listed) >= at_least else None
+
+
+def test_alertmanager_keeps_firing_alerts_past_its_resolve_timeout_while_millwatch_reposts(
+        make_collector, peers):
+    am_port = free_port()
+    # Alertmanager takes an alert without endsAt for resolved after resolve_timeout.
+    peers.alertmanager(am_port, resolve_timeout="2s")
+    c = make_collector(config(
+        receivers=f"""
+            am:
+              type: alertmanager
+              urls: ["http://127.0.0.1:{am_port}"]
+              resend_interval: 1s
+        """,
+        route="""
+            receiver: am
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 1h
+            repeat_interval: 1h
+        """))
+    Inferences(c, features=3).drift()
+    first = wait_for(lambda: am_active(am_port, at_least=4), "alerts in Alertmanager", collector=c)
+    ends = {a["fingerprint"]: a["endsAt"] for a in first}
+    # Three times the resolve_timeout later, nothing changed in Millwatch: still active there,
+    # because Millwatch posted them again (with endsAt moved on), not once per group_interval.
+    time.sleep(6)
+    later = am_active(am_port, at_least=4)
+    assert later is not None, am_active(am_port, at_least=0)
+    assert {a["fingerprint"] for a in later} == set(ends)
+    for a in later:
+        assert a["endsAt"] > ends[a["fingerprint"]], (a["endsAt"], ends[a["fingerprint"]])
+    posts = [n for n in notifications(c) if n["receiver"] == "am" and n["status"] == "firing"]
+    assert len(posts) >= 4, len(posts)
+    assert all(n["delivery"] == "delivered" for n in posts[1:]), posts[:2]
+    # Millwatch goes away: each post was valid for four resend intervals, so Alertmanager
+    # resolves the alerts on its own soon after.
+    c.stop_clean()
+    wait_for(lambda: am_active(am_port, at_least=0) == [], "Alertmanager resolving the alerts", timeout=30)
 
 
 def test_fifty_drifting_features_one_notification_per_group_then_one_resolved(make_collector, peers, tmp_path):
@@ -660,7 +770,9 @@ def test_validate_explains_alert_config_mistakes(tmp_path):
         """))
     p = mw("validate", "--config", str(good), check=False)
     assert p.returncode == 1
-    assert "route.routes[0].receiver: unknown receiver `pager` (known receivers: mail)" in p.stderr, p.stderr
+    # At the key that names the unknown receiver, not at `alerting:`.
+    assert (f"{good}:8:9: alerting.route.routes[0].receiver: unknown receiver `pager` "
+            "(known receivers: mail)") in p.stderr, p.stderr
     fixed = good.read_text().replace("receiver: pager", "receiver: mail")
     good.write_text(fixed)
     mw("validate", "--config", str(good))

@@ -521,6 +521,11 @@ DETECTOR_SERIES = {
     "millwatch_detection_windows_total", "millwatch_detection_lag_events", "millwatch_detection_lag_seconds",
     "millwatch_drift_threshold", "millwatch_data_quality_ratio", "millwatch_data_schema_change", "millwatch_model_info",
 }
+# Series of the alert manager: on /metrics once an alert is active or a notification was sent.
+ALERTING_SERIES = {
+    "millwatch_alerts", "millwatch_notifications_total", "millwatch_notification_queue",
+    "millwatch_notification_latency_seconds_bucket",
+}
 # Series of a remote-write target: on /metrics only when one is configured.
 REMOTE_WRITE_SERIES = {
     "millwatch_remote_write_samples_sent_total", "millwatch_remote_write_samples_rejected_total",
@@ -595,7 +600,8 @@ def test_dashboard_metric_names_are_on_metrics(make_collector):
     rules_ok, output = dashboards_check.check_rules(dashboards)
     assert rules_ok, output
     missing = dashboards_check.missing(dashboards, text)
-    not_detector = {f: sorted(set(names) - DETECTOR_SERIES - REMOTE_WRITE_SERIES) for f, names in missing.items()}
+    not_detector = {f: sorted(set(names) - DETECTOR_SERIES - REMOTE_WRITE_SERIES - ALERTING_SERIES)
+                    for f, names in missing.items()}
     assert not any(not_detector.values()), f"dashboard metrics not on /metrics: {not_detector}"
     # the machine-health dashboard misses at most the detection engine's rule series
     assert set(missing.get("machine-health.json", [])) <= {"millwatch_control_chart_violation",
@@ -607,8 +613,12 @@ MODEL, VERSION = "defect-detector", "3.2.1"
 BASELINE, WINDOW = 200, 200
 
 
-def detection_config(series_limit: int) -> str:
+def detection_config(series_limit: int, hook_port: int) -> str:
     return f"""
+alerting:  # the drift alert delivered to a webhook: the collector dashboard's alerting series
+  receivers:
+    hook: {{type: webhook, url: "http://127.0.0.1:{hook_port}/alerts"}}
+  route: {{receiver: hook, group_wait: 1s, group_interval: 2s}}
 exporters:
   prometheus:
     max_series_per_metric: {series_limit}
@@ -672,12 +682,20 @@ def send_inferences(collector, n: int, shift_after: int) -> None:
     sent.assert_all_succeeded()
 
 
-def test_every_dashboard_series_with_the_detection_engine(make_collector):
+def test_every_dashboard_series_with_the_detection_engine(make_collector, tmp_path, request):
     """promtool: Debian's prometheus package. Inference events and feedback through the SDK
     close detection windows, machine metrics trip a threshold rule and a Shewhart chart; then
     every series of every dashboard is on /metrics, and promtool accepts all of /metrics."""
     limit = 50
-    collector = make_collector(detection_config(limit))
+    hook_port = free_port()
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    recorder = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve().parent / "peers" / "http_recorder.py"),
+         "--port", str(hook_port), "--dir", str(hooks)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    request.addfinalizer(lambda: (recorder.terminate(), recorder.wait(timeout=10)))
+    collector = make_collector(detection_config(limit, hook_port))
     sdk = Machines(collector)
     try:
         for _ in range(12):  # spindle-0: 40.0, 40.25, ... 42.75 (over 41 from round 5)
@@ -704,6 +722,13 @@ def test_every_dashboard_series_with_the_detection_engine(make_collector):
 
     _, samples = parse(text)
     assert value(samples, "millwatch_detection_windows_total", model=MODEL, version=VERSION) >= 2
+    assert value(samples, "millwatch_notifications_total", receiver="hook", outcome="delivered") >= 1
+    assert value(samples, "millwatch_notification_latency_seconds_count", receiver="hook") >= 1
+    assert value(samples, "millwatch_notification_queue", receiver="hook") == 0
+    # spindle-0 over its threshold: the built-in machine-health rule fires (and was delivered)
+    assert value(samples, "millwatch_alerts", state="firing", severity="critical",
+                 alertname="MillwatchMachineHealth") >= 1
+    assert list(hooks.glob("*.json")), "the webhook received nothing"
     assert value(samples, "millwatch_drift_detected", model=MODEL, version=VERSION, feature="temperature") == 1
     assert value(samples, "millwatch_drift_detected", model=MODEL, version=VERSION, feature="material") == 0
     assert math.isclose(

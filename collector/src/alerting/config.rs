@@ -59,7 +59,16 @@ impl Default for AlertingConfig {
 /// route names exists, that rule and label names are valid, that each rule has one condition.
 pub fn checked<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AlertingConfig, D::Error> {
     let config = AlertingConfig::deserialize(d)?;
-    config.check().map_err(serde::de::Error::custom)?;
+    config.check().map_err(|problems| {
+        let located: Vec<(String, String)> = problems
+            .iter()
+            .map(|p| match p.split_once(": ") {
+                Some((path, message)) => (path.to_string(), message.to_string()),
+                None => (String::new(), p.clone()),
+            })
+            .collect();
+        serde::de::Error::custom(crate::config::load::located(&located))
+    })?;
     Ok(config)
 }
 
@@ -295,6 +304,13 @@ pub struct DeliveryConfig {
     /// How often the outbox looks for notifications that are due.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// How long a delivered notification and its attempts stay in the outbox (and in
+    /// `GET /api/v1/notifications`).
+    #[serde(with = "humantime_serde")]
+    pub keep_delivered: Duration,
+    /// How long a notification given up on (failed) and its attempts stay.
+    #[serde(with = "humantime_serde")]
+    pub keep_failed: Duration,
 }
 
 impl Default for DeliveryConfig {
@@ -304,6 +320,8 @@ impl Default for DeliveryConfig {
             max_backoff: Duration::from_secs(60),
             max_age: Duration::from_secs(24 * 3600),
             poll_interval: Duration::from_millis(250),
+            keep_delivered: Duration::from_secs(7 * 24 * 3600),
+            keep_failed: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -321,8 +339,8 @@ pub fn is_label_name(name: &str) -> bool {
 }
 
 impl AlertingConfig {
-    /// Every problem serde cannot see, one per line.
-    pub fn check(&self) -> Result<(), String> {
+    /// Every problem serde cannot see, each as `path: message` (the path within the section).
+    pub fn check(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
         let known: Vec<&str> = self.receivers.keys().map(String::as_str).collect();
         match &self.route {
@@ -342,9 +360,16 @@ impl AlertingConfig {
             ),
             None => {}
         }
-        for name in self.receivers.keys() {
+        for (name, receiver) in &self.receivers {
             if name.trim().is_empty() {
                 problems.push("receivers: a receiver name is empty".into());
+            }
+            if let NotifierConfig::Alertmanager(am) = receiver
+                && am.resend_interval.is_zero()
+            {
+                problems.push(format!(
+                    "receivers.{name}.resend_interval: must be more than 0s"
+                ));
             }
         }
         let builtins = [
@@ -441,7 +466,7 @@ impl AlertingConfig {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(problems)
         }
     }
 }
@@ -551,11 +576,11 @@ mod tests {
         for (yaml, want) in [
             (
                 "alerting:\n  receivers:\n    mail: { type: webhook, url: \"http://x/\" }\n  route:\n    receiver: mail\n    routes:\n      - receiver: pager\n",
-                "test.yaml:1:1: alerting: route.routes[0].receiver: unknown receiver `pager` (known receivers: mail)",
+                "test.yaml:7:9: alerting.route.routes[0].receiver: unknown receiver `pager` (known receivers: mail)",
             ),
             (
                 "alerting:\n  route:\n    receiver: mail\n",
-                "unknown receiver `mail` (no receivers are configured",
+                "test.yaml:3:5: alerting.route.receiver: unknown receiver `mail` (no receivers are configured",
             ),
             (
                 "alerting:\n  rules:\n    - name: X\n      detections: ['detector~\"drift\"']\n",
@@ -583,7 +608,7 @@ mod tests {
             ),
             (
                 "alerting:\n  route:\n    receiver: mail\n    group_by: [\"bad-label\"]\n  receivers:\n    mail: { type: webhook, url: \"http://x/\" }\n",
-                "`bad-label` is not a valid label name",
+                "test.yaml:4:5: alerting.route.group_by: `bad-label` is not a valid label name",
             ),
             (
                 "alerting:\n  receivers:\n    mail: { type: webhook, url: \"http://x/\" }\n",
@@ -592,12 +617,26 @@ mod tests {
             ("alerting:\n  rutes: []\n", "unknown field `rutes`"),
             (
                 "alerting:\n  rules:\n    - { name: MillwatchDrift, detections: [] }\n",
-                "a rule named `MillwatchDrift` exists already",
+                "test.yaml:3:7: alerting.rules[0].name: a rule named `MillwatchDrift` exists already",
             ),
         ] {
             let err = load(yaml).expect_err(yaml);
             assert!(err.contains(want), "{yaml}\n---\n{err}\n--- wanted: {want}");
         }
+    }
+
+    #[test]
+    fn every_cross_reference_problem_is_reported_at_its_own_key() {
+        let yaml = "alerting:\n  receivers:\n    mail: { type: webhook, url: \"http://x/\" }\n    am:\n      type: alertmanager\n      urls: [\"http://am:9093\"]\n      resend_interval: 0s\n  route:\n    receiver: mail\n    routes:\n      - matchers: ['severity=\"critical\"']\n        receiver: pager\n      - receiver: sms\n";
+        let err = load(yaml).expect_err("three problems");
+        for want in [
+            "test.yaml:7:7: alerting.receivers.am.resend_interval: must be more than 0s\n",
+            "test.yaml:12:9: alerting.route.routes[0].receiver: unknown receiver `pager` (known receivers: am, mail)",
+            "test.yaml:13:9: alerting.route.routes[1].receiver: unknown receiver `sms`",
+        ] {
+            assert!(err.contains(want), "{err}\n--- wanted: {want}");
+        }
+        assert!(!err.contains("test.yaml:1:1"), "{err}");
     }
 
     #[test]

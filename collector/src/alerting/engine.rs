@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use duckdb::Connection;
 use millwatch_exporters::notify::{Labels, Notifier};
+use millwatch_exporters::prometheus::MetricsExposition;
 use serde::Serialize;
 
 use super::config::AlertingConfig;
 use super::groups::Groups;
 use super::lifecycle::{Ack, AlertEntry, Book, State};
+use super::metrics::AlertMetrics;
 use super::routing::Route;
 use super::rules::{Condition, Rule, compile};
 use super::silences::Silence;
@@ -88,6 +90,7 @@ struct Engine {
     detections: DetectionSource,
     collector: CollectorSource,
     telemetry: Arc<Telemetry>,
+    metrics: Arc<AlertMetrics>,
     shared: Arc<Shared>,
 }
 
@@ -96,8 +99,10 @@ pub fn start(
     conn: Connection,
     config: AlertingConfig,
     telemetry: Arc<Telemetry>,
+    exposition: &MetricsExposition,
     external_url: String,
 ) -> Result<AlertingHandle> {
+    let metrics = Arc::new(AlertMetrics::register(exposition)?);
     let mut notifiers = HashMap::new();
     for (name, c) in &config.receivers {
         let n = Notifier::new(c.clone()).map_err(|source| AlertingError::Receiver {
@@ -132,6 +137,7 @@ pub fn start(
         detections: DetectionSource::default(),
         collector: CollectorSource::default(),
         telemetry,
+        metrics: metrics.clone(),
         shared: shared.clone(),
         config,
     };
@@ -140,6 +146,11 @@ pub fn start(
     }
     for g in groups {
         engine.groups.map.insert(g.key.clone(), g);
+    }
+    for (name, n) in notifiers.iter() {
+        if let Some(r) = n.resend_interval() {
+            engine.groups.resend.insert(name.clone(), r);
+        }
     }
     engine.resolve_unknown_rules(now);
     // The API lists what was stored before the first evaluation.
@@ -152,6 +163,7 @@ pub fn start(
     );
 
     let delivery = engine.config.delivery.clone();
+    let rules = Arc::new(engine.rules.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
@@ -173,10 +185,24 @@ pub fn start(
         let db = shared.db.clone();
         tokio::spawn(async move {
             let config = delivery;
+            let mut pruned_at: Option<tokio::time::Instant> = None;
             loop {
-                match outbox::deliver_due(&db, &notifiers, &config).await {
+                match outbox::deliver_due(&db, &notifiers, &rules, &config, &metrics).await {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "outbox round failed"),
+                }
+                match db.run(outbox::pending).await {
+                    Ok(pending) => metrics.set_queue(notifiers.keys(), &pending),
+                    Err(e) => tracing::warn!(error = %e, "counting the outbox failed"),
+                }
+                if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                    pruned_at = Some(tokio::time::Instant::now());
+                    let keep = config.clone();
+                    match db.run(move |c| outbox::prune(c, &keep, now_ns())).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(notifications = n, "pruned old notifications"),
+                        Err(e) => tracing::warn!(error = %e, "pruning the outbox failed"),
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(config.poll_interval) => {}
@@ -194,6 +220,9 @@ pub fn start(
         worker_stop,
     })
 }
+
+/// How often delivered and failed notifications past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 fn sleep_unless(stop: &AtomicBool, total: Duration) {
     let step = Duration::from_millis(50);
@@ -392,6 +421,23 @@ impl Engine {
                     .unwrap_or_default(),
             })
             .collect();
+        let mut counts: HashMap<(String, String, String), usize> = HashMap::new();
+        for e in self
+            .book
+            .alerts
+            .values()
+            .filter(|e| e.state != State::Resolved)
+        {
+            let label = |name: &str| e.labels.get(name).cloned().unwrap_or_default();
+            *counts
+                .entry((
+                    e.state.as_str().to_string(),
+                    label("severity"),
+                    label("alertname"),
+                ))
+                .or_default() += 1;
+        }
+        self.metrics.set_alerts(&counts);
         if let Ok(mut a) = self.shared.alerts.write() {
             *a = views;
         }

@@ -21,6 +21,9 @@ pub struct Group {
     pub group_wait: Duration,
     pub group_interval: Duration,
     pub repeat_interval: Duration,
+    /// How often the receiver wants firing alerts sent again even when nothing changed
+    /// (Alertmanager's `resend_interval`; acknowledgements do not stop it).
+    pub resend_interval: Option<Duration>,
     /// When the group is next looked at (ns since the epoch).
     pub next_flush: i64,
     /// The alerts the last notification reported firing.
@@ -47,6 +50,7 @@ impl Group {
             group_wait: GROUP_WAIT,
             group_interval: GROUP_INTERVAL,
             repeat_interval: REPEAT_INTERVAL,
+            resend_interval: None,
             next_flush: now,
             notified,
             last_notified,
@@ -68,6 +72,8 @@ pub struct Flush {
 #[derive(Debug, Default)]
 pub struct Groups {
     pub map: BTreeMap<String, Group>,
+    /// The resend interval of each receiver that has one.
+    pub resend: BTreeMap<String, Duration>,
 }
 
 impl Groups {
@@ -94,6 +100,7 @@ impl Groups {
                             group_wait: route.group_wait,
                             group_interval: route.group_interval,
                             repeat_interval: route.repeat_interval,
+                            resend_interval: None,
                             next_flush: now.saturating_add(ns(route.group_wait)),
                             notified: BTreeSet::new(),
                             last_notified: None,
@@ -106,6 +113,7 @@ impl Groups {
                 group.group_wait = route.group_wait;
                 group.group_interval = route.group_interval;
                 group.repeat_interval = route.repeat_interval;
+                group.resend_interval = self.resend.get(&route.receiver).copied();
                 group.members.insert(e.fingerprint.clone());
             }
         }
@@ -121,8 +129,9 @@ impl Groups {
     }
 
     /// Looks at one group: a notification when its firing alerts changed since the last one (or
-    /// some of those resolved), or when `repeat_interval` passed with alerts still firing and
-    /// not all acknowledged. Muted (silenced or inhibited) alerts are left out.
+    /// some of those resolved), when `repeat_interval` passed with alerts still firing and
+    /// not all acknowledged, or when the receiver's resend interval passed with alerts still
+    /// firing. Muted (silenced or inhibited) alerts are left out.
     pub fn flush(
         &mut self,
         key: &str,
@@ -132,7 +141,10 @@ impl Groups {
         external_url: &str,
     ) -> Option<Flush> {
         let g = self.map.get_mut(key)?;
-        g.next_flush = now.saturating_add(ns(g.group_interval));
+        let look_again = g
+            .resend_interval
+            .map_or(g.group_interval, |r| r.min(g.group_interval));
+        g.next_flush = now.saturating_add(ns(look_again));
         let firing: BTreeSet<String> = g
             .members
             .iter()
@@ -158,7 +170,13 @@ impl Groups {
             && firing
                 .iter()
                 .any(|fp| book.alerts.get(fp).is_some_and(|e| e.ack.is_none()));
-        if !changed && !repeat {
+        let resend = !changed
+            && !firing.is_empty()
+            && g.resend_interval.is_some_and(|r| {
+                g.last_notified
+                    .is_some_and(|t| now.saturating_sub(t) >= ns(r))
+            });
+        if !changed && !repeat && !resend {
             return None;
         }
         let generator = format!("{}/api/v1/alerts", external_url.trim_end_matches('/'));
@@ -347,6 +365,54 @@ mod tests {
         assert!(
             groups
                 .flush(&key, &book, &mute_b, 8000 * S, "http://mw")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_alertmanager_group_is_resent_every_resend_interval_acknowledged_or_not() {
+        let route = root();
+        let mut book = Book::default();
+        let mut groups = Groups::default();
+        groups.resend.insert("mail".into(), Duration::from_secs(3));
+        book.apply("drift", Duration::ZERO, vec![drift("churn", "a")], 0);
+        for e in book.alerts.values_mut() {
+            e.ack = Some(super::super::lifecycle::Ack {
+                by: "ana".into(),
+                comment: String::new(),
+                at: 0,
+            });
+        }
+        groups.assign(&route, &book, 0);
+        let key = groups.due(2 * S).pop().expect("due");
+        let never = |_: &AlertEntry| false;
+        assert!(
+            groups
+                .flush(&key, &book, &never, 2 * S, "http://mw")
+                .is_some()
+        );
+        // Looked at again after the resend interval, not the 10s group_interval.
+        assert_eq!(groups.map[&key].next_flush, 5 * S);
+        assert!(
+            groups
+                .flush(&key, &book, &never, 4 * S, "http://mw")
+                .is_none()
+        );
+        let again = groups
+            .flush(&key, &book, &never, 5 * S, "http://mw")
+            .expect("resent");
+        assert_eq!(again.notification.alerts.len(), 1);
+        assert_eq!(again.notification.status, AlertStatus::Firing);
+        // Resolved: one last notification, then nothing more to resend.
+        book.apply("drift", Duration::ZERO, vec![], 6 * S);
+        groups.assign(&route, &book, 6 * S);
+        let last = groups
+            .flush(&key, &book, &never, 8 * S, "http://mw")
+            .expect("resolved");
+        assert_eq!(last.notification.status, AlertStatus::Resolved);
+        assert!(
+            groups
+                .flush(&key, &book, &never, 20 * S, "http://mw")
                 .is_none()
         );
     }

@@ -3,19 +3,22 @@
 //! silences and acknowledgements; notifications through a durable outbox in DuckDB to the
 //! exporters' notifiers (email, webhook, Alertmanager); the HTTP API and CLI over it.
 //!
-//! Layout: `config` (the `alerting:` section), `rules` (matchers, templates, built-in rules),
+//! Layout: `config` (the `alerting:` section), `charts` (the history an email chart draws), `rules` (matchers, templates, built-in rules),
 //! `sources` (what rules read), `lifecycle` (alert states), `routing` (the tree), `groups`
-//! (notification groups), `inhibit`, `silences`, `persist` (alerts and groups in DuckDB),
+//! (notification groups), `inhibit`, `silences`, `persist` (alerts and groups in DuckDB), `metrics` (its series on
+//! `/metrics`),
 //! `outbox` (durable delivery), `engine` (the loop), `api` (HTTP), `cli` (`millwatch alerts`,
 //! `millwatch silence`).
 
 pub mod api;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod groups;
 pub mod inhibit;
 pub mod lifecycle;
+pub mod metrics;
 pub mod outbox;
 pub mod persist;
 pub mod routing;
@@ -43,6 +46,8 @@ pub enum AlertingError {
     Poisoned,
     #[error("a blocking task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("registering the alerting series: {0}")]
+    Metrics(#[from] millwatch_exporters::prometheus::ExpositionError),
     #[error("cannot start the alerting thread: {0}")]
     Start(std::io::Error),
 }

@@ -12,7 +12,9 @@ use millwatch_exporters::notify::{DeliveryOutcome, Notification, Notifier};
 use serde_json::json;
 
 use super::config::DeliveryConfig;
-use super::{Db, now_ns};
+use super::metrics::AlertMetrics;
+use super::rules::Rule;
+use super::{Db, charts, now_ns};
 
 /// Most notifications one round of the worker sends.
 const BATCH: usize = 64;
@@ -76,6 +78,8 @@ fn due(conn: &Connection, now: i64) -> duckdb::Result<Vec<Due>> {
 /// What became of one attempt, to record.
 struct Attempt {
     id: u64,
+    /// ns from the notification being queued to this attempt.
+    queued_for: i64,
     receiver: String,
     time: i64,
     outcome: &'static str,
@@ -113,7 +117,9 @@ fn record(conn: &mut Connection, attempts: &[Attempt]) -> duckdb::Result<()> {
 pub async fn deliver_due(
     db: &Db,
     notifiers: &Arc<HashMap<String, Notifier>>,
+    rules: &Arc<Vec<Rule>>,
     config: &DeliveryConfig,
+    metrics: &AlertMetrics,
 ) -> Result<usize, super::AlertingError> {
     let now = now_ns();
     let due = db.run(move |c| due(c, now)).await?;
@@ -123,6 +129,8 @@ pub async fn deliver_due(
     let mut sends = tokio::task::JoinSet::new();
     for d in due {
         let notifiers = notifiers.clone();
+        let rules = rules.clone();
+        let db = db.clone();
         let config = config.clone();
         sends.spawn(async move {
             let attempts = d.attempts + 1;
@@ -136,6 +144,9 @@ pub async fn deliver_due(
                 (_, Err(e)) => DeliveryOutcome::Permanent {
                     reason: format!("stored notification cannot be read: {e}"),
                 },
+                (Some(n @ Notifier::Email(_)), Ok(notification)) => {
+                    n.send(&with_charts(&db, rules, notification).await).await
+                }
                 (Some(n), Ok(notification)) => n.send(&notification).await,
             };
             let time = now_ns();
@@ -159,6 +170,7 @@ pub async fn deliver_due(
             }
             Attempt {
                 id: d.id,
+                queued_for: time.saturating_sub(d.created),
                 receiver: d.receiver,
                 time,
                 outcome: outcome_name,
@@ -171,12 +183,68 @@ pub async fn deliver_due(
     let mut done = Vec::new();
     while let Some(result) = sends.join_next().await {
         match result {
-            Ok(a) => done.push(a),
+            Ok(a) => {
+                let delivered = a.outcome == "delivered";
+                let seconds = delivered.then_some(a.queued_for.max(0) as f64 / 1e9);
+                metrics.attempt(&a.receiver, a.outcome, seconds);
+                done.push(a)
+            }
             Err(e) => tracing::error!(error = %e, "a notification send task failed"),
         }
     }
     let n = done.len();
     db.run(move |c| record(c, &done)).await?;
+    Ok(n)
+}
+
+/// `n` with the history of its alerts for the email's charts; without them when that cannot
+/// be read (the mail is worth more than its chart).
+async fn with_charts(db: &Db, rules: Arc<Vec<Rule>>, n: Notification) -> Notification {
+    let fallback = n.clone();
+    let filled = db
+        .run(move |c| {
+            let mut n = n;
+            charts::fill(c, &rules, &mut n, now_ns())?;
+            Ok(n)
+        })
+        .await;
+    match filled {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the history for email charts failed");
+            fallback
+        }
+    }
+}
+
+/// Pending notifications per receiver.
+pub fn pending(conn: &mut Connection) -> duckdb::Result<HashMap<String, u64>> {
+    let mut stmt = conn.prepare(
+        "SELECT receiver, count(*) FROM alert_outbox WHERE delivery = 'pending' GROUP BY receiver",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
+}
+
+/// Deletes delivered notifications older than `keep_delivered` and failed ones older than
+/// `keep_failed` (by their last update), with their attempts; pending ones stay whatever
+/// their age. Returns how many notifications went.
+pub fn prune(conn: &mut Connection, config: &DeliveryConfig, now: i64) -> duckdb::Result<usize> {
+    let before = |keep: Duration| now.saturating_sub(keep.as_nanos().min(i64::MAX as u128) as i64);
+    let old = "SELECT id FROM alert_outbox \
+               WHERE (delivery = 'delivered' AND updated < make_timestamp_ns(?)) \
+                  OR (delivery = 'failed' AND updated < make_timestamp_ns(?))";
+    let params = duckdb::params![before(config.keep_delivered), before(config.keep_failed)];
+    let tx = conn.transaction()?;
+    tx.execute(
+        &format!("DELETE FROM alert_delivery_attempts WHERE outbox_id IN ({old})"),
+        params,
+    )?;
+    let n = tx.execute(
+        &format!("DELETE FROM alert_outbox WHERE id IN ({old})"),
+        params,
+    )?;
+    tx.commit()?;
     Ok(n)
 }
 
@@ -234,6 +302,69 @@ pub fn list(conn: &Connection, limit: usize) -> duckdb::Result<serde_json::Value
 #[cfg(test)]
 mod tests {
     use super::*;
+    use millwatch_exporters::notify::Labels;
+
+    const DAY: i64 = 24 * 3600 * 1_000_000_000;
+
+    #[test]
+    fn prune_deletes_old_delivered_and_failed_notifications_with_their_attempts_only() {
+        let mut c = Connection::open_in_memory().expect("duckdb");
+        for m in crate::store::schema::MIGRATIONS {
+            c.execute_batch(m.sql).expect("schema");
+        }
+        let now = 1_800_000_000 * 1_000_000_000;
+        let n = Notification::new("mail", "k", Labels::new(), Vec::new(), "");
+        // (age in days, delivery): what stays with the default 7 and 30 days.
+        let rows = [
+            (8, "delivered", false),
+            (6, "delivered", true),
+            (31, "failed", false),
+            (29, "failed", true),
+            (90, "pending", true),
+        ];
+        for (age, delivery, _) in rows {
+            let t = now - age * DAY;
+            enqueue(&c, &n, t).expect("enqueue");
+            c.execute(
+                "UPDATE alert_outbox SET delivery = ?, updated = make_timestamp_ns(?) WHERE id = currval('alert_outbox_id')",
+                duckdb::params![delivery, t],
+            )
+            .expect("update");
+            for _ in 0..2 {
+                c.execute(
+                    "INSERT INTO alert_delivery_attempts VALUES (currval('alert_outbox_id'), make_timestamp_ns(?), 'mail', 'retryable', NULL, NULL)",
+                    [t],
+                )
+                .expect("attempt");
+            }
+        }
+        let pruned = prune(&mut c, &DeliveryConfig::default(), now).expect("prune");
+        assert_eq!(pruned, 2);
+        let left: Vec<String> = c
+            .prepare("SELECT delivery FROM alert_outbox ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rows");
+        let want: Vec<&str> = rows.iter().filter(|r| r.2).map(|r| r.1).collect();
+        assert_eq!(left, want);
+        let attempts: u64 = c
+            .query_row(
+                "SELECT count(*) FROM alert_delivery_attempts WHERE outbox_id NOT IN (SELECT id FROM alert_outbox)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(attempts, 0);
+        let kept: u64 = c
+            .query_row("SELECT count(*) FROM alert_delivery_attempts", [], |r| {
+                r.get(0)
+            })
+            .expect("count");
+        assert_eq!(kept, 6);
+        assert_eq!(
+            prune(&mut c, &DeliveryConfig::default(), now).expect("again"),
+            0
+        );
+    }
 
     #[test]
     fn backoff_doubles_is_capped_and_honours_retry_after() {

@@ -123,7 +123,7 @@ pub fn metric_candidates(
 /// A series' attributes (a JSON object) as labels: strings as they are, other values as JSON;
 /// names that are not label names get their other characters replaced by `_`, as Prometheus
 /// does (`machine.id` → `machine_id`).
-fn attribute_labels(json: Option<&str>) -> Labels {
+pub(super) fn attribute_labels(json: Option<&str>) -> Labels {
     let mut labels = Labels::new();
     let Some(Ok(serde_json::Value::Object(map))) = json.map(serde_json::from_str) else {
         return labels;

@@ -731,6 +731,8 @@ struct Issue {
 
 enum IssueKind {
     Missing(String),
+    /// A problem a section's own check found; its message says how to put it right.
+    Checked(String),
     Other(String),
     Unlocated(String),
 }
@@ -829,6 +831,16 @@ fn deserialize_collecting<T: DeserializeOwned>(mut value: Value) -> Result<T, Ve
                     expected: None,
                 });
             }
+        } else if let Some(problems) = located_problems(&message) {
+            for (relative, problem) in problems {
+                let mut path = original.clone();
+                path.extend(relative);
+                issues.push(Issue {
+                    path,
+                    kind: IssueKind::Checked(problem),
+                    expected: None,
+                });
+            }
         } else {
             let expected = expected_shape::<T>(&value, &current, &message);
             issues.push(Issue {
@@ -843,6 +855,50 @@ fn deserialize_collecting<T: DeserializeOwned>(mut value: Value) -> Result<T, Ve
         cut.insert(original);
     }
     Err(issues)
+}
+
+/// The error message of a section that checks itself as a whole (names that must refer to
+/// each other, ...): one `(path, message)` a problem, the path relative to the section, such as
+/// `route.routes[0].receiver`. Each is then reported at its own place in the file.
+pub fn located(problems: &[(String, String)]) -> String {
+    problems
+        .iter()
+        .map(|(path, message)| format!("@{path}: {message}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The problems of a [`located`] message, with their paths parsed.
+fn located_problems(message: &str) -> Option<Vec<(Vec<Seg>, String)>> {
+    message
+        .lines()
+        .map(|line| {
+            let (path, problem) = line.strip_prefix('@')?.split_once(": ")?;
+            Some((parse_path(path)?, problem.to_string()))
+        })
+        .collect::<Option<Vec<_>>>()
+        .filter(|p| !p.is_empty())
+}
+
+/// `a.b[2].c` as segments.
+fn parse_path(text: &str) -> Option<Vec<Seg>> {
+    let mut out = Vec::new();
+    for part in text.split('.') {
+        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        if key.is_empty() {
+            return None;
+        }
+        out.push(Seg::Key(key.to_string()));
+        while !rest.is_empty() {
+            let (index, after) = rest.split_once(']')?;
+            out.push(Seg::Index(index.parse().ok()?));
+            rest = after.strip_prefix('[').unwrap_or(after);
+            if !after.is_empty() && !after.starts_with('[') {
+                return None;
+            }
+        }
+    }
+    Some(out)
 }
 
 fn segments(path: &serde_path_to_error::Path) -> Option<Vec<Seg>> {
@@ -1002,6 +1058,10 @@ impl Issue {
                 let at = positions.find(&self.path);
                 let (message, hint) = explain(&message, self.expected.as_deref());
                 (self.path, at, message, hint)
+            }
+            IssueKind::Checked(message) => {
+                let at = positions.find(&self.path);
+                (self.path, at, message, None)
             }
             IssueKind::Unlocated(message) => (Vec::new(), None, message, None),
         };

@@ -2,7 +2,7 @@
 //! every configured Alertmanager (the members of one cluster), so that plants that already
 //! run Alertmanager keep their routing, silences and receivers.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -20,9 +20,14 @@ mod defaults {
     use super::*;
 
     pub const TIMEOUT: Duration = Duration::from_secs(10);
+    /// Prometheus' `--rules.alert.resend-delay`.
+    pub const RESEND_INTERVAL: Duration = Duration::from_secs(60);
 
     pub fn timeout() -> Duration {
         TIMEOUT
+    }
+    pub fn resend_interval() -> Duration {
+        RESEND_INTERVAL
     }
 }
 
@@ -33,6 +38,7 @@ mod defaults {
 /// headers: { X-Scope-OrgID: plant-a }
 /// auth: { type: basic, username: u, password: p }
 /// timeout: 10s
+/// resend_interval: 1m
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,13 +58,23 @@ pub struct AlertmanagerConfig {
     /// Timeout of one request, connection included.
     #[serde(default = "defaults::timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// How often alerts still firing are posted again. Each post says the alert ends
+    /// [`VALID_FOR_RESENDS`] intervals later (`endsAt`), as Prometheus does, so Alertmanager
+    /// keeps it active while Millwatch keeps posting and resolves it soon after Millwatch
+    /// stops.
+    #[serde(default = "defaults::resend_interval", with = "humantime_serde")]
+    pub resend_interval: Duration,
 }
+
+/// How many resend intervals a firing alert posted to Alertmanager stays valid.
+pub const VALID_FOR_RESENDS: u32 = 4;
 
 /// Forwards the alerts of notifications to Alertmanager.
 #[derive(Debug, Clone)]
 pub struct AlertmanagerNotifier {
     endpoints: Vec<reqwest::Url>,
     client: HttpClient,
+    resend_interval: Duration,
 }
 
 impl AlertmanagerNotifier {
@@ -70,7 +86,16 @@ impl AlertmanagerNotifier {
             .map(alerts_endpoint)
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let client = HttpClient::new(config.timeout, &config.headers, config.auth.as_ref())?;
-        Ok(Self { endpoints, client })
+        Ok(Self {
+            endpoints,
+            client,
+            resend_interval: config.resend_interval,
+        })
+    }
+
+    /// How often firing alerts are to be posted again.
+    pub fn resend_interval(&self) -> Duration {
+        self.resend_interval
     }
 
     /// The `/api/v2/alerts` URLs it posts to.
@@ -81,7 +106,8 @@ impl AlertmanagerNotifier {
     /// POSTs the notification's alerts to every Alertmanager at once; see
     /// [`DeliveryOutcome::any_of`] for how their answers combine.
     pub async fn send(&self, notification: &Notification) -> DeliveryOutcome {
-        let body = match serde_json::to_vec(&postable_alerts(notification)) {
+        let valid_until = SystemTime::now() + self.resend_interval * VALID_FOR_RESENDS;
+        let body = match serde_json::to_vec(&postable_alerts(notification, valid_until)) {
             Ok(b) => b,
             Err(e) => {
                 return DeliveryOutcome::Permanent {
@@ -115,21 +141,20 @@ fn origin(url: &reqwest::Url) -> String {
     url.origin().ascii_serialization()
 }
 
-/// Alertmanager's `postableAlerts`: labels, annotations, startsAt, endsAt (only once
-/// resolved: while firing Alertmanager sets it from its `resolve_timeout`, and the collector
-/// re-sends firing alerts each group interval), generatorURL.
-pub fn postable_alerts(n: &Notification) -> Value {
-    Value::Array(n.alerts.iter().map(postable).collect())
+/// Alertmanager's `postableAlerts`: labels, annotations, startsAt, endsAt (when resolved; while
+/// firing `valid_until`, the time Alertmanager may take it for resolved unless posted again),
+/// generatorURL.
+pub fn postable_alerts(n: &Notification, valid_until: SystemTime) -> Value {
+    Value::Array(n.alerts.iter().map(|a| postable(a, valid_until)).collect())
 }
 
-fn postable(a: &Alert) -> Value {
+fn postable(a: &Alert, valid_until: SystemTime) -> Value {
     let mut m = Map::new();
     m.insert("labels".into(), json!(a.labels));
     m.insert("annotations".into(), json!(a.annotations));
     m.insert("startsAt".into(), json!(format_rfc3339(a.starts_at)));
-    if let Some(end) = a.ends_at {
-        m.insert("endsAt".into(), json!(format_rfc3339(end)));
-    }
+    let end = a.ends_at.unwrap_or(valid_until);
+    m.insert("endsAt".into(), json!(format_rfc3339(end)));
     if !a.generator_url.is_empty() {
         m.insert("generatorURL".into(), json!(a.generator_url));
     }
@@ -182,6 +207,7 @@ mod tests {
         let c = config("urls: [http://am:9093, \"http://gw/alertmanager\", \"http://gw2/am/\"]\n")
             .expect("parses");
         assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.resend_interval, Duration::from_secs(60));
         let n = AlertmanagerNotifier::new(c).expect("client");
         let got: Vec<&str> = n.endpoints().iter().map(reqwest::Url::as_str).collect();
         assert_eq!(
@@ -209,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn postable_alerts_have_endsat_only_once_resolved() {
+    fn postable_alerts_end_when_resolved_or_when_no_longer_valid() {
         let t = UNIX_EPOCH + Duration::from_secs(1_714_564_800);
         let labels: Labels = [("alertname".to_string(), "Down".to_string())].into();
         let mut firing = Alert::firing(labels.clone(), Labels::new(), t);
@@ -217,11 +243,11 @@ mod tests {
         let resolved =
             Alert::firing(labels, Labels::new(), t).resolved_at(t + Duration::from_secs(5));
         let n = Notification::new("am", "k", Labels::new(), vec![firing, resolved], "");
-        let v = postable_alerts(&n);
+        let v = postable_alerts(&n, t + Duration::from_secs(240));
         assert_eq!(
             v,
             json!([
-                {"labels": {"alertname": "Down"}, "annotations": {}, "startsAt": "2024-05-01T12:00:00Z", "generatorURL": "http://mw/ui"},
+                {"labels": {"alertname": "Down"}, "annotations": {}, "startsAt": "2024-05-01T12:00:00Z", "endsAt": "2024-05-01T12:04:00Z", "generatorURL": "http://mw/ui"},
                 {"labels": {"alertname": "Down"}, "annotations": {}, "startsAt": "2024-05-01T12:00:00Z", "endsAt": "2024-05-01T12:00:05Z"}
             ])
         );

@@ -97,6 +97,15 @@ impl Notifier {
         }
     }
 
+    /// How often a receiver wants alerts that still fire sent again whether or not they
+    /// changed: Alertmanager's `resend_interval`; `None` for the others.
+    pub fn resend_interval(&self) -> Option<std::time::Duration> {
+        match self {
+            Notifier::Alertmanager(n) => Some(n.resend_interval()),
+            Notifier::Email(_) | Notifier::Webhook(_) => None,
+        }
+    }
+
     /// Makes one attempt to deliver `notification`.
     pub async fn send(&self, notification: &Notification) -> DeliveryOutcome {
         match self {

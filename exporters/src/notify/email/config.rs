@@ -2,6 +2,7 @@
 //! addresses, and the subject template.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lettre::message::Mailbox;
@@ -38,6 +39,7 @@ mod defaults {
 /// host: smtp.example.net
 /// port: 587                    # default: 25 (none), 587 (starttls), 465 (tls)
 /// tls: starttls                # none | starttls | tls
+/// tls_ca_file: /etc/millwatch/plant-ca.pem   # default: the system's trust store
 /// auth: { username: millwatch, password: "..." }
 /// from: "Millwatch <millwatch@example.net>"
 /// to: [oncall@example.net, "Line 3 <line3@example.net>"]
@@ -55,6 +57,10 @@ pub struct EmailConfig {
     /// How the connection is protected.
     #[serde(default)]
     pub tls: SmtpTls,
+    /// A PEM file with the certificate(s) of the CA that signed the server's certificate, for
+    /// a plant's own CA; when set, only these are trusted, not the system's trust store.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// SMTP authentication (PLAIN or LOGIN, whichever the server offers).
     #[serde(default)]
     pub auth: Option<SmtpAuth>,
@@ -263,10 +269,14 @@ mod tests {
     #[test]
     fn full_config_parses_and_hides_the_password() {
         let c = config(
-            "host: smtp.example.net\nport: 2525\ntls: tls\nauth: { username: mw, password: pw123 }\nfrom: \"Millwatch <mw@example.net>\"\nto: [a@example.net, \"Line 3 <l3@example.net>\"]\nsubject: \"[mw] {{ title }} on {{ labels.machine }}\"\nhello_name: edge-1.plant\ntimeout: 5s\n",
+            "host: smtp.example.net\nport: 2525\ntls: tls\ntls_ca_file: /etc/millwatch/ca.pem\nauth: { username: mw, password: pw123 }\nfrom: \"Millwatch <mw@example.net>\"\nto: [a@example.net, \"Line 3 <l3@example.net>\"]\nsubject: \"[mw] {{ title }} on {{ labels.machine }}\"\nhello_name: edge-1.plant\ntimeout: 5s\n",
         )
         .expect("parses");
         assert_eq!(c.port(), 2525);
+        assert_eq!(
+            c.tls_ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/millwatch/ca.pem"))
+        );
         assert_eq!(c.to.len(), 2);
         assert_eq!(c.to[1].email.to_string(), "l3@example.net");
         assert_eq!(c.from.name.as_deref(), Some("Millwatch"));

@@ -5,7 +5,7 @@
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
@@ -36,8 +36,8 @@ impl EmailNotifier {
     pub fn new(config: EmailConfig) -> Result<Self> {
         let tls = match config.tls {
             SmtpTls::None => Tls::None,
-            SmtpTls::Starttls => Tls::Required(tls_parameters(&config.host)?),
-            SmtpTls::Tls => Tls::Wrapper(tls_parameters(&config.host)?),
+            SmtpTls::Starttls => Tls::Required(tls_parameters(&config)?),
+            SmtpTls::Tls => Tls::Wrapper(tls_parameters(&config)?),
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port())
@@ -77,7 +77,7 @@ impl EmailNotifier {
         // mid-dialogue must not hold the attempt for longer than configured.
         match tokio::time::timeout(self.config.timeout, self.transport.send(message)).await {
             Ok(Ok(_)) => DeliveryOutcome::Delivered,
-            Ok(Err(e)) => classify(&e),
+            Ok(Err(e)) => classify(&self.config, &e),
             Err(_) => DeliveryOutcome::unreachable(format!(
                 "SMTP delivery timed out after {}",
                 humantime_serde::re::humantime::format_duration(self.config.timeout)
@@ -121,17 +121,78 @@ impl EmailNotifier {
     }
 }
 
-fn tls_parameters(host: &str) -> Result<TlsParameters> {
-    TlsParameters::new_rustls(host.to_string()).map_err(|e| NotifyError::Config {
-        reason: format!("SMTP TLS for `{host}`: {e}"),
-    })
+/// rustls (ring) parameters for `config.host`: the system's trust store, or only the CA
+/// certificates of `tls_ca_file`.
+fn tls_parameters(config: &EmailConfig) -> Result<TlsParameters> {
+    let host = &config.host;
+    let fail = |reason: String| NotifyError::Config { reason };
+    let mut builder = TlsParameters::builder(host.clone());
+    if let Some(path) = &config.tls_ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| fail(format!("tls_ca_file `{}`: {e}", path.display())))?;
+        let no_cert = || {
+            fail(format!(
+                "tls_ca_file `{}`: no PEM certificate in it (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ))
+        };
+        if !pem
+            .windows(b"-----BEGIN CERTIFICATE-----".len())
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            return Err(no_cert());
+        }
+        let ca = Certificate::from_pem(&pem)
+            .map_err(|e| fail(format!("tls_ca_file `{}`: {e}", path.display())))?;
+        builder = builder
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(ca);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| fail(format!("SMTP TLS for `{host}`: {e}")))
+}
+
+/// The certificate error of a failed TLS handshake, if that is what failed.
+fn certificate_error(e: &lettre::transport::smtp::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let rustls_error = s.downcast_ref::<rustls::Error>().or_else(|| {
+            s.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(
+            err @ (rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented),
+        ) = rustls_error
+        {
+            return Some(err.to_string());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// SMTP replies by their code (4yz transient, 5yz permanent); a client-side refusal (no
-/// authentication mechanism in common) is permanent; everything else — connection refused or
+/// authentication mechanism in common) and a server certificate that is not trusted are
+/// permanent; everything else — connection refused or
 /// dropped, timeouts, TLS failures, unparsable replies — may work on a later try.
-fn classify(e: &lettre::transport::smtp::Error) -> DeliveryOutcome {
+fn classify(config: &EmailConfig, e: &lettre::transport::smtp::Error) -> DeliveryOutcome {
     let text = describe(e);
+    if let Some(cert) = certificate_error(e) {
+        // Another try meets the same certificate: the trust settings must change first.
+        let trusted = match &config.tls_ca_file {
+            Some(p) => format!("the CA certificates in tls_ca_file `{}`", p.display()),
+            None => "the system's trust store (set tls_ca_file for a private CA)".into(),
+        };
+        return DeliveryOutcome::Permanent {
+            reason: format!(
+                "the SMTP server {}:{} presented a certificate that is not trusted: {cert}; checked against {trusted}",
+                config.host,
+                config.port()
+            ),
+        };
+    }
     if let Some(code) = e.status() {
         return DeliveryOutcome::from_smtp_reply(u16::from(code), &text);
     }
