@@ -461,6 +461,17 @@ def model_drift() -> dict:
                      ["models", "drift"], [*model_vars(), feature_var], lay)
 
 
+def window_vs_baseline(title: str, metric: str, by: str, unit: str = "short") -> dict:
+    """A table of a prediction-distribution series: one row per model, version and `by`, the last
+    window's value and the baseline's side by side."""
+    side = lambda window: (f'max by (model, version, {by}) ({metric}{{{MODEL}, window="{window}"}})', "")  # noqa: E731
+    named = lambda ref, name: {"matcher": {"id": "byName", "options": ref},  # noqa: E731
+                               "properties": [{"id": "displayName", "value": name}]}
+    return table(title, [side("current"), side("baseline")], unit=unit) | {"fieldConfig": {
+        "defaults": {"unit": unit, "custom": {"filterable": True}},
+        "overrides": [named("Value #A", "last window"), named("Value #B", "baseline")]}}
+
+
 def model_performance() -> dict:
     lay = Layout()
     metric_var = query_var(
@@ -501,6 +512,25 @@ def model_performance() -> dict:
         [(f"sum by (model, version) (rate(millwatch_detection_windows_total{{{MODEL}}}[$__rate_interval])) * 60",
           "{{model}} {{version}}")],
     ), 12, 8)
+    lay.row("Prediction distribution")
+    lay.add(timeseries(
+        "Prediction quantiles: last window and baseline",
+        [(f'millwatch_prediction{{{MODEL}, quantile=~"0.05|0.25|0.5|0.75|0.95"}}',
+          "{{window}} q{{quantile}} {{model}} {{version}}")],
+        overrides=[dashed("baseline .*", "gray")],
+        description="Numeric predictions (millwatch_prediction, a summary): quantiles of each closed window (current) "
+                    "and of the baseline (dashed), updated when a window closes.",
+    ), 12, 9)
+    lay.add(timeseries(
+        "Prediction class shares: last window and baseline",
+        [(f"millwatch_prediction_class_ratio{{{MODEL}}}", "{{window}} {{class}} {{model}} {{version}}")],
+        unit="percentunit", minimum=0, maximum=1, overrides=[dashed("baseline .*", "gray")],
+        description="Class predictions: the share of each class in each closed window (current) and in the baseline "
+                    "(dashed). The 10 most frequent classes are named, the rest summed as (other).",
+    ), 12, 9)
+    lay.add(window_vs_baseline("Quantiles, last window vs baseline", "millwatch_prediction", "quantile"), 12, 8)
+    lay.add(window_vs_baseline("Class shares, last window vs baseline", "millwatch_prediction_class_ratio", "class",
+                               unit="percentunit"), 12, 8)
     return dashboard("millwatch-performance", "Millwatch / Model performance",
                      "Realised model metrics from feedback and the prediction distribution against the baseline.",
                      ["models", "performance"], [*model_vars(), metric_var], lay)
@@ -617,9 +647,35 @@ def machine_health() -> dict:
         mappings=[{"type": "value", "options": {"0": {"text": "ok", "color": "green"},
                                                  "1": {"text": "firing", "color": "red"}}}],
     ), 24, 8)
+    lay.row("Control charts")
+    chart_var = query_var("chart_rule", "Chart rule", "label_values(millwatch_control_chart_center, health_rule)")
+    rule = 'health_rule=~"$chart_rule"'
+    limits = lambda sel: [  # noqa: E731
+        (f"millwatch_control_chart_center{{{sel}}}", "centre {{health_rule}} {{series}}"),
+        (f"millwatch_control_chart_upper_limit{{{sel}}}", "UCL {{health_rule}} {{series}}"),
+        (f"millwatch_control_chart_lower_limit{{{sel}}}", "LCL {{health_rule}} {{series}}"),
+    ]
+    lay.add(timeseries(
+        "Sensor against its control limits: $chart_rule",
+        [(f'millwatch_control_chart_statistic{{{rule}, chart=~"shewhart|ewma"}}', "{{statistic}} {{health_rule}} {{series}}"),
+         *limits(f'{rule}, chart=~"shewhart|ewma"')],
+        overrides=[dashed("(UCL|LCL) .*", "red"), dashed("centre .*", "green")],
+        description="Shewhart and EWMA charts of the detection engine: the measurement each chart took (value), the EWMA "
+                    "(ewma), the centre line (the reference period's mean) and the control limits at the newest point "
+                    "(Shewhart: mean ± 3σ; EWMA: its time-varying limits). One panel per chart rule.",
+    ) | {"repeat": "chart_rule", "repeatDirection": "h", "maxPerRow": 2}, 12, 9)
+    lay.add(timeseries(
+        "CUSUM sums against the decision interval",
+        [(f'millwatch_control_chart_statistic{{{rule}, chart="cusum", statistic=~"cusum_.*"}}',
+          "{{statistic}} {{health_rule}} {{series}}"),
+         *limits(f'{rule}, chart="cusum"')[1:]],
+        overrides=[dashed("(UCL|LCL) .*", "red")],
+        description="C+ (cusum_upper) against +hσ and −C− (cusum_lower) against −hσ: a sum past its limit is a sustained "
+                    "shift up or down.",
+    ), 12, 9)
     return dashboard("millwatch-machines", "Millwatch / Machine health",
                      "Shop-floor sensors with their limits, component status and control-chart rules.",
-                     ["machines"], [*site_vars("hw_temperature_celsius"), host_var], lay)
+                     ["machines"], [*site_vars("hw_temperature_celsius"), host_var, chart_var], lay)
 
 
 def collector() -> dict:

@@ -1,12 +1,13 @@
 //! Machine-health rules on stored metric points: a slow temperature ramp trips the EWMA chart
-//! before a static threshold does, a sensor that stops trips absence, and rule state survives
-//! a restart of the engine.
+//! before a static threshold does, a sensor that stops trips absence, rule state survives
+//! a restart of the engine, and the charts' statistics and limits reach `/metrics`.
 
 mod detection_support;
 
 use detection_support::*;
 use millwatch::detection::DetectionConfig;
 use millwatch::signals::{Batch, MetricType, PointRow, SeriesRow};
+use millwatch_exporters::prometheus::{ExpositionConfig, Format, MetricsExposition};
 
 const T0: i64 = 1_700_000_000_000_000_000;
 const SECOND: i64 = 1_000_000_000;
@@ -133,4 +134,125 @@ fn slow_ramp_trips_ewma_before_the_static_threshold_and_a_silent_sensor_trips_ab
         ts.query_u64("SELECT count(*) FROM detections WHERE detector = 'machine_health' AND test = 'absence' AND NOT drifted"),
         1
     );
+}
+
+/// The chart gauges against a hand computation. Reference 10, 12, 10, 12, 10: mean 10.8, mean
+/// moving range 2, so σ = 2 / 1.128. Then 11 and 13 are charted, and in a second pass 5.
+#[test]
+fn control_chart_statistics_centre_and_limits_are_on_metrics() {
+    let ts = TestStore::open("chart-gauges");
+    let values = [10.0, 12.0, 10.0, 12.0, 10.0, 11.0, 13.0];
+    ts.store(Batch {
+        series: vec![series(3, "spindle-3")],
+        points: values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| point(3, i as i64, *v))
+            .collect(),
+        ..Batch::default()
+    });
+    let cfg: DetectionConfig = serde_yaml::from_str(
+        r#"
+machine_health:
+  - name: s3-shewhart
+    metric: hw.temperature
+    attributes: {hw.id: spindle-3}
+    check: {kind: chart, chart: {kind: shewhart}, reference_points: 5}
+  - name: s3-ewma
+    metric: hw.temperature
+    attributes: {hw.id: spindle-3}
+    check: {kind: chart, chart: {kind: ewma, lambda: 0.5, l: 3}, reference_points: 5}
+  - name: s3-cusum
+    metric: hw.temperature
+    attributes: {hw.id: spindle-3}
+    check: {kind: chart, chart: {kind: cusum, k: 0.5, h: 5}, reference_points: 5}
+"#,
+    )
+    .expect("config");
+    let exposition = MetricsExposition::new(ExpositionConfig::default());
+    let mut engine = ts.engine_with(cfg, &exposition);
+    engine.health_pass(T0 + 10 * SECOND).expect("pass");
+    let text = || exposition.render(Format::Text, std::time::Instant::now());
+    let series = "hw.id=spindle-3,hw.sensor_location=spindle";
+    let get = |text: &str, name: &str, rule: &str, extra: &[(&str, &str)]| {
+        let mut labels = vec![
+            ("health_rule", rule),
+            ("metric", "hw.temperature"),
+            ("series", series),
+        ];
+        labels.extend_from_slice(extra);
+        sample(text, name, &labels).unwrap_or_else(|| panic!("{name} {labels:?} in\n{text}"))
+    };
+    let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-9, "{got} != {want}");
+    let sigma = 2.0 / 1.128;
+    // Centre line, upper and lower limit of a rule's chart.
+    let limits = |t: &str, rule: &str, chart: &str, want: [f64; 3]| {
+        let c = [("chart", chart)];
+        for (name, want) in [
+            "millwatch_control_chart_center",
+            "millwatch_control_chart_upper_limit",
+            "millwatch_control_chart_lower_limit",
+        ]
+        .into_iter()
+        .zip(want)
+        {
+            close(get(t, name, rule, &c), want);
+        }
+    };
+    let statistic = |t: &str, rule: &str, chart: &str, statistic: &str| {
+        get(
+            t,
+            "millwatch_control_chart_statistic",
+            rule,
+            &[("chart", chart), ("statistic", statistic)],
+        )
+    };
+    let t = text();
+
+    // Shewhart: the measurement against mean ± 3σ.
+    limits(
+        &t,
+        "s3-shewhart",
+        "shewhart",
+        [10.8, 10.8 + 3.0 * sigma, 10.8 - 3.0 * sigma],
+    );
+    close(statistic(&t, "s3-shewhart", "shewhart", "value"), 13.0);
+
+    // EWMA, λ = 0.5: z = 0.5·11 + 0.5·10.8 = 10.9, then 0.5·13 + 0.5·10.9 = 11.95; limits at
+    // t = 2: 3σ·sqrt(λ/(2−λ)·(1 − (1−λ)^4)) = 3σ·sqrt(1/3 · 15/16).
+    let half = 3.0 * sigma * (15.0f64 / 48.0).sqrt();
+    limits(&t, "s3-ewma", "ewma", [10.8, 10.8 + half, 10.8 - half]);
+    close(statistic(&t, "s3-ewma", "ewma", "ewma"), 11.95);
+    close(statistic(&t, "s3-ewma", "ewma", "value"), 13.0);
+
+    // CUSUM, k = 0.5, h = 5: C+ = max(0, C+ + x − (10.8 + 0.5σ)): 0 after 11, 13 − 10.8 − 0.5σ
+    // after 13; C− stays 0; limits ±5σ around 0.
+    limits(&t, "s3-cusum", "cusum", [0.0, 5.0 * sigma, -5.0 * sigma]);
+    close(
+        statistic(&t, "s3-cusum", "cusum", "cusum_upper"),
+        13.0 - 10.8 - 0.5 * sigma,
+    );
+    close(statistic(&t, "s3-cusum", "cusum", "cusum_lower"), 0.0);
+    assert!(
+        !t.contains("cusum_lower\"} -0"),
+        "a negative zero on /metrics:\n{t}"
+    );
+
+    // The next point, 5: C+ = max(0, 1.3135 + 5 − 11.6865) = 0, C− = 10.8 − 0.5σ − 5.
+    ts.store(Batch {
+        points: vec![point(3, 7, 5.0)],
+        ..Batch::default()
+    });
+    engine.health_pass(T0 + 11 * SECOND).expect("pass");
+    let t = text();
+    close(statistic(&t, "s3-cusum", "cusum", "cusum_upper"), 0.0);
+    close(
+        statistic(&t, "s3-cusum", "cusum", "cusum_lower"),
+        -(10.8 - 0.5 * sigma - 5.0),
+    );
+    close(statistic(&t, "s3-shewhart", "shewhart", "value"), 5.0);
+    // z = 0.5·5 + 0.5·11.95; the limits widen towards the asymptote (t = 3).
+    close(statistic(&t, "s3-ewma", "ewma", "ewma"), 8.475);
+    let half = 3.0 * sigma * (1.0f64 / 3.0 * (1.0 - 0.5f64.powi(6))).sqrt();
+    limits(&t, "s3-ewma", "ewma", [10.8, 10.8 + half, 10.8 - half]);
 }

@@ -487,7 +487,40 @@ fn promtool_check_metrics_accepts_rendered_exposition() {
         ],
         0.2,
     );
+    let predictions = e
+        .register(
+            "millwatch_prediction",
+            "Numeric predictions per window.",
+            OwnType::Summary,
+        )
+        .expect("register");
+    predictions.set_summary(
+        &[("model", "scrap"), ("window", "current")],
+        &[(0.05, -1.5), (0.5, 2.0), (0.95, 7.25)],
+        -3.0,
+        200,
+    );
+    predictions.set_summary(
+        &[("model", "scrap"), ("window", "baseline")],
+        &[(0.5, 1.0)],
+        250.0,
+        250,
+    );
     let text = e.render(Format::Text, Instant::now());
+    assert!(
+        text.contains("# TYPE millwatch_prediction summary\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "millwatch_prediction{model=\"scrap\",window=\"current\",quantile=\"0.05\"} -1.5\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("millwatch_prediction_count{model=\"scrap\",window=\"current\"} 200\n"));
+    // A negative sum is not exposed (as for OTLP summaries); a positive one is.
+    assert!(!text.contains("millwatch_prediction_sum{model=\"scrap\",window=\"current\"}"));
+    assert!(text.contains("millwatch_prediction_sum{model=\"scrap\",window=\"baseline\"} 250\n"));
     let (ok, report) = promtool_check(&text);
     assert!(
         ok,

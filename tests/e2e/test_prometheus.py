@@ -520,12 +520,16 @@ DETECTOR_SERIES = {
     "millwatch_control_chart_violation", "millwatch_machine_health_alert",
     "millwatch_detection_windows_total", "millwatch_detection_lag_events", "millwatch_detection_lag_seconds",
     "millwatch_drift_threshold", "millwatch_data_quality_ratio", "millwatch_data_schema_change", "millwatch_model_info",
+    "millwatch_control_chart_statistic", "millwatch_control_chart_center", "millwatch_control_chart_upper_limit",
+    "millwatch_control_chart_lower_limit", "millwatch_prediction", "millwatch_prediction_class_ratio",
 }
 # Series of the alert manager: on /metrics once an alert is active or a notification was sent.
 ALERTING_SERIES = {
     "millwatch_alerts", "millwatch_notifications_total", "millwatch_notification_queue",
     "millwatch_notification_latency_seconds_bucket",
 }
+CHART_SERIES = {"millwatch_control_chart_violation", "millwatch_control_chart_statistic", "millwatch_control_chart_center",
+                "millwatch_control_chart_upper_limit", "millwatch_control_chart_lower_limit"}
 # Series of a remote-write target: on /metrics only when one is configured.
 REMOTE_WRITE_SERIES = {
     "millwatch_remote_write_samples_sent_total", "millwatch_remote_write_samples_rejected_total",
@@ -604,13 +608,15 @@ def test_dashboard_metric_names_are_on_metrics(make_collector):
                     for f, names in missing.items()}
     assert not any(not_detector.values()), f"dashboard metrics not on /metrics: {not_detector}"
     # the machine-health dashboard misses at most the detection engine's rule series
-    assert set(missing.get("machine-health.json", [])) <= {"millwatch_control_chart_violation",
-                                                          "millwatch_machine_health_alert"}
+    assert set(missing.get("machine-health.json", [])) <= CHART_SERIES | {"millwatch_machine_health_alert"}
 
 
 # --- 5. with the detection engine: every dashboard series, and promtool on all of them --------
 MODEL, VERSION = "defect-detector", "3.2.1"
+REGRESSOR = "cycle-time"  # a second model, with numeric predictions
 BASELINE, WINDOW = 200, 200
+CHART_REFERENCE = 5
+SPINDLE0 = "hw.id=spindle-0,hw.sensor_location=spindle,hw.type=temperature"
 
 
 def detection_config(series_limit: int, hook_port: int) -> str:
@@ -640,8 +646,30 @@ detection:
     - name: spindle-drift
       metric: hw.temperature
       attributes: {{hw.id: spindle-0}}
-      check: {{kind: chart, chart: {{kind: shewhart}}, reference_points: 5}}
+      check: {{kind: chart, chart: {{kind: shewhart}}, reference_points: {CHART_REFERENCE}}}
+    - name: spindle-ewma
+      metric: hw.temperature
+      attributes: {{hw.id: spindle-0}}
+      check: {{kind: chart, chart: {{kind: ewma, lambda: 0.5}}, reference_points: {CHART_REFERENCE}}}
+    - name: spindle-cusum
+      metric: hw.temperature
+      attributes: {{hw.id: spindle-0}}
+      check: {{kind: chart, chart: {{kind: cusum, k: 0.5, h: 5}}, reference_points: {CHART_REFERENCE}}}
 """
+
+
+def regression(i: int) -> float:
+    """The cycle-time model's prediction for event i (binary fractions: exact in float64)."""
+    return 30.0 + (i * 37 % 64) * 0.25 + (8.0 if i >= BASELINE + WINDOW else 0.0)
+
+
+def np_quantile(values: list[float], q: float) -> float:
+    """numpy.quantile's default (linear) method."""
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
 def send_inferences(collector, n: int, shift_after: int) -> None:
@@ -677,6 +705,9 @@ def send_inferences(collector, n: int, shift_after: int) -> None:
         label = attrs["ml.prediction"] if i % 4 else "dent"
         logger.emit(timestamp=t + 1_000, event_name="ml.feedback",
                     attributes={"ml.model.name": MODEL, "ml.inference.id": f"inf-{i}", "ml.label": label})
+        logger.emit(timestamp=t, event_name="ml.inference", attributes={
+            "ml.model.name": REGRESSOR, "ml.model.version": VERSION, "ml.inference.id": f"reg-{i}",
+            "ml.feature.temperature": temperature, "ml.prediction": regression(i)})
     assert provider.force_flush(60_000), "logs force_flush timed out"
     provider.shutdown()
     sent.assert_all_succeeded()
@@ -736,3 +767,46 @@ def test_every_dashboard_series_with_the_detection_engine(make_collector, tmp_pa
     assert value(samples, "millwatch_machine_health_alert", rule="spindle-hot", metric="hw.temperature") == 1
     assert any(n == "millwatch_control_chart_violation" and v == 1 and ls.get("health_rule") == "spindle-drift"
                for n, ls, v in samples), "the Shewhart chart on the ramp flagged nothing"
+
+    # Control charts on spindle-0 (40.0 + 0.25 r for rounds r = 0..11): limits from the first
+    # five points (mean 40.5, moving range 0.25, σ = 0.25 / 1.128), then the other seven are
+    # charted, and the last once more: the SDK's shutdown exports its cumulative gauges again.
+    temps = [Machines.temperature(0, r) for r in range(sdk.rounds)]
+    ref, charted = temps[:CHART_REFERENCE], temps[CHART_REFERENCE:] + temps[-1:]
+    mean = sum(ref) / len(ref)
+    sigma = sum(abs(b - a) for a, b in zip(ref, ref[1:])) / (len(ref) - 1) / 1.128
+    chart = lambda name, rule, **ls: value(samples, name, health_rule=rule, metric="hw.temperature",  # noqa: E731
+                                           series=SPINDLE0, **ls)
+    assert math.isclose(chart("millwatch_control_chart_center", "spindle-drift"), mean)
+    assert math.isclose(chart("millwatch_control_chart_upper_limit", "spindle-drift"), mean + 3 * sigma)
+    assert math.isclose(chart("millwatch_control_chart_lower_limit", "spindle-drift"), mean - 3 * sigma)
+    assert chart("millwatch_control_chart_statistic", "spindle-drift", statistic="value") == temps[-1]
+    z = mean
+    for x in charted:
+        z = 0.5 * x + 0.5 * z
+    assert math.isclose(chart("millwatch_control_chart_statistic", "spindle-ewma", statistic="ewma"), z)
+    half = 3 * sigma * math.sqrt(0.5 / 1.5 * (1 - 0.5 ** (2 * len(charted))))
+    assert math.isclose(chart("millwatch_control_chart_upper_limit", "spindle-ewma"), mean + half)
+    c_plus = c_minus = 0.0
+    for x in charted:
+        c_plus = max(0.0, c_plus + x - (mean + 0.5 * sigma))
+        c_minus = max(0.0, c_minus + (mean - 0.5 * sigma) - x)
+    assert math.isclose(chart("millwatch_control_chart_statistic", "spindle-cusum", statistic="cusum_upper"), c_plus)
+    assert chart("millwatch_control_chart_statistic", "spindle-cusum", statistic="cusum_lower") == -c_minus == 0
+    assert math.isclose(chart("millwatch_control_chart_upper_limit", "spindle-cusum"), 5 * sigma)
+
+    # Prediction distributions of the last window (events 400..599) and of the baseline (0..199).
+    windows = {"baseline": range(BASELINE), "current": range(BASELINE + WINDOW, BASELINE + 2 * WINDOW)}
+    assert value(samples, "millwatch_detection_windows_total", model=REGRESSOR, version=VERSION) == 2
+    for window, ids in windows.items():
+        preds = [regression(i) for i in ids]
+        for q in (0.05, 0.5, 0.95):
+            got = value(samples, "millwatch_prediction", model=REGRESSOR, version=VERSION,
+                        quantile=str(q), window=window)
+            assert math.isclose(got, np_quantile(preds, q)), (window, q, got)
+        assert value(samples, "millwatch_prediction_count", model=REGRESSOR, version=VERSION, window=window) == len(preds)
+        assert value(samples, "millwatch_prediction_sum", model=REGRESSOR, version=VERSION, window=window) == sum(preds)
+        scratch = sum(1 for i in ids if (i * 7919 % 100) / 10 + (15.0 if i >= BASELINE + WINDOW else 0.0) > 5)
+        ratio = value(samples, "millwatch_prediction_class_ratio", model=MODEL, version=VERSION, window=window,
+                      **{"class": "scratch"})
+        assert math.isclose(ratio, scratch / len(ids)), (window, ratio)

@@ -1,7 +1,7 @@
 //! The OTLP load generator behind `millwatch bench ingest`.
 
 use std::path::PathBuf;
-use std::process::{Child, ExitCode, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use super::bodies;
+use super::{bodies, scrape};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchProtocol {
@@ -67,29 +67,9 @@ pub struct IngestArgs {
     pub collector_cpus: Option<String>,
 }
 
-pub fn main(args: IngestArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
-}
-
 /// A collector started for the benchmark, stopped (SIGTERM) when dropped.
-struct Spawned {
-    child: Child,
+pub(super) struct Spawned {
+    pub(super) child: Child,
     _dir: Option<TempDir>,
 }
 
@@ -131,10 +111,25 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, String)> {
+/// A collector of this binary on free loopback ports, ready.
+pub(super) struct Started {
+    pub(super) spawned: Spawned,
+    pub(super) grpc: String,
+    pub(super) http: String,
+    pub(super) api: String,
+}
+
+/// Starts this binary's collector on free loopback ports, on `data_dir` (default: a temporary
+/// directory, removed afterwards), pinned to `cpus` if given, with `config` (YAML) if given,
+/// and waits until it is ready.
+pub(super) async fn start_collector(
+    data_dir: Option<&std::path::Path>,
+    cpus: Option<&str>,
+    config: Option<&str>,
+) -> anyhow::Result<Started> {
     let (grpc, http, api) = (free_port()?, free_port()?, free_port()?);
-    let (data_dir, temp) = match &args.data_dir {
-        Some(d) => (d.clone(), None),
+    let (data_dir, temp) = match data_dir {
+        Some(d) => (d.to_owned(), None),
         None => {
             let d = std::env::temp_dir().join(format!(
                 "millwatch-bench-{}-{}",
@@ -145,7 +140,7 @@ async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, 
         }
     };
     let exe = std::env::current_exe().context("locating the millwatch binary")?;
-    let mut cmd = match &args.collector_cpus {
+    let mut cmd = match cpus {
         Some(cpus) => {
             let mut c = std::process::Command::new("taskset");
             c.arg("-c").arg(cpus).arg(&exe);
@@ -163,11 +158,10 @@ async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, 
         .arg("--http")
         .arg(format!("127.0.0.1:{api}"))
         .env("MILLWATCH_LOG", "warn");
-    if args.no_detection {
-        let config = data_dir.with_extension("no-detection.yaml");
-        std::fs::write(&config, "detection:\n  enabled: false\n")
-            .context("writing the bench config")?;
-        cmd.arg("--config").arg(config);
+    if let Some(config) = config {
+        let path = data_dir.with_extension("bench.yaml");
+        std::fs::write(&path, config).context("writing the bench config")?;
+        cmd.arg("--config").arg(path);
     }
     cmd.stdout(Stdio::null()).stderr(Stdio::inherit());
     let child = cmd.spawn().context("starting the collector")?;
@@ -189,26 +183,44 @@ async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let target = match args.protocol {
-        BenchProtocol::Http => format!("http://127.0.0.1:{http}"),
-        BenchProtocol::Grpc => format!("http://127.0.0.1:{grpc}"),
-    };
-    Ok((spawned, target, api_url))
+    Ok(Started {
+        spawned,
+        grpc: format!("http://127.0.0.1:{grpc}"),
+        http: format!("http://127.0.0.1:{http}"),
+        api: api_url,
+    })
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
+async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, String)> {
+    let config = args
+        .no_detection
+        .then_some("detection:\n  enabled: false\n");
+    let started = start_collector(
+        args.data_dir.as_deref(),
+        args.collector_cpus.as_deref(),
+        config,
+    )
+    .await?;
+    let target = match args.protocol {
+        BenchProtocol::Http => started.http,
+        BenchProtocol::Grpc => started.grpc,
+    };
+    Ok((started.spawned, target, started.api))
+}
+
+pub(super) type HttpClient = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
     Full<Bytes>,
 >;
 
-fn http_client() -> HttpClient {
+pub(super) fn http_client() -> HttpClient {
     hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .pool_max_idle_per_host(64)
         .build_http()
 }
 
 /// CPU seconds (user + system) and resident memory of a process, from /proc.
-fn process_usage(pid: u32) -> Option<(f64, u64)> {
+pub(super) fn process_usage(pid: u32) -> Option<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -268,7 +280,7 @@ struct WorkerResult {
     latencies_us: Vec<u64>,
 }
 
-async fn run(args: IngestArgs) -> anyhow::Result<()> {
+pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let load = Arc::new(build_load(&args)?);
     let (spawned, target, api) = match &args.target {
         Some(t) => (None, t.trim_end_matches('/').to_owned(), None),
@@ -378,8 +390,59 @@ async fn run(args: IngestArgs) -> anyhow::Result<()> {
                 println!("stored rows       {}", stats["tables"]);
             }
         }
+        if args.signal == BenchSignal::Inferences && !args.no_detection {
+            verdict_delay(&client, &api).await?;
+        }
     }
     drop(spawned);
+    Ok(())
+}
+
+/// Waits for the started collector's detection engine to read every stored event, then prints
+/// `millwatch_detection_verdict_delay_seconds`: how long after the commit of a window's last
+/// event its verdict was stored, over every window of the run.
+async fn verdict_delay(client: &HttpClient, api: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut last_windows = None;
+    let text = loop {
+        let text = scrape::metrics_text(client, api).await?;
+        let lag = scrape::sum(&text, "millwatch_detection_lag_events").unwrap_or(0.0);
+        let windows = scrape::sum(&text, "millwatch_detection_windows_total").unwrap_or(0.0);
+        // Caught up: nothing left to read, and no window closed since the last look.
+        if lag == 0.0 && last_windows == Some(windows) {
+            break text;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            println!("detection still {lag} events behind after 300 s");
+            break text;
+        }
+        last_windows = Some(windows);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    let windows = scrape::sum(&text, "millwatch_detection_windows_total").unwrap_or(0.0);
+    println!(
+        "detection caught up {:.1} s after the load ({windows:.0} windows decided)",
+        started.elapsed().as_secs_f64()
+    );
+    let Some(h) = scrape::histogram(&text, "millwatch_detection_verdict_delay_seconds")
+        .filter(|h| h.count > 0.0)
+    else {
+        println!("verdict delay     no window closed");
+        return Ok(());
+    };
+    let within = h.at_most(1.0).unwrap_or(0.0);
+    println!(
+        "verdict delay     {:.0} verdicts, mean {:.3} s, p50 {:.3} s, p99 {:.3} s (interpolated in the histogram's buckets)",
+        h.count,
+        h.sum / h.count,
+        h.quantile(0.5).unwrap_or(f64::NAN),
+        h.quantile(0.99).unwrap_or(f64::NAN),
+    );
+    println!(
+        "verdicts <= 1 s   {within:.0} of {:.0} ({:.1}%)",
+        h.count,
+        100.0 * within / h.count
+    );
     Ok(())
 }
 

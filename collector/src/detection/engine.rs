@@ -18,6 +18,7 @@ use super::config::{BaselineSource, DetectionConfig};
 use super::machine_health::MachineHealth;
 use super::model_drift::{self, DriftSettings};
 use super::performance;
+use super::prediction::{self, Predictions};
 use super::results::{self, Finding, Gauges, Scope};
 use super::state::{self, ClosedWindow, EngineState, ModelRecord};
 use super::windows::{Event, ModelKey, Selection, Window, read_events};
@@ -355,7 +356,7 @@ impl Engine {
         self.publish_model_info(first, last)?;
         let now = now_ns();
         let mut new_baselines: Vec<ModelKey> = Vec::new();
-        let mut closed: Vec<(ClosedWindow, Vec<Finding>)> = Vec::new();
+        let mut closed: Vec<Decided> = Vec::new();
         for (key, event) in events {
             if !self.models.contains_key(&key) {
                 let m = self.new_model(&key);
@@ -367,12 +368,12 @@ impl Engine {
             let Some(m) = self.models.get_mut(&key) else {
                 continue;
             };
-            if let Some((window, findings)) = m.push(&key, event) {
-                if window.index == 0 {
+            if let Some(decided) = m.push(&key, event) {
+                if decided.window.index == 0 {
                     new_baselines.push(key.clone());
                     pass.baselines_ready += 1;
                 } else {
-                    closed.push((window, findings));
+                    closed.push(decided);
                 }
             }
         }
@@ -386,7 +387,12 @@ impl Engine {
                 state::save_baseline(&tx, key, b, now)?;
             }
         }
-        for (w, findings) in &closed {
+        for Decided {
+            window: w,
+            findings,
+            ..
+        } in &closed
+        {
             state::insert_window(&tx, w, now)?;
             let scope = Scope {
                 model: Some(w.key.model.clone()),
@@ -402,10 +408,19 @@ impl Engine {
         tx.commit()?;
 
         let decided = Instant::now();
-        for (w, findings) in &closed {
+        for Decided {
+            window: w,
+            findings,
+            predictions,
+        } in &closed
+        {
             let windows = self.models.get(&w.key).map_or(0, |m| m.windows_closed);
             self.gauges
                 .publish_window(&w.key.model, &w.key.version, findings, windows);
+            if let Some(p) = predictions {
+                self.gauges
+                    .publish_predictions(&w.key.model, &w.key.version, p);
+            }
             if let Some(at) = self
                 .commit_times
                 .as_ref()
@@ -611,11 +626,19 @@ impl Engine {
     }
 }
 
+/// A closed window (or the completed baseline, index 0) and what was found in it.
+struct Decided {
+    window: ClosedWindow,
+    findings: Vec<Finding>,
+    /// The window's and the baseline's prediction distributions; none for the baseline.
+    predictions: Option<Predictions>,
+}
+
 impl ModelState {
     /// Adds an event; when that completes the baseline or a window, returns the closed
-    /// window's record and findings (a completed baseline returns window index 0 and no
-    /// findings).
-    fn push(&mut self, key: &ModelKey, event: Event) -> Option<(ClosedWindow, Vec<Finding>)> {
+    /// window's record, findings and prediction distributions (a completed baseline returns
+    /// window index 0 and no findings).
+    fn push(&mut self, key: &ModelKey, event: Event) -> Option<Decided> {
         self.events_seen += 1;
         self.last_event_id = Some(event.event_id);
         let Some(baseline) = &self.baseline else {
@@ -631,12 +654,19 @@ impl ModelState {
                 last_event_id: Some(record.last_event_id),
                 data: window.dataset(),
             });
-            return Some((record, Vec::new()));
+            return Some(Decided {
+                window: record,
+                findings: Vec::new(),
+                predictions: None,
+            });
         };
         let decide = |window: &Window, index: u64| {
-            let findings =
-                model_drift::evaluate(&baseline.data, &window.dataset(), &self.settings.drift);
-            (closed(key, index, window), findings)
+            let data = window.dataset();
+            Decided {
+                window: closed(key, index, window),
+                findings: model_drift::evaluate(&baseline.data, &data, &self.settings.drift),
+                predictions: Some(prediction::summarise(&baseline.data, &data)),
+            }
         };
         match self.settings.shape {
             Shape::Count { size, slide } => {

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use duckdb::{Connection, params};
-use millwatch_detectors::charts::{Chart, ControlChart, Limits, SigmaEstimator};
+use millwatch_detectors::charts::{Chart, ChartPoint, ControlChart, Limits, SigmaEstimator};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -56,6 +56,15 @@ fn attribute_matches(attrs: &serde_json::Value, want: &BTreeMap<String, String>)
         }
         None => false,
     })
+}
+
+/// The chart's kind as the configuration names it.
+pub(super) fn chart_kind(chart: &Chart) -> &'static str {
+    match chart {
+        Chart::Shewhart(_) => "shewhart",
+        Chart::Ewma(_) => "ewma",
+        Chart::Cusum(_) => "cusum",
+    }
 }
 
 fn series_label(attrs: &serde_json::Value) -> String {
@@ -161,6 +170,8 @@ impl MachineHealth {
             })?
             .collect::<duckdb::Result<_>>()?;
         let mut out = Vec::new();
+        // The newest charted point of the pass (measurement and point), for the chart gauges.
+        let mut charted: Option<(f64, ChartPoint)> = None;
         let labels = |rule: &HealthRule, state: &SeriesState| {
             (rule.name.clone(), rule.metric.clone(), state.series.clone())
         };
@@ -263,12 +274,13 @@ impl MachineHealth {
                             state.firing = point.out_of_control();
                             state.violated = violated;
                             if state.firing != before {
-                                let kind = serde_json::to_value(chart)
-                                    .ok()
-                                    .and_then(|c| c["kind"].as_str().map(str::to_owned))
-                                    .unwrap_or_default();
-                                let mut f =
-                                    self.finding(rule, state, series_id, &kind, point.statistic);
+                                let mut f = self.finding(
+                                    rule,
+                                    state,
+                                    series_id,
+                                    chart_kind(&c),
+                                    point.statistic,
+                                );
                                 f.threshold = Some(if point.statistic >= c.limits().center {
                                     point.upper_limit
                                 } else {
@@ -278,6 +290,7 @@ impl MachineHealth {
                                 f.details["limits"] = json!(c.limits());
                                 finding = Some(f);
                             }
+                            charted = Some((*v, point));
                         }
                         state.chart = Some(c);
                     }
@@ -331,6 +344,10 @@ impl MachineHealth {
             }
         }
         let (name, metric, series) = labels(rule, state);
+        if let (Some((measurement, point)), Some(c)) = (&charted, &state.chart) {
+            self.gauges
+                .publish_chart((&name, &metric, &series), c, *measurement, point);
+        }
         self.gauges.health_alert.set(
             &[("rule", &name), ("metric", &metric), ("series", &series)],
             f64::from(u8::from(state.firing)),

@@ -3,8 +3,9 @@
 //! rules over metrics, results in DuckDB and on `/metrics`, and the API that lists them.
 //!
 //! Layout: `config` (the `detection:` section), `windows` (events read from the store),
-//! `baseline`, `model_drift`, `performance`, `machine_health`, `results` (table rows and
-//! gauges), `state` (persistence), `engine` (the loop), `api` (HTTP routes).
+//! `baseline`, `model_drift`, `performance`, `prediction` (prediction distributions),
+//! `machine_health`, `results` (table rows and gauges), `state` (persistence), `engine` (the
+//! loop), `api` (HTTP routes).
 
 pub mod api;
 pub mod baseline;
@@ -14,6 +15,7 @@ pub mod engine;
 pub mod machine_health;
 pub mod model_drift;
 pub mod performance;
+pub mod prediction;
 pub mod results;
 pub mod state;
 pub mod windows;

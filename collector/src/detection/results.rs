@@ -2,7 +2,11 @@
 //! gauges on `/metrics`.
 
 use duckdb::Connection;
+use millwatch_detectors::charts::{Chart, ChartPoint, ControlChart};
 use millwatch_exporters::prometheus::{MetricsExposition, OwnFamily, OwnType};
+
+use super::machine_health::chart_kind;
+use super::prediction::{Distribution, Predictions};
 
 /// One result of one detector.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,6 +114,12 @@ pub struct Gauges {
     pub performance_degraded: OwnFamily,
     pub windows: OwnFamily,
     pub chart_violation: OwnFamily,
+    pub chart_statistic: OwnFamily,
+    pub chart_center: OwnFamily,
+    pub chart_upper: OwnFamily,
+    pub chart_lower: OwnFamily,
+    pub prediction: OwnFamily,
+    pub prediction_class_ratio: OwnFamily,
     pub health_alert: OwnFamily,
     pub model_info: OwnFamily,
     pub lag_events: OwnFamily,
@@ -167,6 +177,31 @@ impl Gauges {
             chart_violation: g(
                 "millwatch_control_chart_violation",
                 "1 while the newest point of the series violates the chart rule, else 0.",
+            )?,
+            chart_statistic: g(
+                "millwatch_control_chart_statistic",
+                "Newest point of a control chart: the measurement (statistic=value), the EWMA (ewma), or the CUSUM sums C+ (cusum_upper) and -C- (cusum_lower), to compare with the chart's limits.",
+            )?,
+            chart_center: g(
+                "millwatch_control_chart_center",
+                "Centre line of the chart statistic: the reference period's mean (Shewhart, EWMA), 0 for CUSUM.",
+            )?,
+            chart_upper: g(
+                "millwatch_control_chart_upper_limit",
+                "Upper control limit at the newest point: mean + 3 sigma (Shewhart), the EWMA limit, or the CUSUM decision interval h sigma.",
+            )?,
+            chart_lower: g(
+                "millwatch_control_chart_lower_limit",
+                "Lower control limit at the newest point: mean - 3 sigma (Shewhart), the EWMA limit, or -h sigma (CUSUM).",
+            )?,
+            prediction: exposition.register(
+                "millwatch_prediction",
+                "Numeric predictions of a model version in the last closed window (window=current) and in its baseline (window=baseline): quantiles, sum and count.",
+                OwnType::Summary,
+            )?,
+            prediction_class_ratio: g(
+                "millwatch_prediction_class_ratio",
+                "Share of a model version's predictions of each class in the last closed window (window=current) and its baseline (window=baseline); the classes past the 10 most frequent are summed as class=\"(other)\".",
             )?,
             health_alert: g(
                 "millwatch_machine_health_alert",
@@ -273,6 +308,96 @@ impl Gauges {
             &[("model", model), ("version", version)],
             windows_closed as f64,
         );
+    }
+
+    /// Publishes the prediction distributions of a model version's last closed window and of
+    /// its baseline, replacing the previous window's (its classes may differ).
+    pub fn publish_predictions(&self, model: &str, version: &str, predictions: &Predictions) {
+        let key = [("model", model), ("version", version)];
+        self.prediction.clear_where(&key);
+        self.prediction_class_ratio.clear_where(&key);
+        for (window, side) in [
+            ("current", &predictions.current),
+            ("baseline", &predictions.baseline),
+        ] {
+            match side {
+                Distribution::Quantiles {
+                    quantiles,
+                    sum,
+                    count,
+                } => {
+                    self.prediction.set_summary(
+                        &[("model", model), ("version", version), ("window", window)],
+                        quantiles,
+                        *sum,
+                        *count,
+                    );
+                }
+                Distribution::Classes(cs) => {
+                    for (class, share) in cs {
+                        self.prediction_class_ratio.set(
+                            &[
+                                ("model", model),
+                                ("version", version),
+                                ("class", class),
+                                ("window", window),
+                            ],
+                            *share,
+                        );
+                    }
+                }
+                Distribution::Empty => {}
+            }
+        }
+    }
+
+    /// Publishes a control chart's newest point: the measurement, the chart's own statistic,
+    /// its centre line and its limits at that point.
+    pub fn publish_chart(
+        &self,
+        (health_rule, metric, series): (&str, &str, &str),
+        chart: &Chart,
+        measurement: f64,
+        point: &ChartPoint,
+    ) {
+        let kind = chart_kind(chart);
+        let center = match chart {
+            // The CUSUM sums start at 0 and are compared with ±h σ.
+            Chart::Cusum(_) => 0.0,
+            _ => chart.limits().center,
+        };
+        let labels = [
+            ("health_rule", health_rule),
+            ("metric", metric),
+            ("series", series),
+            ("chart", kind),
+        ];
+        self.chart_center.set(&labels, center);
+        self.chart_upper.set(&labels, point.upper_limit);
+        self.chart_lower.set(&labels, point.lower_limit);
+        let mut statistics = vec![("value", measurement)];
+        match chart {
+            Chart::Shewhart(_) => {}
+            Chart::Ewma(_) => statistics.push(("ewma", point.statistic)),
+            Chart::Cusum(c) => {
+                let (upper, lower) = c.sums();
+                statistics.push(("cusum_upper", upper));
+                // `0.0 - x`, not `-x`: no negative zero on /metrics while C− is 0.
+                statistics.push(("cusum_lower", 0.0 - lower));
+            }
+        }
+        for (statistic, v) in statistics {
+            self.chart_statistic.set(
+                &[
+                    ("health_rule", health_rule),
+                    ("metric", metric),
+                    ("series", series),
+                    ("chart", kind),
+                    ("statistic", statistic),
+                ],
+                v,
+            );
+        }
     }
 
     /// Publishes performance findings (the metric values, and the drop verdict).

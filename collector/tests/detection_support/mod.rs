@@ -195,3 +195,17 @@ pub fn batch_of(inferences: Vec<InferenceRow>) -> Batch {
         ..Batch::default()
     }
 }
+
+/// The value of the sample `name` whose labels include all of `labels`, in a text exposition.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?.strip_prefix('{')?;
+        let (series, value) = rest.rsplit_once("} ")?;
+        // Label values may hold commas: match whole `,name="value",` pairs.
+        let series = format!(",{series},");
+        labels
+            .iter()
+            .all(|(k, v)| series.contains(&format!(",{k}=\"{v}\",")))
+            .then(|| value.parse().ok())?
+    })
+}

@@ -73,6 +73,9 @@ pub enum OwnType {
     Counter,
     /// A distribution (`set_histogram`), rendered as `_bucket`, `_sum` and `_count`.
     Histogram,
+    /// Quantiles of a set of observations (`set_summary`), rendered with a `quantile` label,
+    /// `_sum` (when not negative, as for OTLP summaries) and `_count`.
+    Summary,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -373,6 +376,7 @@ impl MetricsExposition {
                 MetricType::Counter
             }
             OwnType::Histogram => MetricType::Histogram,
+            OwnType::Summary => MetricType::Summary,
         };
         let mut families = self
             .inner
@@ -721,6 +725,23 @@ impl OwnFamily {
             counts: counts.to_vec(),
             sum: Some(sum),
             count: counts.iter().sum(),
+        };
+        self.upsert_value(labels, |_| value.clone());
+    }
+
+    /// Sets the summary series with these labels: `(quantile, value)` pairs, and the sum and
+    /// count of the observations.
+    pub fn set_summary(
+        &self,
+        labels: &[(&str, &str)],
+        quantiles: &[(f64, f64)],
+        sum: f64,
+        count: u64,
+    ) {
+        let value = SeriesValue::Summary {
+            quantiles: quantiles.to_vec(),
+            sum,
+            count,
         };
         self.upsert_value(labels, |_| value.clone());
     }
