@@ -287,7 +287,7 @@ pub fn features(
 }
 
 /// New `feature_keys` rows: `(feature_key_id, model, version, feature)`.
-pub fn feature_keys(keys: &[(u32, &str, &str, &str)]) -> Result<RecordBatch, ArrowError> {
+pub fn feature_keys(keys: &[(u32, String, String, String)]) -> Result<RecordBatch, ArrowError> {
     use Kind::*;
     let n = keys.len();
     batch(
@@ -299,9 +299,9 @@ pub fn feature_keys(keys: &[(u32, &str, &str, &str)]) -> Result<RecordBatch, Arr
         ],
         vec![
             u32s(n, keys.iter().map(|k| Some(k.0))),
-            strings(n, keys.iter().map(|k| Some(k.1))),
-            strings(n, keys.iter().map(|k| Some(k.2))),
-            strings(n, keys.iter().map(|k| Some(k.3))),
+            strings(n, keys.iter().map(|k| Some(k.1.as_str()))),
+            strings(n, keys.iter().map(|k| Some(k.2.as_str()))),
+            strings(n, keys.iter().map(|k| Some(k.3.as_str()))),
         ],
     )
 }

@@ -325,14 +325,9 @@ impl Writer {
                         &mut key_ids,
                     );
                 }
-                let new_keys: Vec<_> = self
-                    .feature_keys
-                    .staged()
-                    .iter()
-                    .map(|(id, m, v, f)| (*id, m.as_str(), v.as_str(), f.as_str()))
-                    .collect();
+                let new_keys = self.feature_keys.staged();
                 if !new_keys.is_empty() {
-                    let keys = columns::feature_keys(&new_keys);
+                    let keys = columns::feature_keys(new_keys);
                     tables.push(("feature_keys", keys.map_err(arrow)?));
                 }
                 let values = columns::features(&inferences, first_event_id, &key_ids);
