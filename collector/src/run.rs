@@ -30,14 +30,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let observer_telemetry = telemetry.clone();
     let commit_times = Arc::new(crate::detection::CommitTimes::default());
     let observer_times = commit_times.clone();
+    // Committed inference events go to the detection engine in memory (bounded: past its
+    // capacity the engine reads them from the store).
+    let tap = Arc::new(crate::detection::InferenceTap::new(
+        config.detection.tap_events.get(),
+    ));
+    let observer_tap = config.detection.enabled.then(|| tap.clone());
     let handle = writer::spawn_observed(
         writer_conn,
         store.known.clone(),
         writer::WriterOptions {
             max_rows_per_commit: config.store.max_rows_per_commit.get(),
         },
-        Box::new(move |s| {
+        Box::new(move |s: writer::WriterStats| {
             observer_telemetry.committed(s.rows, s.duration.as_secs_f64());
+            if let Some(tap) = &observer_tap {
+                tap.offer(s.first_event_id, s.inferences);
+            }
             match s.last_event_id {
                 Some(id) => observer_times.record(id, std::time::Instant::now()),
                 None => observer_times.notify(),
@@ -77,6 +86,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             config.detection.clone(),
             exposition.clone(),
             commit_times,
+            tap,
         )
         .context("starting the detection engine")?;
         Some(engine)

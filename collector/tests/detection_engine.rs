@@ -688,3 +688,65 @@ fn prediction_distributions_of_the_window_and_its_baseline_are_on_metrics() {
         .count();
     assert_eq!(cls_series, 2 * 11, "{t}");
 }
+
+/// Windows and verdicts of a store, for comparing two engines (the decision time aside).
+fn decisions(ts: &TestStore) -> Vec<String> {
+    let mut rows = ts.query_strings(
+        "SELECT concat_ws(' ', window_index, first_event_id, last_event_id, events) FROM detection_windows ORDER BY window_index",
+    );
+    rows.extend(ts.query_strings(
+        "SELECT concat_ws(' ', first_event_id, feature, detector, test, statistic, p_value, drifted, verdict) FROM detections \
+         ORDER BY first_event_id, detector, feature",
+    ));
+    rows
+}
+
+#[test]
+fn events_from_the_tap_give_the_verdicts_of_the_store_even_across_a_gap() {
+    use millwatch::detection::InferenceTap;
+    use std::sync::Arc;
+    let plain = TestStore::open("tap-plain");
+    let tapped = TestStore::open("tap-tapped");
+    let tap = Arc::new(InferenceTap::new(1000));
+    let mut from_store = plain.engine(config());
+    let mut from_tap = tapped.engine(config()).with_tap(tap.clone());
+    let mut rng = Rng(41);
+    for (i, chunk) in (0..9000u64).step_by(500).enumerate() {
+        let rows = events(&mut rng, "press", chunk, chunk + 500, 6000);
+        plain.store(batch_of(rows.clone()));
+        tapped.store(batch_of(rows.clone()));
+        tap.offer(chunk, rows);
+        // Mostly a pass per commit; twice, three commits queue up and the third does not fit
+        // in the tap: the engine has to read it from the store.
+        if i % 6 != 1 && i % 6 != 2 {
+            from_store.step().expect("pass");
+            let pass = from_tap.step().expect("pass");
+            assert!(pass.events > 0);
+        }
+    }
+    assert!(tap.left_out() >= 1000, "left out {}", tap.left_out());
+    drain(&mut from_store);
+    drain(&mut from_tap);
+    let expected = decisions(&plain);
+    // 1000 baseline events, then 8 windows.
+    assert_eq!(plain.query_u64("SELECT count(*) FROM detection_windows"), 8);
+    assert_eq!(decisions(&tapped), expected);
+    assert_eq!(from_tap.cursor(), Some(8999));
+}
+
+#[test]
+fn a_time_window_past_its_end_is_decided_once_its_model_goes_quiet() {
+    let ts = TestStore::open("quiet-time-window");
+    let mut rng = Rng(33);
+    // As in time_windows_hold_the_events_of_their_period: the last window (events 2000..2300)
+    // is still open when the events stop; its end is long past on the clock.
+    ts.store(batch_of(events(&mut rng, "press", 0, 2300, u64::MAX)));
+    let yaml = "time_window_grace: 0s\nmodels:\n  - name: press\n    window_duration: 400ms\n";
+    let cfg: DetectionConfig = serde_yaml::from_str(yaml).expect("config");
+    let mut engine = ts.engine(cfg);
+    drain(&mut engine);
+    let sizes = ts.query_strings("SELECT CAST(events AS VARCHAR) FROM detection_windows WHERE window_index > 0 ORDER BY window_index");
+    assert_eq!(sizes, ["200", "400", "400", "300"]);
+    // Nothing more to close: the next pass decides nothing.
+    assert_eq!(engine.step().expect("pass").windows_closed, 0);
+}

@@ -31,6 +31,13 @@ pub struct DetectionConfig {
     pub poll_interval: Duration,
     /// Most inference events read from the store in one pass.
     pub batch_events: NonZeroUsize,
+    /// Committed inference events handed to the engine in memory, at most, while it has not
+    /// taken them; past that, ingest goes on and the engine reads the rest from the store.
+    pub tap_events: NonZeroUsize,
+    /// A time window whose end has passed is decided once no event of its model version came
+    /// for this long, without waiting for an event of the next window.
+    #[serde(with = "humantime_serde")]
+    pub time_window_grace: Duration,
     /// How often closed windows are re-evaluated with feedback (labels) that arrived since.
     #[serde(with = "humantime_serde")]
     pub performance_interval: Duration,
@@ -56,6 +63,8 @@ impl Default for DetectionConfig {
             rule: RuleName::Live,
             poll_interval: Duration::from_millis(200),
             batch_events: n(50_000),
+            tap_events: n(20_000),
+            time_window_grace: Duration::from_secs(10),
             performance_interval: Duration::from_secs(30),
             performance_min_labels: n(30),
             performance_windows: n(50),

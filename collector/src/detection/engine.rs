@@ -21,7 +21,8 @@ use super::performance;
 use super::prediction::{self, Predictions};
 use super::results::{self, Finding, Gauges, Scope};
 use super::state::{self, ClosedWindow, EngineState, ModelRecord};
-use super::windows::{Event, ModelKey, Selection, Window, read_events};
+use super::tap::InferenceTap;
+use super::windows::{Event, ModelKey, Names, Selection, Window, from_row, read_events};
 use super::{DetectionError, Result};
 use crate::pipeline::now_ns;
 
@@ -56,6 +57,8 @@ struct ModelState {
     since_decision: usize,
     /// End of the current time window.
     window_end_ns: Option<i64>,
+    /// When the engine last took an event of this version (wall clock, not persisted).
+    last_push: Instant,
 }
 
 /// What one pass did.
@@ -64,6 +67,8 @@ pub struct Pass {
     pub events: usize,
     pub windows_closed: usize,
     pub baselines_ready: usize,
+    /// More events are known to wait (a full read, or commits the tap left out).
+    pub behind: bool,
 }
 
 pub struct Engine {
@@ -78,12 +83,27 @@ pub struct Engine {
     /// performance pass: unchanged, there is nothing to re-evaluate.
     performance_seen: HashMap<ModelKey, (u64, u64)>,
     /// (model, version, resource) already on `millwatch_model_info`.
-    info_seen: HashSet<(String, String, u64)>,
+    info_seen: HashMap<String, HashMap<String, HashSet<u64>>>,
     /// When events were committed, to time verdicts; none in tests that drive the engine.
     commit_times: Option<Arc<CommitTimes>>,
     /// Verdict delays so far: per-bucket counts of [`DELAY_BUCKETS`] (+Inf last) and their sum.
     delays: (Vec<u64>, f64),
+    /// Events handed over by the writer as it commits them; none in tests that drive the
+    /// engine from the store alone.
+    tap: Option<Arc<InferenceTap>>,
+    /// Whether everything stored up to the cursor was read, so the tap can take over; false at
+    /// start and after the tap left events out.
+    caught_up: bool,
+    names: Names,
+    /// Events were taken since the state was last saved.
+    unsaved: bool,
+    /// When the state was last committed; between decisions it is saved every [`SAVE_EVERY`].
+    saved_at: Instant,
 }
+
+/// How often the cursor and open windows are saved when no window closes. Events after the
+/// saved cursor are read again after a restart, so this bounds only the work redone.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
 
 /// Upper bounds (seconds) of `millwatch_detection_verdict_delay_seconds`.
 const DELAY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
@@ -110,9 +130,14 @@ impl Engine {
             health,
             behind_since: None,
             performance_seen: HashMap::new(),
-            info_seen: HashSet::new(),
+            info_seen: HashMap::new(),
             commit_times: None,
             delays: (vec![0; DELAY_BUCKETS.len() + 1], 0.0),
+            tap: None,
+            caught_up: false,
+            names: Names::default(),
+            unsaved: false,
+            saved_at: Instant::now(),
         };
         for rec in saved.models {
             let key = ModelKey {
@@ -158,10 +183,17 @@ impl Engine {
                     last_event_id: rec.last_event_id,
                     since_decision: rec.since_decision,
                     window_end_ns: rec.window_end_ns,
+                    last_push: Instant::now(),
                 },
             );
         }
         Ok(engine)
+    }
+
+    /// Takes committed events from `tap` instead of reading them back from the store.
+    pub fn with_tap(mut self, tap: Arc<InferenceTap>) -> Engine {
+        self.tap = Some(tap);
+        self
     }
 
     /// Times each verdict from the commit of its window's last event.
@@ -328,35 +360,28 @@ impl Engine {
             last_event_id: None,
             since_decision: 0,
             window_end_ns: None,
+            last_push: Instant::now(),
         }
     }
 
-    /// One pass: reads up to `batch_events` new events, closes the windows they fill, and
-    /// commits results and state together.
+    /// One pass: takes the events committed since the last one (handed over by the tap, or read
+    /// from the store at start and after a gap, at most `batch_events`), closes the windows
+    /// they fill and the time windows that went quiet, and commits the results with the state
+    /// they lead to.
     pub fn step(&mut self) -> Result<Pass> {
         let limit = self.config.batch_events.get();
-        let events = read_events(
-            &self.conn,
-            Selection::After {
-                cursor: self.cursor,
-                limit,
-            },
-        )?;
+        let (events, behind) = self.next_events(limit)?;
         let mut pass = Pass {
             events: events.len(),
+            behind,
             ..Pass::default()
         };
-        let (Some(first), Some(last)) = (
-            events.first().map(|e| e.1.event_id),
-            events.last().map(|e| e.1.event_id),
-        ) else {
-            self.publish_lag(false)?;
-            return Ok(pass);
-        };
-        self.publish_model_info(first, last)?;
         let now = now_ns();
         let mut new_baselines: Vec<ModelKey> = Vec::new();
         let mut closed: Vec<Decided> = Vec::new();
+        if let Some((_, e)) = events.last() {
+            self.cursor = Some(e.event_id);
+        }
         for (key, event) in events {
             if !self.models.contains_key(&key) {
                 let m = self.new_model(&key);
@@ -377,49 +402,31 @@ impl Engine {
                 }
             }
         }
-        pass.windows_closed = closed.len();
-        self.cursor = Some(last);
-
-        let snapshot = self.snapshot();
-        let tx = self.conn.transaction()?;
-        for key in &new_baselines {
-            if let Some(b) = self.models.get(key).and_then(|m| m.baseline.as_ref()) {
-                state::save_baseline(&tx, key, b, now)?;
+        if !behind {
+            let grace = self.config.time_window_grace;
+            for (key, m) in &mut self.models {
+                closed.extend(m.close_quiet(key, now, grace));
             }
         }
-        for Decided {
-            window: w,
-            findings,
-            ..
-        } in &closed
-        {
-            state::insert_window(&tx, w, now)?;
-            let scope = Scope {
-                model: Some(w.key.model.clone()),
-                version: Some(w.key.version.clone()),
-                window_start_ns: Some(w.start_ns),
-                window_end_ns: Some(w.end_ns),
-                first_event_id: Some(w.first_event_id),
-                last_event_id: Some(w.last_event_id),
-            };
-            results::insert(&tx, now, &scope, findings)?;
+        pass.windows_closed = closed.len();
+        self.unsaved |= pass.events > 0;
+        let decided_any = !closed.is_empty() || !new_baselines.is_empty();
+        if decided_any || (self.unsaved && self.saved_at.elapsed() >= SAVE_EVERY) {
+            self.commit_decisions(&new_baselines, &closed, now)?;
         }
-        state::save(&tx, &snapshot, now)?;
-        tx.commit()?;
 
         let decided = Instant::now();
-        for Decided {
-            window: w,
-            findings,
-            predictions,
-        } in &closed
-        {
+        for d in &closed {
+            let w = &d.window;
             let windows = self.models.get(&w.key).map_or(0, |m| m.windows_closed);
             self.gauges
-                .publish_window(&w.key.model, &w.key.version, findings, windows);
-            if let Some(p) = predictions {
+                .publish_window(&w.key.model, &w.key.version, &d.findings, windows);
+            if let Some(p) = &d.predictions {
                 self.gauges
                     .publish_predictions(&w.key.model, &w.key.version, p);
+            }
+            if d.by_clock {
+                continue;
             }
             if let Some(at) = self
                 .commit_times
@@ -429,8 +436,104 @@ impl Engine {
                 self.observe_delay(decided.saturating_duration_since(at).as_secs_f64());
             }
         }
-        self.publish_lag(pass.events == limit)?;
+        self.publish_lag(behind)?;
         Ok(pass)
+    }
+
+    /// Saves baselines, closed windows with their findings, and the engine's state, in one
+    /// transaction.
+    fn commit_decisions(
+        &mut self,
+        new_baselines: &[ModelKey],
+        closed: &[Decided],
+        now: i64,
+    ) -> Result<()> {
+        let snapshot = self.snapshot();
+        let tx = self.conn.transaction()?;
+        for key in new_baselines {
+            if let Some(b) = self.models.get(key).and_then(|m| m.baseline.as_ref()) {
+                state::save_baseline(&tx, key, b, now)?;
+            }
+        }
+        let scopes: Vec<Scope> = closed.iter().map(|d| d.window.scope()).collect();
+        let mut rows = Vec::new();
+        for (d, scope) in closed.iter().zip(&scopes) {
+            rows.extend(d.findings.iter().map(|f| (scope, f)));
+        }
+        state::insert_windows(&tx, closed.iter().map(|d| &d.window), now)?;
+        results::insert_all(&tx, now, &rows)?;
+        state::save(&tx, &snapshot, now)?;
+        tx.commit()?;
+        self.saved_at = Instant::now();
+        self.unsaved = false;
+        Ok(())
+    }
+
+    /// Saves the cursor and open windows if events were taken since the last save (at shutdown,
+    /// so that a restart reads nothing again).
+    pub fn save_state(&mut self) -> Result<()> {
+        if self.unsaved {
+            self.commit_decisions(&[], &[], now_ns())?;
+        }
+        Ok(())
+    }
+
+    /// The events after the cursor in `event_id` order, and whether more are known to wait.
+    /// The tap's commits are used while they follow the cursor without a gap; the store is
+    /// read at start (events stored before, or while detection was off), after the tap left
+    /// events out, and always when there is no tap.
+    fn next_events(&mut self, limit: usize) -> Result<(Vec<(ModelKey, Event)>, bool)> {
+        let (taken, newest) = match &self.tap {
+            Some(t) => t.take(),
+            None => (Vec::new(), None),
+        };
+        let after = |c: Option<u64>| c.map_or(0, |c| c + 1);
+        let mut cursor = self.cursor;
+        let relevant: Vec<_> = taken
+            .into_iter()
+            .filter(|c| c.last_event_id().is_some_and(|l| l >= after(cursor)))
+            .collect();
+        let gap_first = relevant
+            .first()
+            .is_some_and(|c| c.first_event_id > after(cursor));
+        let missed = relevant.is_empty() && newest.is_some_and(|n| n >= after(cursor));
+        let mut events = Vec::new();
+        if self.tap.is_none() || !self.caught_up || gap_first || missed {
+            events = read_events(&self.conn, Selection::After { cursor, limit })?;
+            if let (Some((_, first)), Some((_, last))) = (events.first(), events.last()) {
+                let (first, last) = (first.event_id, last.event_id);
+                self.publish_stored_model_info(first, last)?;
+                cursor = Some(last);
+            }
+            let full = events.len() == limit;
+            self.caught_up = !full;
+            if full || self.tap.is_none() {
+                return Ok((events, full));
+            }
+        }
+        for c in relevant {
+            let (first, Some(last)) = (c.first_event_id, c.last_event_id()) else {
+                continue;
+            };
+            if last < after(cursor) {
+                continue; // read from the store just now
+            }
+            if first > after(cursor) {
+                break; // a gap: the rest comes from the store on the next pass
+            }
+            let skip = after(cursor) - first;
+            for (i, row) in c.rows.into_iter().enumerate().skip(skip as usize) {
+                self.note_model_info(&row.model, &row.version, row.resource_id)?;
+                events.push(from_row(&mut self.names, first + i as u64, row));
+            }
+            cursor = Some(last);
+        }
+        // Events committed but not handed over: read from the store on the next pass.
+        let behind = newest.is_some_and(|n| n >= after(cursor));
+        if behind {
+            self.caught_up = false;
+        }
+        Ok((events, behind))
     }
 
     fn observe_delay(&mut self, seconds: f64) {
@@ -445,50 +548,82 @@ impl Engine {
             .set_histogram(&[], &DELAY_BUCKETS, &self.delays.0, self.delays.1);
     }
 
-    /// Puts the model versions of events `first..=last` on `millwatch_model_info` with the
-    /// resource they came from, once per model version and resource.
-    fn publish_model_info(&mut self, first: u64, last: u64) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT i.model, i.version, i.resource_id, coalesce(r.service_name, ''), coalesce(r.environment, ''), \
-             coalesce(r.host_name, ''), coalesce(r.site_name, ''), coalesce(r.site_line, ''), coalesce(r.site_cell, '') \
-             FROM inferences i LEFT JOIN resources r ON r.resource_id = i.resource_id WHERE i.event_id BETWEEN ? AND ?",
-        )?;
-        let mut rows = stmt.query(duckdb::params![first, last])?;
-        while let Some(r) = rows.next()? {
-            let (model, version, resource): (String, String, u64) =
-                (r.get(0)?, r.get(1)?, r.get(2)?);
-            if !self
-                .info_seen
-                .insert((model.clone(), version.clone(), resource))
-            {
-                continue;
+    /// Puts the model versions of stored events `first..=last` on `millwatch_model_info`.
+    fn publish_stored_model_info(&mut self, first: u64, last: u64) -> Result<()> {
+        let mut seen: Vec<(String, String, u64)> = Vec::new();
+        {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT DISTINCT model, version, resource_id FROM inferences WHERE event_id BETWEEN ? AND ?",
+            )?;
+            let mut rows = stmt.query(duckdb::params![first, last])?;
+            while let Some(r) = rows.next()? {
+                seen.push((r.get(0)?, r.get(1)?, r.get(2)?));
             }
-            let attrs: Vec<String> = (3..9).map(|i| r.get(i)).collect::<duckdb::Result<_>>()?;
-            self.gauges.model_info.set(
-                &[
-                    ("model", &model),
-                    ("version", &version),
-                    ("service", &attrs[0]),
-                    ("environment", &attrs[1]),
-                    ("host_name", &attrs[2]),
-                    ("site_name", &attrs[3]),
-                    ("site_line", &attrs[4]),
-                    ("site_cell", &attrs[5]),
-                ],
-                1.0,
-            );
+        }
+        for (model, version, resource) in seen {
+            self.note_model_info(&model, &version, resource)?;
         }
         Ok(())
     }
 
-    fn publish_lag(&mut self, full_batch: bool) -> Result<()> {
-        let lag = if full_batch {
-            let newest: Option<u64> =
+    /// Puts a model version on `millwatch_model_info` with the resource it came from, once per
+    /// model version and resource.
+    fn note_model_info(&mut self, model: &str, version: &str, resource: u64) -> Result<()> {
+        let known = self
+            .info_seen
+            .get(model)
+            .and_then(|v| v.get(version))
+            .is_some_and(|r| r.contains(&resource));
+        if known {
+            return Ok(());
+        }
+        let attrs: Vec<String> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT coalesce(service_name, ''), coalesce(environment, ''), coalesce(host_name, ''), \
+                 coalesce(site_name, ''), coalesce(site_line, ''), coalesce(site_cell, '') \
+                 FROM resources WHERE resource_id = ?",
+            )?;
+            let mut rows = stmt.query([resource])?;
+            match rows.next()? {
+                Some(r) => (0..6).map(|i| r.get(i)).collect::<duckdb::Result<_>>()?,
+                None => vec![String::new(); 6],
+            }
+        };
+        self.gauges.model_info.set(
+            &[
+                ("model", model),
+                ("version", version),
+                ("service", &attrs[0]),
+                ("environment", &attrs[1]),
+                ("host_name", &attrs[2]),
+                ("site_name", &attrs[3]),
+                ("site_line", &attrs[4]),
+                ("site_cell", &attrs[5]),
+            ],
+            1.0,
+        );
+        self.info_seen
+            .entry(model.to_owned())
+            .or_default()
+            .entry(version.to_owned())
+            .or_default()
+            .insert(resource);
+        Ok(())
+    }
+
+    fn publish_lag(&mut self, behind: bool) -> Result<()> {
+        let newest = match &self.tap {
+            Some(t) => t.newest(),
+            None if behind => {
                 self.conn
-                    .query_row("SELECT max(event_id) FROM inferences", [], |r| r.get(0))?;
-            newest.unwrap_or(0).saturating_sub(self.cursor.unwrap_or(0))
-        } else {
-            0
+                    .query_row("SELECT max(event_id) FROM inferences", [], |r| r.get(0))?
+            }
+            None => None,
+        };
+        let lag = match (newest, self.cursor) {
+            (Some(n), Some(c)) => n.saturating_sub(c),
+            (Some(n), None) => n + 1,
+            (None, _) => 0,
         };
         if lag == 0 {
             self.behind_since = None;
@@ -580,18 +715,13 @@ impl Engine {
             return Ok(0);
         }
         let tx = self.conn.transaction()?;
-        for (w, labelled, findings) in &updates {
+        let scopes: Vec<Scope> = updates.iter().map(|(w, ..)| w.scope()).collect();
+        let mut rows = Vec::new();
+        for ((w, labelled, findings), scope) in updates.iter().zip(&scopes) {
             state::set_labelled(&tx, &w.key, w.index, *labelled)?;
-            let scope = Scope {
-                model: Some(w.key.model.clone()),
-                version: Some(w.key.version.clone()),
-                window_start_ns: Some(w.start_ns),
-                window_end_ns: Some(w.end_ns),
-                first_event_id: Some(w.first_event_id),
-                last_event_id: Some(w.last_event_id),
-            };
-            results::insert(&tx, now, &scope, findings)?;
+            rows.extend(findings.iter().map(|f| (scope, f)));
         }
+        results::insert_all(&tx, now, &rows)?;
         tx.commit()?;
         // The newest window with labels is what the gauges show.
         let mut newest: BTreeMap<&ModelKey, &(ClosedWindow, u64, Vec<Finding>)> = BTreeMap::new();
@@ -616,9 +746,8 @@ impl Engine {
         }
         let snapshot = self.snapshot();
         let tx = self.conn.transaction()?;
-        for (scope, f) in &findings {
-            results::insert(&tx, now_ns, scope, std::slice::from_ref(f))?;
-        }
+        let rows: Vec<(&Scope, &Finding)> = findings.iter().map(|(s, f)| (s, f)).collect();
+        results::insert_all(&tx, now_ns, &rows)?;
         state::save(&tx, &snapshot, now_ns)?;
         tx.commit()?;
         self.health.committed();
@@ -632,6 +761,8 @@ struct Decided {
     findings: Vec<Finding>,
     /// The window's and the baseline's prediction distributions; none for the baseline.
     predictions: Option<Predictions>,
+    /// Closed by the clock (a quiet time window), not by an event: no verdict delay to time.
+    by_clock: bool,
 }
 
 impl ModelState {
@@ -639,9 +770,10 @@ impl ModelState {
     /// window's record, findings and prediction distributions (a completed baseline returns
     /// window index 0 and no findings).
     fn push(&mut self, key: &ModelKey, event: Event) -> Option<Decided> {
+        self.last_push = Instant::now();
         self.events_seen += 1;
         self.last_event_id = Some(event.event_id);
-        let Some(baseline) = &self.baseline else {
+        if self.baseline.is_none() {
             self.open.events.push(event);
             if self.open.len() < self.settings.baseline_events {
                 return None;
@@ -658,16 +790,9 @@ impl ModelState {
                 window: record,
                 findings: Vec::new(),
                 predictions: None,
+                by_clock: false,
             });
-        };
-        let decide = |window: &Window, index: u64| {
-            let data = window.dataset();
-            Decided {
-                window: closed(key, index, window),
-                findings: model_drift::evaluate(&baseline.data, &data, &self.settings.drift),
-                predictions: Some(prediction::summarise(&baseline.data, &data)),
-            }
-        };
+        }
         match self.settings.shape {
             Shape::Count { size, slide } => {
                 self.open.events.push(event);
@@ -684,7 +809,14 @@ impl ModelState {
                 }
                 self.since_decision = 0;
                 self.windows_closed += 1;
-                let out = decide(&self.open, self.windows_closed);
+                let baseline = self.baseline.as_ref()?;
+                let out = decide(
+                    key,
+                    baseline,
+                    &self.settings,
+                    &self.open,
+                    self.windows_closed,
+                );
                 if slide == size {
                     self.open.events.clear();
                 }
@@ -692,37 +824,99 @@ impl ModelState {
             }
             Shape::Time { size, slide } => {
                 let t = event.time_ns;
-                let next_end = |t: i64| {
-                    t.div_euclid(slide)
-                        .saturating_mul(slide)
-                        .saturating_add(slide)
+                let end = *self.window_end_ns.get_or_insert_with(|| next_end(t, slide));
+                let out = if t >= end {
+                    self.close_time_window(key, end, size, next_end(t, slide))
+                } else {
+                    None
                 };
-                let end = *self.window_end_ns.get_or_insert_with(|| next_end(t));
-                let mut out = None;
-                if t >= end {
-                    let start = end.saturating_sub(size);
-                    let window = Window {
-                        events: self
-                            .open
-                            .events
-                            .iter()
-                            .filter(|e| e.time_ns >= start && e.time_ns < end)
-                            .cloned()
-                            .collect(),
-                    };
-                    if !window.is_empty() {
-                        self.windows_closed += 1;
-                        out = Some(decide(&window, self.windows_closed));
-                    }
-                    let end = next_end(t);
-                    self.window_end_ns = Some(end);
-                    let keep_from = end.saturating_sub(size);
-                    self.open.events.retain(|e| e.time_ns >= keep_from);
-                }
                 self.open.events.push(event);
                 out
             }
         }
+    }
+
+    /// Decides the time window ending at `end` (if it holds events) and moves on to the one
+    /// ending at `next_end`.
+    fn close_time_window(
+        &mut self,
+        key: &ModelKey,
+        end: i64,
+        size: i64,
+        next_end: i64,
+    ) -> Option<Decided> {
+        let start = end.saturating_sub(size);
+        let window = Window {
+            events: self
+                .open
+                .events
+                .iter()
+                .filter(|e| e.time_ns >= start && e.time_ns < end)
+                .cloned()
+                .collect(),
+        };
+        let mut out = None;
+        if let Some(baseline) = &self.baseline
+            && !window.is_empty()
+        {
+            self.windows_closed += 1;
+            out = Some(decide(
+                key,
+                baseline,
+                &self.settings,
+                &window,
+                self.windows_closed,
+            ));
+        }
+        self.window_end_ns = Some(next_end);
+        let keep_from = next_end.saturating_sub(size);
+        self.open.events.retain(|e| e.time_ns >= keep_from);
+        out
+    }
+
+    /// A time window whose end has passed (by the clock, `now_ns`) and whose version sent
+    /// nothing for `grace` is decided without waiting for an event of the next window.
+    fn close_quiet(&mut self, key: &ModelKey, now_ns: i64, grace: Duration) -> Option<Decided> {
+        let Shape::Time { size, slide } = self.settings.shape else {
+            return None;
+        };
+        let end = self.window_end_ns?;
+        let grace_ns = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
+        if self.baseline.is_none()
+            || self.last_push.elapsed() < grace
+            || now_ns < end.saturating_add(grace_ns)
+        {
+            return None;
+        }
+        // The first end after the grace period; later events are late for the closed window.
+        let next = next_end(now_ns.saturating_sub(grace_ns), slide).max(end.saturating_add(slide));
+        let mut decided = self.close_time_window(key, end, size, next)?;
+        decided.by_clock = true;
+        Some(decided)
+    }
+}
+
+/// The end of the time window that holds time `t`: the next multiple of `slide` after it.
+fn next_end(t: i64, slide: i64) -> i64 {
+    t.div_euclid(slide)
+        .saturating_mul(slide)
+        .saturating_add(slide)
+}
+
+/// Drift, data quality and prediction distribution of a closed window against the baseline.
+fn decide(
+    key: &ModelKey,
+    baseline: &Baseline,
+    settings: &Settings,
+    window: &Window,
+    index: u64,
+) -> Decided {
+    let data = window.dataset();
+    Decided {
+        window: closed(key, index, window),
+        findings: model_drift::evaluate(&baseline.data, &data, &settings.drift),
+        predictions: Some(prediction::summarise(&baseline.data, &data)),
+        by_clock: false,
     }
 }
 
@@ -764,14 +958,16 @@ pub fn start(
     config: DetectionConfig,
     exposition: MetricsExposition,
     commit_times: Arc<CommitTimes>,
+    tap: Arc<InferenceTap>,
 ) -> Result<DetectionHandle> {
     let engine = Engine::open(conn.try_clone()?, config.clone(), &exposition)?
-        .with_commit_times(commit_times.clone());
+        .with_commit_times(commit_times.clone())
+        .with_tap(tap.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
         .name("millwatch-detection".into())
-        .spawn(move || run(engine, conn, config, exposition, commit_times, flag))
+        .spawn(move || run(engine, conn, config, exposition, commit_times, tap, flag))
         .map_err(|e| DetectionError::Start(e.to_string()))?;
     Ok(DetectionHandle {
         stop,
@@ -785,17 +981,17 @@ fn run(
     config: DetectionConfig,
     exposition: MetricsExposition,
     commit_times: Arc<CommitTimes>,
+    tap: Arc<InferenceTap>,
     stop: Arc<AtomicBool>,
 ) {
     let mut last_performance = Instant::now();
     let mut last_health: Option<Instant> = None;
-    let limit = config.batch_events.get();
     while !stop.load(Ordering::Relaxed) {
         let seen = commit_times.sequence();
         let outcome = engine.step().and_then(|pass| {
             // Machine health at most every poll interval, however often commits wake the engine.
             let health_due = last_health.is_none_or(|t| t.elapsed() >= config.poll_interval);
-            if pass.events < limit && health_due {
+            if !pass.behind && health_due {
                 last_health = Some(Instant::now());
                 engine.health_pass(now_ns())?;
                 if last_performance.elapsed() >= config.performance_interval {
@@ -806,7 +1002,7 @@ fn run(
             Ok(pass)
         });
         match outcome {
-            Ok(pass) if pass.events == limit => continue,
+            Ok(pass) if pass.behind => continue,
             Ok(_) => {}
             Err(e) => {
                 // What was not committed is done again from the persisted state.
@@ -817,7 +1013,11 @@ fn run(
                     .map_err(DetectionError::from)
                     .and_then(|c| Engine::open(c, config.clone(), &exposition))
                 {
-                    Ok(e) => engine = e.with_commit_times(commit_times.clone()),
+                    Ok(e) => {
+                        engine = e
+                            .with_commit_times(commit_times.clone())
+                            .with_tap(tap.clone())
+                    }
                     Err(e) => tracing::error!(error = %e, "cannot reopen the detection engine"),
                 }
                 continue;
@@ -832,6 +1032,9 @@ fn run(
                 break;
             }
         }
+    }
+    if let Err(e) = engine.save_state() {
+        tracing::warn!(error = %e, "cannot save the detection state at shutdown; events since the last save will be read again");
     }
     tracing::info!("detection engine stopped");
 }

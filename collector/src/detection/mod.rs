@@ -2,7 +2,8 @@
 //! events, drift / data-quality / performance verdicts on every closed window, machine-health
 //! rules over metrics, results in DuckDB and on `/metrics`, and the API that lists them.
 //!
-//! Layout: `config` (the `detection:` section), `windows` (events read from the store),
+//! Layout: `config` (the `detection:` section), `tap` (committed events handed over in
+//! memory), `windows` (events as the engine holds them, read from the store or the tap),
 //! `baseline`, `model_drift`, `performance`, `prediction` (prediction distributions),
 //! `machine_health`, `results` (table rows and gauges), `state` (persistence), `engine` (the
 //! loop), `api` (HTTP routes).
@@ -18,11 +19,13 @@ pub mod performance;
 pub mod prediction;
 pub mod results;
 pub mod state;
+pub mod tap;
 pub mod windows;
 
 pub use commit_times::CommitTimes;
 pub use config::DetectionConfig;
 pub use engine::{DetectionHandle, Engine, Pass, start};
+pub use tap::InferenceTap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DetectionError {

@@ -130,23 +130,62 @@ pub struct ClosedWindow {
     pub labelled: u64,
 }
 
-pub fn insert_window(conn: &Connection, w: &ClosedWindow, now_ns: i64) -> duckdb::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO detection_windows VALUES (?, ?, ?, ?, ?, make_timestamp_ns(?), make_timestamp_ns(?), ?, ?, make_timestamp_ns(?))",
-    )?
-    .execute(params![
-        w.key.model,
-        w.key.version,
-        w.index,
-        w.first_event_id,
-        w.last_event_id,
-        w.start_ns,
-        w.end_ns,
-        w.events,
-        w.labelled,
-        now_ns
-    ])?;
-    Ok(())
+impl ClosedWindow {
+    /// What the window's findings are about.
+    pub fn scope(&self) -> super::results::Scope {
+        super::results::Scope {
+            model: Some(self.key.model.clone()),
+            version: Some(self.key.version.clone()),
+            window_start_ns: Some(self.start_ns),
+            window_end_ns: Some(self.end_ns),
+            first_event_id: Some(self.first_event_id),
+            last_event_id: Some(self.last_event_id),
+        }
+    }
+}
+
+/// Appends closed windows to `detection_windows` in one append.
+pub fn insert_windows<'a>(
+    conn: &Connection,
+    windows: impl Iterator<Item = &'a ClosedWindow> + Clone,
+    now_ns: i64,
+) -> duckdb::Result<()> {
+    use crate::store::columns::{Kind::*, batch, strings, times, u64s};
+    let n = windows.clone().count();
+    if n == 0 {
+        return Ok(());
+    }
+    let w = || windows.clone();
+    let columns = batch(
+        &[
+            ("model", Str),
+            ("version", Str),
+            ("window_index", U64),
+            ("first_event_id", U64),
+            ("last_event_id", U64),
+            ("window_start", Time),
+            ("window_end", Time),
+            ("events", U64),
+            ("labelled", U64),
+            ("closed_at", Time),
+        ],
+        vec![
+            strings(n, w().map(|w| Some(w.key.model.as_str()))),
+            strings(n, w().map(|w| Some(w.key.version.as_str()))),
+            u64s(n, w().map(|w| Some(w.index))),
+            u64s(n, w().map(|w| Some(w.first_event_id))),
+            u64s(n, w().map(|w| Some(w.last_event_id))),
+            times(n, w().map(|w| Some(w.start_ns))),
+            times(n, w().map(|w| Some(w.end_ns))),
+            u64s(n, w().map(|w| Some(w.events))),
+            u64s(n, w().map(|w| Some(w.labelled))),
+            times(n, w().map(|_| Some(now_ns))),
+        ],
+    )
+    .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let mut appender = conn.appender("detection_windows")?;
+    appender.append_record_batch(columns)?;
+    appender.flush()
 }
 
 /// The newest `limit` closed windows of a model version, oldest first.

@@ -11,6 +11,8 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::{Connection, params_from_iter};
 use millwatch_detectors::dataset::{Column, Dataset};
 
+use crate::signals::{FeatureValue, InferenceRow, Prediction};
+
 /// One value of a feature or prediction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -127,6 +129,56 @@ fn column(name: &str, values: &[&Value]) -> Column {
                 .collect(),
         )
     }
+}
+
+/// Feature names, each held once however many events carry it.
+#[derive(Debug, Default)]
+pub struct Names(HashMap<String, Arc<str>>);
+
+impl Names {
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(name) {
+            return n.clone();
+        }
+        let n: Arc<str> = Arc::from(name);
+        self.0.insert(name.to_owned(), n.clone());
+        n
+    }
+}
+
+/// An event as the writer committed it (from the tap), with the values it reads back as from
+/// the store: numbers (ints too) when finite, booleans as `true`/`false`, empty text missing.
+pub fn from_row(names: &mut Names, event_id: u64, row: InferenceRow) -> (ModelKey, Event) {
+    let prediction = match row.prediction {
+        Prediction::Class(label) => Value::Text(label),
+        Prediction::Number(x) if x.is_finite() => Value::Number(x),
+        Prediction::Number(_) => Value::Missing,
+    };
+    let features = row
+        .features
+        .into_iter()
+        .map(|(name, v)| {
+            let value = match v {
+                FeatureValue::Double(x) if x.is_finite() => Value::Number(x),
+                FeatureValue::Int(i) => Value::Number(i as f64),
+                FeatureValue::Bool(b) => Value::Text(if b { "true" } else { "false" }.to_owned()),
+                FeatureValue::String(s) | FeatureValue::Other(s) if !s.is_empty() => Value::Text(s),
+                _ => Value::Missing,
+            };
+            (names.get(&name), value)
+        })
+        .collect();
+    let key = ModelKey {
+        model: row.model,
+        version: row.version,
+    };
+    let event = Event {
+        event_id,
+        time_ns: row.time,
+        prediction,
+        features,
+    };
+    (key, event)
 }
 
 /// Which inference events to read.
@@ -255,7 +307,7 @@ fn attach_features(
         .enumerate()
         .map(|(i, e)| (e.1.event_id, i))
         .collect();
-    let mut names: HashMap<String, Arc<str>> = HashMap::new();
+    let mut names = Names::default();
     let mut stmt = conn.prepare(sql)?;
     let batches: Vec<RecordBatch> = stmt.query_arrow(params_from_iter(params.iter()))?.collect();
     for batch in batches {
@@ -279,15 +331,7 @@ fn attach_features(
             let Some(&at) = position.get(&ids.value(row)) else {
                 continue;
             };
-            let name = feature.value(row);
-            let name = match names.get(name) {
-                Some(n) => n.clone(),
-                None => {
-                    let n: Arc<str> = Arc::from(name);
-                    names.insert(name.to_owned(), n.clone());
-                    n
-                }
-            };
+            let name = names.get(feature.value(row));
             let value = match kind.value(row) {
                 "double" | "int" if !double.is_null(row) && double.value(row).is_finite() => {
                     Value::Number(double.value(row))

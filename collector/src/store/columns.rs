@@ -15,7 +15,7 @@ use crate::signals::*;
 
 /// Column kinds used by the schema; each maps to one Arrow type.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     U64,
     U32,
     U8,
@@ -47,7 +47,10 @@ fn data_type(kind: Kind) -> DataType {
     }
 }
 
-fn batch(columns: &[(&str, Kind)], arrays: Vec<ArrayRef>) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn batch(
+    columns: &[(&str, Kind)],
+    arrays: Vec<ArrayRef>,
+) -> Result<RecordBatch, ArrowError> {
     let fields: Vec<Field> = columns
         .iter()
         .map(|(n, k)| Field::new(*n, data_type(*k), true))
@@ -55,7 +58,7 @@ fn batch(columns: &[(&str, Kind)], arrays: Vec<ArrayRef>) -> Result<RecordBatch,
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
 }
 
-fn strings<'a>(n: usize, values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+pub(crate) fn strings<'a>(n: usize, values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     let mut b = StringBuilder::with_capacity(n, n * 16);
     for v in values {
         b.append_option(v);
@@ -63,7 +66,7 @@ fn strings<'a>(n: usize, values: impl Iterator<Item = Option<&'a str>>) -> Array
     Arc::new(b.finish())
 }
 
-fn times(n: usize, values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+pub(crate) fn times(n: usize, values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
     let mut b = TimestampNanosecondBuilder::with_capacity(n);
     for v in values {
         b.append_option(v);
@@ -73,7 +76,7 @@ fn times(n: usize, values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
 
 macro_rules! primitive {
     ($name:ident, $builder:ident, $t:ty) => {
-        fn $name(n: usize, values: impl Iterator<Item = Option<$t>>) -> ArrayRef {
+        pub(crate) fn $name(n: usize, values: impl Iterator<Item = Option<$t>>) -> ArrayRef {
             let mut b = $builder::with_capacity(n);
             for v in values {
                 b.append_option(v);
@@ -90,7 +93,7 @@ primitive!(i32s, Int32Builder, i32);
 primitive!(i8s, Int8Builder, i8);
 primitive!(f64s, Float64Builder, f64);
 
-fn bools(n: usize, values: impl Iterator<Item = Option<bool>>) -> ArrayRef {
+pub(crate) fn bools(n: usize, values: impl Iterator<Item = Option<bool>>) -> ArrayRef {
     let mut b = BooleanBuilder::with_capacity(n);
     for v in values {
         b.append_option(v);

@@ -2,7 +2,7 @@
 //! to a single writer thread ([`writer`]) that commits batches as a group. Reads use their own
 //! connections so that a query never waits behind ingest.
 
-mod columns;
+pub(crate) mod columns;
 mod feature_keys;
 pub mod schema;
 pub mod writer;

@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::feature_keys::FeatureKeys;
 use super::{Result, StoreError, columns};
-use crate::signals::Batch;
 use crate::signals::mapping::KnownIds;
+use crate::signals::{Batch, InferenceRow};
 
 /// How the writer groups commits.
 #[derive(Debug, Clone)]
@@ -39,6 +39,10 @@ pub struct WriterStats {
     pub duration: Duration,
     /// The newest inference `event_id` the commit made durable, if it stored inferences.
     pub last_event_id: Option<u64>,
+    /// The inference events the commit stored, `event_id` from `first_event_id` on, handed over
+    /// so the detection engine need not read them back.
+    pub first_event_id: u64,
+    pub inferences: Vec<InferenceRow>,
 }
 
 enum Message {
@@ -95,7 +99,8 @@ impl StoreHandle {
     }
 }
 
-pub type CommitObserver = Box<dyn Fn(&WriterStats) + Send>;
+/// Told about every successful commit, on the writer thread: keep it short.
+pub type CommitObserver = Box<dyn FnMut(WriterStats) + Send>;
 
 pub fn spawn(
     conn: Connection,
@@ -228,13 +233,8 @@ impl Writer {
         let events_before = self.next_event_id;
         match self.commit(&batches) {
             Ok(()) => {
-                (self.observer)(&WriterStats {
-                    requests: acks.len(),
-                    rows,
-                    duration: started.elapsed(),
-                    last_event_id: (self.next_event_id > events_before)
-                        .then(|| self.next_event_id - 1),
-                });
+                let stats = self.committed(batches, rows, started, events_before);
+                (self.observer)(stats);
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
@@ -252,17 +252,35 @@ impl Writer {
                     let events_before = self.next_event_id;
                     let result = self.commit(std::slice::from_ref(&batch));
                     if result.is_ok() {
-                        (self.observer)(&WriterStats {
-                            requests: 1,
-                            rows: batch.rows(),
-                            duration: started.elapsed(),
-                            last_event_id: (self.next_event_id > events_before)
-                                .then(|| self.next_event_id - 1),
-                        });
+                        let rows = batch.rows();
+                        let stats = self.committed(vec![batch], rows, started, events_before);
+                        (self.observer)(stats);
                     }
                     let _ = ack.send(result.map_err(|e| StoreError::Write(e.to_string())));
                 }
             }
+        }
+    }
+
+    /// What the observer hears of a commit that stored `batches`; their inference events are
+    /// moved into it, since they are not needed here any more.
+    fn committed(
+        &self,
+        batches: Vec<Batch>,
+        rows: usize,
+        started: Instant,
+        events_before: u64,
+    ) -> WriterStats {
+        let requests = batches.len();
+        let inferences: Vec<InferenceRow> =
+            batches.into_iter().flat_map(|b| b.inferences).collect();
+        WriterStats {
+            requests,
+            rows,
+            duration: started.elapsed(),
+            last_event_id: (self.next_event_id > events_before).then(|| self.next_event_id - 1),
+            first_event_id: events_before,
+            inferences,
         }
     }
 
