@@ -4,6 +4,7 @@
 //! categorical; an empty field is missing).
 
 use serde::Serialize;
+use std::sync::OnceLock;
 
 use crate::error::{DetectorError, Result};
 
@@ -58,12 +59,21 @@ impl ColumnValues {
 }
 
 /// One named column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Column {
     /// Column name (the CSV header).
     pub name: String,
     /// Its values.
     pub values: ColumnValues,
+    /// The present values of a numeric column, sorted once: a reference compared with window
+    /// after window is not sorted again for each.
+    sorted: OnceLock<Option<Vec<f64>>>,
+}
+
+impl PartialEq for Column {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.values == other.values
+    }
 }
 
 impl Column {
@@ -72,6 +82,7 @@ impl Column {
         Column {
             name: name.into(),
             values: ColumnValues::Numeric(values),
+            sorted: OnceLock::new(),
         }
     }
 
@@ -80,7 +91,25 @@ impl Column {
         Column {
             name: name.into(),
             values: ColumnValues::Categorical(values),
+            sorted: OnceLock::new(),
         }
+    }
+
+    /// The present values of a numeric column in ascending order, computed on first use; none
+    /// for a categorical column or one holding NaN or an infinity.
+    pub fn sorted_present(&self) -> Option<&[f64]> {
+        self.sorted
+            .get_or_init(|| match &self.values {
+                ColumnValues::Numeric(v) => {
+                    let present: Vec<f64> = v.iter().flatten().copied().collect();
+                    present
+                        .iter()
+                        .all(|x| x.is_finite())
+                        .then(|| crate::drift::sort::sorted(&present))
+                }
+                ColumnValues::Categorical(_) => None,
+            })
+            .as_deref()
     }
 
     /// The column's kind.

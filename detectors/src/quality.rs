@@ -52,16 +52,20 @@ fn share(count: usize, total: usize) -> f64 {
     }
 }
 
-fn distinct_numbers(v: &[Option<f64>]) -> usize {
-    v.iter()
-        .flatten()
-        .map(|x| if *x == 0.0 { 0 } else { x.to_bits() })
-        .collect::<HashSet<_>>()
-        .len()
+/// At most one distinct present value (0.0 and -0.0 are one value; NaN is its own).
+fn constant<T>(v: &[Option<T>], same: impl Fn(&T, &T) -> bool) -> bool {
+    let mut present = v.iter().flatten();
+    match present.next() {
+        None => true,
+        Some(first) => present.all(|x| same(first, x)),
+    }
 }
 
-fn distinct_text(v: &[Option<String>]) -> usize {
-    v.iter().flatten().collect::<HashSet<_>>().len()
+fn is_constant(values: &ColumnValues) -> bool {
+    match values {
+        ColumnValues::Numeric(x) => constant(x, |a, b| a == b || a.to_bits() == b.to_bits()),
+        ColumnValues::Categorical(x) => constant(x, |a, b| a == b),
+    }
 }
 
 fn numbers_of(values: &ColumnValues) -> (Vec<f64>, usize) {
@@ -120,10 +124,6 @@ pub fn check_quality(reference: &Dataset, current: &Dataset) -> QualityReport {
                 }
             }
         };
-        let distinct = |v: &ColumnValues| match v {
-            ColumnValues::Numeric(x) => distinct_numbers(x),
-            ColumnValues::Categorical(x) => distinct_text(x),
-        };
         columns.push(ColumnQuality {
             column: rc.name.clone(),
             reference_kind: rc.kind(),
@@ -135,8 +135,8 @@ pub fn check_quality(reference: &Dataset, current: &Dataset) -> QualityReport {
             },
             out_of_range_share,
             new_category_share,
-            constant_in_reference: distinct(&rc.values) <= 1,
-            constant_in_current: distinct(&cc.values) <= 1,
+            constant_in_reference: is_constant(&rc.values),
+            constant_in_current: is_constant(&cc.values),
         });
     }
     let names =

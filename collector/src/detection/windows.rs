@@ -34,7 +34,10 @@ pub struct Event {
     pub event_id: u64,
     pub time_ns: i64,
     pub prediction: Value,
-    pub features: Vec<(Arc<str>, Value)>,
+    /// Feature names, one list shared by the events that carry the same ones.
+    pub names: Arc<[Arc<str>]>,
+    /// `values[i]` is the value of feature `names[i]`.
+    pub values: Vec<Value>,
 }
 
 /// Events in `event_id` order, with their bounds.
@@ -71,21 +74,32 @@ impl Window {
     /// `ml.prediction`. A column is numeric when every present value is a number; otherwise
     /// numbers are written as text and the column is categorical.
     pub fn dataset(&self) -> Dataset {
+        let rows = self.events.len();
         let mut names: Vec<Arc<str>> = Vec::new();
         let mut index: HashMap<Arc<str>, usize> = HashMap::new();
-        for e in &self.events {
-            for (name, _) in &e.features {
-                if !index.contains_key(name) {
-                    index.insert(name.clone(), names.len());
-                    names.push(name.clone());
+        let mut cells: Vec<Vec<&Value>> = Vec::new();
+        // Events sharing a name list share its columns: looked up once per list, not per value.
+        let mut list: Option<&Arc<[Arc<str>]>> = None;
+        let mut list_columns: Vec<usize> = Vec::new();
+        for (row, e) in self.events.iter().enumerate() {
+            if !list.is_some_and(|l| Arc::ptr_eq(l, &e.names)) {
+                list = Some(&e.names);
+                list_columns.clear();
+                for name in e.names.iter() {
+                    let col = match index.get(name) {
+                        Some(c) => *c,
+                        None => {
+                            index.insert(name.clone(), names.len());
+                            names.push(name.clone());
+                            cells.push(vec![&Value::Missing; rows]);
+                            names.len() - 1
+                        }
+                    };
+                    list_columns.push(col);
                 }
             }
-        }
-        let rows = self.events.len();
-        let mut cells: Vec<Vec<&Value>> = vec![vec![&Value::Missing; rows]; names.len()];
-        for (row, e) in self.events.iter().enumerate() {
-            for (name, v) in &e.features {
-                cells[index[name]][row] = v;
+            for (v, &col) in e.values.iter().zip(&list_columns) {
+                cells[col][row] = v;
             }
         }
         let mut columns: Vec<Column> = names
@@ -131,18 +145,47 @@ fn column(name: &str, values: &[&Value]) -> Column {
     }
 }
 
-/// Feature names, each held once however many events carry it.
+/// Feature names, each held once however many events carry it, and the lists events carry:
+/// consecutive events of a version mostly list the same names, so they share one list.
 #[derive(Debug, Default)]
-pub struct Names(HashMap<String, Arc<str>>);
+pub struct Names {
+    all: HashMap<String, Arc<str>>,
+    /// Lists seen lately, newest first.
+    lists: Vec<Arc<[Arc<str>]>>,
+}
+
+/// Lists remembered (model versions whose events interleave).
+const RECENT_LISTS: usize = 16;
 
 impl Names {
     pub fn get(&mut self, name: &str) -> Arc<str> {
-        if let Some(n) = self.0.get(name) {
+        if let Some(n) = self.all.get(name) {
             return n.clone();
         }
         let n: Arc<str> = Arc::from(name);
-        self.0.insert(name.to_owned(), n.clone());
+        self.all.insert(name.to_owned(), n.clone());
         n
+    }
+
+    /// The shared list holding `names` in this order.
+    pub fn list<'a>(
+        &mut self,
+        names: impl ExactSizeIterator<Item = &'a str> + Clone,
+    ) -> Arc<[Arc<str>]> {
+        let found = self.lists.iter().position(|l| {
+            l.len() == names.len() && l.iter().zip(names.clone()).all(|(a, b)| **a == *b)
+        });
+        if let Some(i) = found {
+            if i > 0 {
+                let l = self.lists.remove(i);
+                self.lists.insert(0, l);
+            }
+            return self.lists[0].clone();
+        }
+        let list: Arc<[Arc<str>]> = names.map(|n| self.get(n)).collect();
+        self.lists.insert(0, list.clone());
+        self.lists.truncate(RECENT_LISTS);
+        list
     }
 }
 
@@ -154,18 +197,16 @@ pub fn from_row(names: &mut Names, event_id: u64, row: InferenceRow) -> (ModelKe
         Prediction::Number(x) if x.is_finite() => Value::Number(x),
         Prediction::Number(_) => Value::Missing,
     };
-    let features = row
+    let names = names.list(row.features.iter().map(|(n, _)| n.as_str()));
+    let values = row
         .features
         .into_iter()
-        .map(|(name, v)| {
-            let value = match v {
-                FeatureValue::Double(x) if x.is_finite() => Value::Number(x),
-                FeatureValue::Int(i) => Value::Number(i as f64),
-                FeatureValue::Bool(b) => Value::Text(if b { "true" } else { "false" }.to_owned()),
-                FeatureValue::String(s) | FeatureValue::Other(s) if !s.is_empty() => Value::Text(s),
-                _ => Value::Missing,
-            };
-            (names.get(&name), value)
+        .map(|(_, v)| match v {
+            FeatureValue::Double(x) if x.is_finite() => Value::Number(x),
+            FeatureValue::Int(i) => Value::Number(i as f64),
+            FeatureValue::Bool(b) => Value::Text(if b { "true" } else { "false" }.to_owned()),
+            FeatureValue::String(s) | FeatureValue::Other(s) if !s.is_empty() => Value::Text(s),
+            _ => Value::Missing,
         })
         .collect();
     let key = ModelKey {
@@ -176,7 +217,8 @@ pub fn from_row(names: &mut Names, event_id: u64, row: InferenceRow) -> (ModelKe
         event_id,
         time_ns: row.time,
         prediction,
-        features,
+        names,
+        values,
     };
     (key, event)
 }
@@ -258,7 +300,8 @@ pub fn read_events(
             event_id: r.get(0)?,
             time_ns: r.get(1)?,
             prediction,
-            features: Vec::new(),
+            names: Arc::from(Vec::new()),
+            values: Vec::new(),
         };
         events.push((key, event, r.get::<_, u32>(6)?));
     }
@@ -308,6 +351,7 @@ fn attach_features(
         .map(|(i, e)| (e.1.event_id, i))
         .collect();
     let mut names = Names::default();
+    let mut features: Vec<Vec<(Arc<str>, Value)>> = vec![Vec::new(); events.len()];
     let mut stmt = conn.prepare(sql)?;
     let batches: Vec<RecordBatch> = stmt.query_arrow(params_from_iter(params.iter()))?.collect();
     for batch in batches {
@@ -343,8 +387,12 @@ fn attach_features(
                 }
                 _ => Value::Missing,
             };
-            events[at].1.features.push((name, value));
+            features[at].push((name, value));
         }
+    }
+    for (e, f) in events.iter_mut().zip(features) {
+        e.1.names = names.list(f.iter().map(|(n, _)| &**n));
+        e.1.values = f.into_iter().map(|(_, v)| v).collect();
     }
     Ok(())
 }

@@ -272,7 +272,11 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
                 };
                 return untestable(reason, message, type_mismatches);
             }
-            ColumnPair::Numeric(NumericPair::from_values(r, c)?)
+            let pair = NumericPair::from_values(r, c)?;
+            ColumnPair::Numeric(match reference.sorted_present() {
+                Some(sorted) => pair.with_sorted_reference(sorted.to_vec()),
+                None => pair,
+            })
         }
         ColumnValues::Categorical(r) => {
             let as_text: Vec<String>;
