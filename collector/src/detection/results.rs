@@ -61,17 +61,6 @@ pub struct Scope {
     pub last_event_id: Option<u64>,
 }
 
-/// Appends findings to `detections` (inside the caller's transaction).
-pub fn insert(
-    conn: &Connection,
-    now_ns: i64,
-    scope: &Scope,
-    findings: &[Finding],
-) -> duckdb::Result<()> {
-    let rows: Vec<(&Scope, &Finding)> = findings.iter().map(|f| (scope, f)).collect();
-    insert_all(conn, now_ns, &rows)
-}
-
 /// Appends findings, each with what it is about, to `detections` through the Arrow appender
 /// (an `INSERT` per finding costs a query each: seconds for the findings of 20 windows).
 pub fn insert_all(
@@ -79,7 +68,9 @@ pub fn insert_all(
     now_ns: i64,
     rows: &[(&Scope, &Finding)],
 ) -> duckdb::Result<()> {
-    use crate::store::columns::{Kind::*, batch, bools, f64s, strings, times, u64s};
+    use crate::store::columns::{
+        Kind::*, append, arrow_error, batch, bools, f64s, strings, times, u64s,
+    };
     if rows.is_empty() {
         return Ok(());
     }
@@ -137,10 +128,8 @@ pub fn insert_all(
             strings(n, details.iter().map(Option::as_deref)),
         ],
     )
-    .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let mut appender = conn.appender("detections")?;
-    appender.append_record_batch(columns)?;
-    appender.flush()
+    .map_err(arrow_error)?;
+    append(conn, "detections", columns)
 }
 
 /// The engine's families on `/metrics`.

@@ -150,7 +150,7 @@ pub fn insert_windows<'a>(
     windows: impl Iterator<Item = &'a ClosedWindow> + Clone,
     now_ns: i64,
 ) -> duckdb::Result<()> {
-    use crate::store::columns::{Kind::*, batch, strings, times, u64s};
+    use crate::store::columns::{Kind::*, append, arrow_error, batch, strings, times, u64s};
     let n = windows.clone().count();
     if n == 0 {
         return Ok(());
@@ -182,10 +182,8 @@ pub fn insert_windows<'a>(
             times(n, w().map(|_| Some(now_ns))),
         ],
     )
-    .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let mut appender = conn.appender("detection_windows")?;
-    appender.append_record_batch(columns)?;
-    appender.flush()
+    .map_err(arrow_error)?;
+    append(conn, "detection_windows", columns)
 }
 
 /// The newest `limit` closed windows of a model version, oldest first.

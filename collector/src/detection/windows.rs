@@ -356,8 +356,7 @@ fn attach_features(
     let batches: Vec<RecordBatch> = stmt.query_arrow(params_from_iter(params.iter()))?.collect();
     for batch in batches {
         let col = |i: usize, ty: &DataType| {
-            cast(batch.column(i), ty)
-                .map_err(|e| duckdb::Error::ToSqlConversionFailure(Box::new(e)))
+            cast(batch.column(i), ty).map_err(crate::store::columns::arrow_error)
         };
         let ids = col(0, &DataType::UInt64)?;
         let feature = col(1, &DataType::Utf8)?;

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use duckdb::Connection;
 use duckdb::arrow::array::{
     ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, Int32Builder, Int64Builder, ListBuilder,
     StringBuilder, TimestampNanosecondBuilder, UInt8Builder, UInt32Builder, UInt64Builder,
@@ -45,6 +46,19 @@ fn data_type(kind: Kind) -> DataType {
         Kind::F64List => DataType::List(Arc::new(Field::new("item", DataType::Float64, true))),
         Kind::U64List => DataType::List(Arc::new(Field::new("item", DataType::UInt64, true))),
     }
+}
+
+/// Appends `batch` to `table` through DuckDB's Arrow appender, inside the connection's open
+/// transaction if there is one.
+pub(crate) fn append(conn: &Connection, table: &str, batch: RecordBatch) -> duckdb::Result<()> {
+    let mut appender = conn.appender(table)?;
+    appender.append_record_batch(batch)?;
+    appender.flush()
+}
+
+/// An Arrow error where a DuckDB one is expected (building or casting columns).
+pub(crate) fn arrow_error(e: ArrowError) -> duckdb::Error {
+    duckdb::Error::ToSqlConversionFailure(Box::new(e))
 }
 
 pub(crate) fn batch(

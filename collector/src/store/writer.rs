@@ -372,11 +372,9 @@ impl Writer {
         }
 
         self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let appended = tables.into_iter().try_for_each(|(table, batch)| {
-            let mut appender = self.conn.appender(table)?;
-            appender.append_record_batch(batch)?;
-            appender.flush()
-        });
+        let appended = tables
+            .into_iter()
+            .try_for_each(|(table, batch)| columns::append(&self.conn, table, batch));
         if let Err(e) = appended.and_then(|_| self.conn.execute_batch("COMMIT")) {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.feature_keys.rollback();
