@@ -41,6 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store.known.clone(),
         writer::WriterOptions {
             max_rows_per_commit: config.store.max_rows_per_commit.get(),
+            checkpoint_threshold: config.store.checkpoint_threshold.0,
         },
         Box::new(move |s: writer::WriterStats| {
             observer_telemetry.committed(s.rows, s.duration.as_secs_f64());

@@ -127,3 +127,37 @@ fn retention_deletes_rows_older_than_the_cutoff_only() {
         0
     );
 }
+
+#[test]
+fn event_ids_continue_after_the_engines_cursor_when_retention_emptied_the_store() {
+    let ts = TestStore::open("event-ids-after-retention");
+    let features = || vec![("temp".to_owned(), FeatureValue::Double(71.5))];
+    let rows: Vec<_> = (0..10)
+        .map(|i| inference("m", "1", i, features(), Prediction::Number(1.0)))
+        .collect();
+    let after_all = rows[9].time + 1;
+    ts.store(batch_of(rows));
+    // The engine accounted for events 0..=9 and saved its cursor; retention then deleted them.
+    let mut engine = ts.engine(Default::default());
+    drain(&mut engine);
+    engine.save_state().expect("state saved");
+    drop(engine);
+    ts.runtime
+        .block_on(ts.handle.retain(after_all))
+        .expect("retention runs");
+    assert_eq!(ts.query_u64("SELECT count(*) FROM inferences"), 0);
+
+    let ts = ts.reopen();
+    ts.store(batch_of(vec![inference(
+        "m",
+        "1",
+        10,
+        features(),
+        Prediction::Number(1.0),
+    )]));
+    assert_eq!(
+        ts.query_u64("SELECT min(event_id) FROM inferences"),
+        10,
+        "ids restarting at 0 would sit behind the engine's cursor and never be read"
+    );
+}

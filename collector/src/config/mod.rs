@@ -144,6 +144,10 @@ pub struct StoreConfig {
     /// How often retention runs.
     #[serde(with = "humantime_serde")]
     pub retention_interval: Duration,
+    /// DuckDB checkpoints (folds its write-ahead log into the database file) once the log is
+    /// this big. Larger: fewer, longer pauses of the writer and less work per row; a restart
+    /// after a crash replays up to this much log.
+    pub checkpoint_threshold: ByteSize,
 }
 
 impl Default for StoreConfig {
@@ -152,6 +156,7 @@ impl Default for StoreConfig {
             max_rows_per_commit: std::num::NonZeroUsize::new(200_000).expect("non-zero"),
             retention: Some(Duration::from_secs(30 * 24 * 3600)),
             retention_interval: Duration::from_secs(3600),
+            checkpoint_threshold: ByteSize(256 * 1024 * 1024),
         }
     }
 }
