@@ -51,8 +51,19 @@ fn data_type(kind: Kind) -> DataType {
 /// Appends `batch` to `table` through DuckDB's Arrow appender, inside the connection's open
 /// transaction if there is one.
 pub(crate) fn append(conn: &Connection, table: &str, batch: RecordBatch) -> duckdb::Result<()> {
+    append_all(conn, table, vec![batch])
+}
+
+/// Appends several batches of one table through one appender.
+pub(crate) fn append_all(
+    conn: &Connection,
+    table: &str,
+    batches: Vec<RecordBatch>,
+) -> duckdb::Result<()> {
     let mut appender = conn.appender(table)?;
-    appender.append_record_batch(batch)?;
+    for batch in batches {
+        appender.append_record_batch(batch)?;
+    }
     appender.flush()
 }
 
@@ -196,31 +207,49 @@ pub fn scopes(rows: &[&ScopeRow]) -> Result<RecordBatch, ArrowError> {
     )
 }
 
-/// Inferences get consecutive event ids from `first_event_id`, in the order given.
-pub fn inferences(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordBatch, ArrowError> {
-    use Kind::*;
-    let n = rows.len();
-    batch(
-        &[
-            ("event_id", U64),
-            ("time", Time),
-            ("observed_time", Time),
-            ("model", Str),
-            ("version", Str),
-            ("inference_id", Str),
-            ("prediction", F64),
-            ("prediction_label", Str),
-            ("score", F64),
-            ("duration_s", F64),
-            ("feature_count", U32),
-            ("trace_id", Str),
-            ("span_id", Str),
-            ("attributes", Str),
-            ("resource_id", U64),
-            ("scope_id", U64),
-        ],
-        vec![
-            u64s(n, (0..n as u64).map(|i| Some(first_event_id + i))),
+const INFERENCE_COLUMNS: &[(&str, Kind)] = &[
+    ("event_id", Kind::U64),
+    ("time", Kind::Time),
+    ("observed_time", Kind::Time),
+    ("model", Kind::Str),
+    ("version", Kind::Str),
+    ("inference_id", Kind::Str),
+    ("prediction", Kind::F64),
+    ("prediction_label", Kind::Str),
+    ("score", Kind::F64),
+    ("duration_s", Kind::F64),
+    ("feature_count", Kind::U32),
+    ("trace_id", Kind::Str),
+    ("span_id", Kind::Str),
+    ("attributes", Kind::Str),
+    ("resource_id", Kind::U64),
+    ("scope_id", Kind::U64),
+];
+
+const FEATURE_COLUMNS: &[(&str, Kind)] = &[
+    ("event_id", Kind::U64),
+    ("time", Kind::Time),
+    ("feature_key_id", Kind::U32),
+    ("value_type", Kind::U8),
+    ("value_double", Kind::F64),
+    ("value_string", Kind::Str),
+];
+
+/// A request's inference events as columns, built where the request was received (in parallel,
+/// off the writer thread), except what only the writer knows: event ids and feature key ids.
+#[derive(Clone)]
+pub struct InferenceColumns {
+    events: usize,
+    /// `inferences` without `event_id`.
+    inferences: Vec<ArrayRef>,
+    /// `inference_feature_values`: `time`, `value_type`, `value_double`, `value_string`.
+    features: Vec<ArrayRef>,
+}
+
+impl InferenceColumns {
+    pub fn build(rows: &[InferenceRow]) -> InferenceColumns {
+        let n = rows.len();
+        let inferences = vec![
             times(n, rows.iter().map(|r| Some(r.time))),
             times(n, rows.iter().map(|r| r.observed_time)),
             strings(n, rows.iter().map(|r| Some(r.model.as_str()))),
@@ -248,59 +277,79 @@ pub fn inferences(rows: &[&InferenceRow], first_event_id: u64) -> Result<RecordB
             strings(n, rows.iter().map(|r| r.attributes.as_deref())),
             u64s(n, rows.iter().map(|r| Some(r.resource_id))),
             u64s(n, rows.iter().map(|r| Some(r.scope_id))),
-        ],
-    )
-}
-
-/// One row per `ml.feature.*` of each inference, with the same event ids as [`inferences`].
-/// One `inference_feature_values` row per feature of every event; `key_ids` holds each
-/// feature's `feature_key_id`, in the same order (events, then their features).
-pub fn features(
-    rows: &[&InferenceRow],
-    first_event_id: u64,
-    key_ids: &[u32],
-) -> Result<RecordBatch, ArrowError> {
-    use Kind::*;
-    let n = key_ids.len();
-    let flat = || {
-        rows.iter().enumerate().flat_map(|(i, r)| {
-            r.features
-                .iter()
-                .map(move |(_, value)| (first_event_id + i as u64, r.time, value))
-        })
-    };
-    let double = |v: &FeatureValue| match v {
-        FeatureValue::Double(d) => Some(*d),
-        FeatureValue::Int(i) => Some(*i as f64),
-        FeatureValue::Bool(b) => Some(f64::from(u8::from(*b))),
-        _ => None,
-    };
-    let mut value_string = StringBuilder::with_capacity(n, 0);
-    for (.., v) in flat() {
-        match v {
-            FeatureValue::String(s) | FeatureValue::Other(s) => value_string.append_value(s),
-            FeatureValue::Bool(b) => value_string.append_value(if *b { "true" } else { "false" }),
-            _ => value_string.append_null(),
+        ];
+        let values = || rows.iter().flat_map(|r| r.features.iter().map(|(_, v)| v));
+        let flat = || rows.iter().flat_map(|r| r.features.iter().map(|_| r.time));
+        let f = rows.iter().map(|r| r.features.len()).sum();
+        let double = |v: &FeatureValue| match v {
+            FeatureValue::Double(d) => Some(*d),
+            FeatureValue::Int(i) => Some(*i as f64),
+            FeatureValue::Bool(b) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        };
+        let mut value_string = StringBuilder::with_capacity(f, 0);
+        for v in values() {
+            match v {
+                FeatureValue::String(s) | FeatureValue::Other(s) => value_string.append_value(s),
+                FeatureValue::Bool(b) => {
+                    value_string.append_value(if *b { "true" } else { "false" })
+                }
+                _ => value_string.append_null(),
+            }
+        }
+        let features = vec![
+            times(f, flat().map(Some)),
+            u8s(f, values().map(|v| Some(v.type_code()))),
+            f64s(f, values().map(double)),
+            Arc::new(value_string.finish()),
+        ];
+        InferenceColumns {
+            events: n,
+            inferences,
+            features,
         }
     }
-    batch(
-        &[
-            ("event_id", U64),
-            ("time", Time),
-            ("feature_key_id", U32),
-            ("value_type", U8),
-            ("value_double", F64),
-            ("value_string", Str),
-        ],
-        vec![
-            u64s(n, flat().map(|(id, ..)| Some(id))),
-            times(n, flat().map(|(_, time, _)| Some(time))),
-            u32s(n, key_ids.iter().map(|id| Some(*id))),
-            u8s(n, flat().map(|(.., v)| Some(v.type_code()))),
-            f64s(n, flat().map(|(.., v)| double(v))),
-            Arc::new(value_string.finish()),
-        ],
-    )
+
+    /// The `inferences` batch, with consecutive event ids from `first_event_id`.
+    pub fn inferences(&self, first_event_id: u64) -> Result<RecordBatch, ArrowError> {
+        let n = self.events as u64;
+        let mut arrays = Vec::with_capacity(INFERENCE_COLUMNS.len());
+        arrays.push(u64s(
+            self.events,
+            (first_event_id..first_event_id + n).map(Some),
+        ));
+        arrays.extend(self.inferences.iter().cloned());
+        batch(INFERENCE_COLUMNS, arrays)
+    }
+
+    /// The `inference_feature_values` batch of `rows` (the rows these columns were built
+    /// from), their events numbered from `first_event_id`; `key_ids` holds each feature's
+    /// `feature_key_id`, events then their features.
+    pub fn features(
+        &self,
+        rows: &[InferenceRow],
+        first_event_id: u64,
+        key_ids: &[u32],
+    ) -> Result<RecordBatch, ArrowError> {
+        let n = key_ids.len();
+        let event_ids = rows.iter().enumerate().flat_map(|(i, r)| {
+            std::iter::repeat_n(Some(first_event_id + i as u64), r.features.len())
+        });
+        let [time, value_type, value_double, value_string] = &self.features[..] else {
+            unreachable!("built with four feature columns");
+        };
+        batch(
+            FEATURE_COLUMNS,
+            vec![
+                u64s(n, event_ids),
+                time.clone(),
+                u32s(n, key_ids.iter().map(|id| Some(*id))),
+                value_type.clone(),
+                value_double.clone(),
+                value_string.clone(),
+            ],
+        )
+    }
 }
 
 /// New `feature_keys` rows: `(feature_key_id, model, version, feature)`.

@@ -50,9 +50,28 @@ pub struct WriterStats {
     pub inferences: Vec<InferenceRow>,
 }
 
+/// A request's rows on their way to the writer, with its inference events already in columns.
+struct Queued {
+    batch: Batch,
+    inference_columns: Option<columns::InferenceColumns>,
+}
+
+impl Queued {
+    /// Runs on the sender's thread: what can be built without the writer's state is built here,
+    /// in parallel across requests.
+    fn new(batch: Batch) -> Queued {
+        let inference_columns = (!batch.inferences.is_empty())
+            .then(|| columns::InferenceColumns::build(&batch.inferences));
+        Queued {
+            batch,
+            inference_columns,
+        }
+    }
+}
+
 enum Message {
     Store {
-        batch: Box<Batch>,
+        queued: Box<Queued>,
         ack: oneshot::Sender<Result<()>>,
     },
     /// Deletes rows whose time is before `cutoff_ns`.
@@ -77,7 +96,7 @@ impl StoreHandle {
         let (ack, rx) = oneshot::channel();
         self.tx
             .send(Message::Store {
-                batch: Box::new(batch),
+                queued: Box::new(Queued::new(batch)),
                 ack,
             })
             .map_err(|_| StoreError::Closed)?;
@@ -199,14 +218,14 @@ impl Writer {
                 Message::Retain { cutoff_ns, done } => {
                     let _ = done.send(self.retain(cutoff_ns));
                 }
-                Message::Store { batch, ack } => {
-                    let mut rows = batch.rows();
-                    let mut group = vec![(*batch, ack)];
+                Message::Store { queued, ack } => {
+                    let mut rows = queued.batch.rows();
+                    let mut group = vec![(*queued, ack)];
                     while rows < self.options.max_rows_per_commit {
                         match rx.try_recv() {
-                            Ok(Message::Store { batch, ack }) => {
-                                rows += batch.rows();
-                                group.push((*batch, ack));
+                            Ok(Message::Store { queued, ack }) => {
+                                rows += queued.batch.rows();
+                                group.push((*queued, ack));
                             }
                             Ok(other) => {
                                 pending = Some(other);
@@ -240,10 +259,10 @@ impl Writer {
 
     /// Commits a group; if it fails, commits each request on its own so that one bad request
     /// cannot fail the others.
-    fn commit_group(&mut self, group: Vec<(Batch, Ack)>) {
+    fn commit_group(&mut self, group: Vec<(Queued, Ack)>) {
         let started = Instant::now();
-        let (batches, acks): (Vec<Batch>, Vec<Ack>) = group.into_iter().unzip();
-        let rows: usize = batches.iter().map(Batch::rows).sum();
+        let (batches, acks): (Vec<Queued>, Vec<Ack>) = group.into_iter().unzip();
+        let rows: usize = batches.iter().map(|q| q.batch.rows()).sum();
         let events_before = self.next_event_id;
         match self.commit(&batches) {
             Ok(()) => {
@@ -266,7 +285,7 @@ impl Writer {
                     let events_before = self.next_event_id;
                     let result = self.commit(std::slice::from_ref(&batch));
                     if result.is_ok() {
-                        let rows = batch.rows();
+                        let rows = batch.batch.rows();
                         let stats = self.committed(vec![batch], rows, started, events_before);
                         (self.observer)(stats);
                     }
@@ -280,14 +299,16 @@ impl Writer {
     /// moved into it, since they are not needed here any more.
     fn committed(
         &self,
-        batches: Vec<Batch>,
+        batches: Vec<Queued>,
         rows: usize,
         started: Instant,
         events_before: u64,
     ) -> WriterStats {
         let requests = batches.len();
-        let inferences: Vec<InferenceRow> =
-            batches.into_iter().flat_map(|b| b.inferences).collect();
+        let inferences: Vec<InferenceRow> = batches
+            .into_iter()
+            .flat_map(|q| q.batch.inferences)
+            .collect();
         WriterStats {
             requests,
             rows,
@@ -298,97 +319,78 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, batches: &[Batch]) -> Result<()> {
+    fn commit(&mut self, queued: &[Queued]) -> Result<()> {
+        let batches = || queued.iter().map(|q| &q.batch);
         // Definitions not yet stored, each once.
         let mut new_resources = HashSet::new();
-        let resources: Vec<_> = batches
-            .iter()
+        let resources: Vec<_> = batches()
             .flat_map(|b| &b.resources)
             .filter(|r| {
                 !self.resources.contains(&r.resource_id) && new_resources.insert(r.resource_id)
             })
             .collect();
         let mut new_scopes = HashSet::new();
-        let scopes: Vec<_> = batches
-            .iter()
+        let scopes: Vec<_> = batches()
             .flat_map(|b| &b.scopes)
             .filter(|s| !self.scopes.contains(&s.scope_id) && new_scopes.insert(s.scope_id))
             .collect();
         let mut new_series = HashSet::new();
-        let series: Vec<_> = batches
-            .iter()
+        let series: Vec<_> = batches()
             .flat_map(|b| &b.series)
             .filter(|s| !self.series.contains(&s.series_id) && new_series.insert(s.series_id))
             .collect();
-        let inferences: Vec<_> = batches.iter().flat_map(|b| &b.inferences).collect();
-        let feedback: Vec<_> = batches.iter().flat_map(|b| &b.feedback).collect();
-        let points: Vec<_> = batches.iter().flat_map(|b| &b.points).collect();
-        let distributions: Vec<_> = batches.iter().flat_map(|b| &b.distributions).collect();
-        let spans: Vec<_> = batches.iter().flat_map(|b| &b.spans).collect();
-        let logs: Vec<_> = batches.iter().flat_map(|b| &b.logs).collect();
+        let inferences: usize = batches().map(|b| b.inferences.len()).sum();
+        let feedback: Vec<_> = batches().flat_map(|b| &b.feedback).collect();
+        let points: Vec<_> = batches().flat_map(|b| &b.points).collect();
+        let distributions: Vec<_> = batches().flat_map(|b| &b.distributions).collect();
+        let spans: Vec<_> = batches().flat_map(|b| &b.spans).collect();
+        let logs: Vec<_> = batches().flat_map(|b| &b.logs).collect();
 
         let first_event_id = self.next_event_id;
-        let mut tables: Vec<(&str, RecordBatch)> = Vec::new();
-        let arrow = |e: duckdb::arrow::error::ArrowError| {
-            StoreError::Write(format!("building columns: {e}"))
+        let mut tables: Vec<(&str, Vec<RecordBatch>)> = Vec::new();
+        let mut one = |table, batch: std::result::Result<RecordBatch, _>| -> Result<()> {
+            tables.push((table, vec![batch.map_err(arrow)?]));
+            Ok(())
         };
         if !resources.is_empty() {
-            tables.push(("resources", columns::resources(&resources).map_err(arrow)?));
+            one("resources", columns::resources(&resources))?;
         }
         if !scopes.is_empty() {
-            tables.push(("scopes", columns::scopes(&scopes).map_err(arrow)?));
+            one("scopes", columns::scopes(&scopes))?;
         }
         if !series.is_empty() {
-            tables.push(("metric_series", columns::series(&series).map_err(arrow)?));
-        }
-        if !inferences.is_empty() {
-            tables.push((
-                "inferences",
-                columns::inferences(&inferences, first_event_id).map_err(arrow)?,
-            ));
-            if inferences.iter().any(|i| !i.features.is_empty()) {
-                let mut key_ids =
-                    Vec::with_capacity(inferences.iter().map(|i| i.features.len()).sum());
-                for i in &inferences {
-                    self.feature_keys.ids_of(
-                        &i.model,
-                        &i.version,
-                        i.features.iter().map(|(name, _)| name.as_str()),
-                        &mut key_ids,
-                    );
-                }
-                let new_keys = self.feature_keys.staged();
-                if !new_keys.is_empty() {
-                    let keys = columns::feature_keys(new_keys);
-                    tables.push(("feature_keys", keys.map_err(arrow)?));
-                }
-                let values = columns::features(&inferences, first_event_id, &key_ids);
-                tables.push(("inference_feature_values", values.map_err(arrow)?));
-            }
+            one("metric_series", columns::series(&series))?;
         }
         if !feedback.is_empty() {
-            tables.push(("feedback", columns::feedback(&feedback).map_err(arrow)?));
+            one("feedback", columns::feedback(&feedback))?;
         }
         if !points.is_empty() {
-            tables.push(("metric_points", columns::points(&points).map_err(arrow)?));
+            one("metric_points", columns::points(&points))?;
         }
         if !distributions.is_empty() {
-            tables.push((
+            one(
                 "metric_distributions",
-                columns::distributions(&distributions).map_err(arrow)?,
-            ));
+                columns::distributions(&distributions),
+            )?;
         }
         if !spans.is_empty() {
-            tables.push(("spans", columns::spans(&spans).map_err(arrow)?));
+            one("spans", columns::spans(&spans))?;
         }
         if !logs.is_empty() {
-            tables.push(("logs", columns::logs(&logs).map_err(arrow)?));
+            one("logs", columns::logs(&logs))?;
         }
-
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let inference_tables = self.inference_tables(queued, first_event_id);
+        let begun = inference_tables.and_then(|t| {
+            tables.extend(t);
+            Ok(self.conn.execute_batch("BEGIN TRANSACTION")?)
+        });
+        if let Err(e) = begun {
+            self.feature_keys.rollback();
+            return Err(e);
+        }
         let appended = tables
             .into_iter()
-            .try_for_each(|(table, batch)| columns::append(&self.conn, table, batch));
+            .try_for_each(|(table, batches)| columns::append_all(&self.conn, table, batches));
         if let Err(e) = appended.and_then(|_| self.conn.execute_batch("COMMIT")) {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.feature_keys.rollback();
@@ -396,11 +398,59 @@ impl Writer {
         }
         self.feature_keys.commit();
 
-        self.next_event_id += inferences.len() as u64;
+        self.next_event_id += inferences as u64;
         publish(&self.known.resources, &mut self.resources, new_resources);
         publish(&self.known.scopes, &mut self.scopes, new_scopes);
         publish(&self.known.series, &mut self.series, new_series);
         Ok(())
+    }
+
+    /// The `inferences`, `feature_keys` and `inference_feature_values` batches of `queued`,
+    /// events numbered from `first_event_id`. Each request's columns were built before it
+    /// queued; only event ids and feature key ids are added here. New feature keys are staged:
+    /// the caller commits or rolls them back.
+    fn inference_tables(
+        &mut self,
+        queued: &[Queued],
+        first_event_id: u64,
+    ) -> Result<Vec<(&'static str, Vec<RecordBatch>)>> {
+        let mut event_id = first_event_id;
+        let mut inference_batches = Vec::new();
+        let mut feature_batches = Vec::new();
+        let mut key_ids = Vec::new();
+        for q in queued {
+            let rows = &q.batch.inferences;
+            let Some(cols) = &q.inference_columns else {
+                continue;
+            };
+            inference_batches.push(cols.inferences(event_id).map_err(arrow)?);
+            if rows.iter().any(|i| !i.features.is_empty()) {
+                key_ids.clear();
+                for i in rows {
+                    self.feature_keys.ids_of(
+                        &i.model,
+                        &i.version,
+                        i.features.iter().map(|(name, _)| name.as_str()),
+                        &mut key_ids,
+                    );
+                }
+                feature_batches.push(cols.features(rows, event_id, &key_ids).map_err(arrow)?);
+            }
+            event_id += rows.len() as u64;
+        }
+        let mut tables = Vec::new();
+        if !inference_batches.is_empty() {
+            tables.push(("inferences", inference_batches));
+        }
+        let new_keys = self.feature_keys.staged();
+        if !new_keys.is_empty() {
+            let keys = columns::feature_keys(new_keys).map_err(arrow)?;
+            tables.push(("feature_keys", vec![keys]));
+        }
+        if !feature_batches.is_empty() {
+            tables.push(("inference_feature_values", feature_batches));
+        }
+        Ok(tables)
     }
 
     fn retain(&mut self, cutoff_ns: i64) -> Result<u64> {
@@ -420,6 +470,10 @@ impl Writer {
         }
         Ok(deleted)
     }
+}
+
+fn arrow(e: duckdb::arrow::error::ArrowError) -> StoreError {
+    StoreError::Write(format!("building columns: {e}"))
 }
 
 fn publish(shared: &std::sync::RwLock<HashSet<u64>>, own: &mut HashSet<u64>, new: HashSet<u64>) {
