@@ -237,13 +237,12 @@ const FEATURE_COLUMNS: &[(&str, Kind)] = &[
 
 /// A request's inference events as columns, built where the request was received (in parallel,
 /// off the writer thread), except what only the writer knows: event ids and feature key ids.
-#[derive(Clone)]
 pub struct InferenceColumns {
     events: usize,
     /// `inferences` without `event_id`.
     inferences: Vec<ArrayRef>,
     /// `inference_feature_values`: `time`, `value_type`, `value_double`, `value_string`.
-    features: Vec<ArrayRef>,
+    features: [ArrayRef; 4],
 }
 
 impl InferenceColumns {
@@ -279,7 +278,7 @@ impl InferenceColumns {
             u64s(n, rows.iter().map(|r| Some(r.scope_id))),
         ];
         let values = || rows.iter().flat_map(|r| r.features.iter().map(|(_, v)| v));
-        let flat = || rows.iter().flat_map(|r| r.features.iter().map(|_| r.time));
+        let event_times = || rows.iter().flat_map(|r| r.features.iter().map(|_| r.time));
         let f = rows.iter().map(|r| r.features.len()).sum();
         let double = |v: &FeatureValue| match v {
             FeatureValue::Double(d) => Some(*d),
@@ -297,8 +296,8 @@ impl InferenceColumns {
                 _ => value_string.append_null(),
             }
         }
-        let features = vec![
-            times(f, flat().map(Some)),
+        let features = [
+            times(f, event_times().map(Some)),
             u8s(f, values().map(|v| Some(v.type_code()))),
             f64s(f, values().map(double)),
             Arc::new(value_string.finish()),
@@ -335,18 +334,16 @@ impl InferenceColumns {
         let event_ids = rows.iter().enumerate().flat_map(|(i, r)| {
             std::iter::repeat_n(Some(first_event_id + i as u64), r.features.len())
         });
-        let [time, value_type, value_double, value_string] = &self.features[..] else {
-            unreachable!("built with four feature columns");
-        };
+        let [time, value_type, value_double, value_string] = self.features.clone();
         batch(
             FEATURE_COLUMNS,
             vec![
                 u64s(n, event_ids),
-                time.clone(),
+                time,
                 u32s(n, key_ids.iter().map(|id| Some(*id))),
-                value_type.clone(),
-                value_double.clone(),
-                value_string.clone(),
+                value_type,
+                value_double,
+                value_string,
             ],
         )
     }

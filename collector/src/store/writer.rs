@@ -349,7 +349,7 @@ impl Writer {
         let first_event_id = self.next_event_id;
         let mut tables: Vec<(&str, Vec<RecordBatch>)> = Vec::new();
         let mut one = |table, batch: std::result::Result<RecordBatch, _>| -> Result<()> {
-            tables.push((table, vec![batch.map_err(arrow)?]));
+            tables.push((table, vec![batch.map_err(columns::arrow_error)?]));
             Ok(())
         };
         if !resources.is_empty() {
@@ -379,19 +379,13 @@ impl Writer {
         if !logs.is_empty() {
             one("logs", columns::logs(&logs))?;
         }
-        let inference_tables = self.inference_tables(queued, first_event_id);
-        let begun = inference_tables.and_then(|t| {
-            tables.extend(t);
-            Ok(self.conn.execute_batch("BEGIN TRANSACTION")?)
-        });
-        if let Err(e) = begun {
-            self.feature_keys.rollback();
-            return Err(e);
-        }
-        let appended = tables
-            .into_iter()
-            .try_for_each(|(table, batches)| columns::append_all(&self.conn, table, batches));
-        if let Err(e) = appended.and_then(|_| self.conn.execute_batch("COMMIT")) {
+        let stored = self
+            .inference_tables(queued, first_event_id)
+            .and_then(|inference_tables| {
+                tables.extend(inference_tables);
+                self.append_in_one_transaction(tables)
+            });
+        if let Err(e) = stored {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.feature_keys.rollback();
             return Err(e.into());
@@ -405,6 +399,17 @@ impl Writer {
         Ok(())
     }
 
+    fn append_in_one_transaction(
+        &self,
+        tables: Vec<(&str, Vec<RecordBatch>)>,
+    ) -> duckdb::Result<()> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        for (table, batches) in tables {
+            columns::append_all(&self.conn, table, batches)?;
+        }
+        self.conn.execute_batch("COMMIT")
+    }
+
     /// The `inferences`, `feature_keys` and `inference_feature_values` batches of `queued`,
     /// events numbered from `first_event_id`. Each request's columns were built before it
     /// queued; only event ids and feature key ids are added here. New feature keys are staged:
@@ -413,7 +418,7 @@ impl Writer {
         &mut self,
         queued: &[Queued],
         first_event_id: u64,
-    ) -> Result<Vec<(&'static str, Vec<RecordBatch>)>> {
+    ) -> duckdb::Result<Vec<(&'static str, Vec<RecordBatch>)>> {
         let mut event_id = first_event_id;
         let mut inference_batches = Vec::new();
         let mut feature_batches = Vec::new();
@@ -423,7 +428,7 @@ impl Writer {
             let Some(cols) = &q.inference_columns else {
                 continue;
             };
-            inference_batches.push(cols.inferences(event_id).map_err(arrow)?);
+            inference_batches.push(cols.inferences(event_id).map_err(columns::arrow_error)?);
             if rows.iter().any(|i| !i.features.is_empty()) {
                 key_ids.clear();
                 for i in rows {
@@ -434,7 +439,10 @@ impl Writer {
                         &mut key_ids,
                     );
                 }
-                feature_batches.push(cols.features(rows, event_id, &key_ids).map_err(arrow)?);
+                feature_batches.push(
+                    cols.features(rows, event_id, &key_ids)
+                        .map_err(columns::arrow_error)?,
+                );
             }
             event_id += rows.len() as u64;
         }
@@ -444,7 +452,7 @@ impl Writer {
         }
         let new_keys = self.feature_keys.staged();
         if !new_keys.is_empty() {
-            let keys = columns::feature_keys(new_keys).map_err(arrow)?;
+            let keys = columns::feature_keys(new_keys).map_err(columns::arrow_error)?;
             tables.push(("feature_keys", vec![keys]));
         }
         if !feature_batches.is_empty() {
@@ -470,10 +478,6 @@ impl Writer {
         }
         Ok(deleted)
     }
-}
-
-fn arrow(e: duckdb::arrow::error::ArrowError) -> StoreError {
-    StoreError::Write(format!("building columns: {e}"))
 }
 
 fn publish(shared: &std::sync::RwLock<HashSet<u64>>, own: &mut HashSet<u64>, new: HashSet<u64>) {
