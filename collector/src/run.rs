@@ -42,6 +42,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         writer::WriterOptions {
             max_rows_per_commit: config.store.max_rows_per_commit.get(),
             checkpoint_threshold: config.store.checkpoint_threshold.0,
+            commit_interval: config.store.commit_interval,
+            journal: config
+                .store
+                .journal
+                .enabled
+                .then(|| writer::JournalOptions {
+                    path: crate::store::journal::path_in(&config.data_dir),
+                    above_rows_per_second: config.store.journal.above_rows_per_second,
+                }),
         },
         Box::new(move |s: writer::WriterStats| {
             observer_telemetry.committed(s.rows, s.duration.as_secs_f64());

@@ -114,8 +114,18 @@ def run_senders(collector, protocols: list[str], **kw) -> tuple[list[Sender], th
     return senders, stop
 
 
-def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector):
-    c = make_collector(name="crash")
+# Every request journaled and acknowledged before its DuckDB commit, and no commit for an hour:
+# what the kill leaves is in the journal only, and the restart must commit it.
+JOURNAL_CONFIG = """\
+store:
+  commit_interval: 1h
+  journal: { above_rows_per_second: 0 }
+"""
+
+
+@pytest.mark.parametrize("store", ["commit-per-group", "journal"])
+def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector, store):
+    c = make_collector(config=JOURNAL_CONFIG if store == "journal" else None, name=f"crash-{store}")
     senders, stop = run_senders(c, ["http", "http", "http", "grpc"], events_per_request=150)
     # kill once a fair amount is acknowledged and requests are in flight
     deadline = time.monotonic() + 60
@@ -138,6 +148,9 @@ def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector):
                       headers={"Content-Type": PROTOBUF}, timeout=60)
     assert r.status_code == 200, r.content[:300]
     c.stop_clean()
+    if store == "journal":
+        restart_log = c.stderr_paths[-1].read_text(errors="replace")
+        assert "committed the journal's acknowledged requests" in restart_log, restart_log[-3000:]
 
     acked = [req for s in senders for req in s.acked]
     with c.db() as db:

@@ -338,6 +338,20 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         total.latencies_us.extend(r.latencies_us);
     }
     let elapsed = started.elapsed().as_secs_f64();
+    // Under load the collector acknowledges from its journal and commits to DuckDB within
+    // `store.commit_interval`: wait for the tables to hold every acknowledged item (warm-up
+    // included), so the CPU figure includes storing them.
+    let stored_after = match &api {
+        Some(api) => {
+            let table = match args.signal {
+                BenchSignal::Metrics => "metric_points",
+                BenchSignal::Inferences => "inferences",
+            };
+            let want = (total.ok + 1) * load.items as u64;
+            wait_until_stored(api, table, want).await
+        }
+        None => None,
+    };
     let usage_after = pid.and_then(process_usage);
     if let Some(s) = sampler {
         s.abort();
@@ -377,6 +391,12 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             peak_rss.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1048576.0
         );
     }
+    if let Some(wait) = stored_after {
+        println!(
+            "all in DuckDB     {:.0} ms after the load",
+            wait.as_secs_f64() * 1000.0
+        );
+    }
     if let Some(api) = api {
         let client = http_client();
         if let Ok(resp) = client.get(format!("{api}/api/v1/stats").parse()?).await {
@@ -396,6 +416,25 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     drop(spawned);
     Ok(())
+}
+
+/// Polls `/api/v1/stats` until `table` holds `want` rows (at most 60 s); how long that took.
+async fn wait_until_stored(api: &str, table: &str, want: u64) -> Option<Duration> {
+    let client = http_client();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let resp = client
+            .get(format!("{api}/api/v1/stats").parse().ok()?)
+            .await
+            .ok()?;
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        let stats: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        if stats["tables"][table].as_u64().unwrap_or(0) >= want {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 /// Waits for the started collector's detection engine to read every stored event, then prints

@@ -136,8 +136,15 @@ impl Default for Pipeline {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// A group commit closes once it holds this many rows.
+    /// A DuckDB transaction holds at most this many rows (a group of requests, or the
+    /// journaled requests committed together under load).
     pub max_rows_per_commit: std::num::NonZeroUsize,
+    /// Under load, the longest an acknowledged (journaled) row waits for its DuckDB commit.
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+    /// Under load, acknowledge requests once they are in the journal, synced to disk, and
+    /// commit them to DuckDB in large transactions.
+    pub journal: JournalConfig,
     /// Rows older than this are deleted; `null` keeps everything.
     #[serde(with = "humantime_serde")]
     pub retention: Option<Duration>,
@@ -154,9 +161,30 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             max_rows_per_commit: std::num::NonZeroUsize::new(200_000).expect("non-zero"),
+            commit_interval: Duration::from_millis(250),
+            journal: JournalConfig::default(),
             retention: Some(Duration::from_secs(30 * 24 * 3600)),
             retention_interval: Duration::from_secs(3600),
             checkpoint_threshold: ByteSize(256 * 1024 * 1024),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// `false`: every request is committed to DuckDB before it is acknowledged.
+    pub enabled: bool,
+    /// Below this many rows per second reaching the store, requests are committed to DuckDB
+    /// before they are acknowledged; from it on they are journaled. 0 journals everything.
+    pub above_rows_per_second: usize,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            enabled: true,
+            above_rows_per_second: 50_000,
         }
     }
 }

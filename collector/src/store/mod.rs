@@ -4,6 +4,7 @@
 
 pub(crate) mod columns;
 mod feature_keys;
+pub mod journal;
 pub mod schema;
 pub mod writer;
 
@@ -81,6 +82,20 @@ impl Store {
         let path = database_path(data_dir);
         let conn = Connection::open(&path)?;
         migrate(&conn, &path)?;
+        let replayed = journal::replay(&conn, &journal::path_in(data_dir))?;
+        if replayed.records > 0 {
+            tracing::info!(
+                records = replayed.records,
+                rows = replayed.rows,
+                "committed the journal's acknowledged requests left by the last run"
+            );
+        }
+        if replayed.torn_bytes > 0 {
+            tracing::warn!(
+                bytes = replayed.torn_bytes,
+                "the journal ended in a record cut short by a crash (never acknowledged); dropped"
+            );
+        }
         let known = Arc::new(load_known(&conn)?);
         let reader = Mutex::new(conn.try_clone()?);
         Ok(Store {

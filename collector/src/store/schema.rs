@@ -311,4 +311,17 @@ CREATE VIEW inference_features AS
     FROM inference_feature_values v JOIN feature_keys k ON k.feature_key_id = v.feature_key_id;
 "#,
     },
+    Migration {
+        version: 5,
+        description: "store journal: the newest journal record committed to the tables",
+        // Under load the writer acknowledges requests once they are in millwatch.journal and
+        // commits many at once; this row, set in the same transaction, tells a replay at start
+        // which records the tables already hold.
+        sql: r#"
+CREATE TABLE store_journal (
+    applied_seq UBIGINT NOT NULL           -- journal records up to this one are in the tables
+);
+INSERT INTO store_journal VALUES (0);
+"#,
+    },
 ];

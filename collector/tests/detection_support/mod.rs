@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use millwatch::detection::{DetectionConfig, Engine};
 use millwatch::signals::{Batch, FeatureValue, FeedbackRow, InferenceRow, Prediction};
+use millwatch::store::writer::WriterOptions;
 use millwatch::store::{Store, StoreHandle};
 use millwatch_exporters::prometheus::{ExpositionConfig, MetricsExposition};
 
@@ -76,8 +77,12 @@ impl TestStore {
     }
 
     pub fn open_in(dir: TempDir) -> TestStore {
+        Self::open_in_with(dir, Default::default())
+    }
+
+    pub fn open_in_with(dir: TempDir, options: WriterOptions) -> TestStore {
         let store = Store::open(&dir.0).expect("store opens");
-        let (handle, store) = store.start_writer(Default::default()).expect("writer");
+        let (handle, store) = store.start_writer(options).expect("writer");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -1,0 +1,422 @@
+//! The store's journal: under load, a request is acknowledged once its rows, already in the
+//! Arrow columns DuckDB will take, are appended to `millwatch.journal` and synced to disk; the
+//! writer then commits many requests to DuckDB in one transaction. A DuckDB commit costs a
+//! write-ahead-log write and a merge into the table whatever its size, and from a row group's
+//! worth of rows (122,880) DuckDB writes compressed blocks directly, so a few large commits
+//! store rows several times faster than one commit per group of requests in flight.
+//!
+//! Each record carries a sequence number; the DuckDB transaction that stores records also sets
+//! `store_journal.applied_seq` to the newest of them. At start, [`replay`] commits the records
+//! after it, so nothing acknowledged is lost and nothing is stored twice.
+//!
+//! A record on disk: `[u32 payload length][u32 CRC-32 of the payload][payload]`, little-endian;
+//! the payload is `[u64 seq][u8 tables]`, then per table `[u8 name length][name][u32 length]`
+//! and an Arrow IPC stream of that table's batches. A torn record at the end (a crash during the
+//! write, so never acknowledged) ends the replay.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use arrow_ipc::reader::StreamReader;
+use arrow_ipc::writer::StreamWriter;
+use duckdb::Connection;
+use duckdb::arrow::record_batch::RecordBatch;
+
+use super::{StoreError, columns};
+
+/// The journal file inside a data directory.
+pub fn path_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("millwatch.journal")
+}
+
+/// The tables a record may name, in the order a transaction appends them (definitions first).
+pub const TABLE_ORDER: &[&str] = &[
+    "resources",
+    "scopes",
+    "metric_series",
+    "feature_keys",
+    "inferences",
+    "inference_feature_values",
+    "feedback",
+    "metric_points",
+    "metric_distributions",
+    "spans",
+    "logs",
+];
+
+/// Rows of some tables, as the writer appends them.
+pub type Tables = Vec<(&'static str, Vec<RecordBatch>)>;
+
+/// The journal being written: records are appended, synced as a group, and the file is emptied
+/// once DuckDB holds everything in it.
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+    next_seq: u64,
+    bytes: u64,
+    buf: Vec<u8>,
+}
+
+impl Journal {
+    /// Opens the journal for writing; records are numbered from `next_seq`. The file must be
+    /// empty: [`replay`] empties it when the store opens.
+    pub fn open(path: &Path, next_seq: u64) -> Result<Journal, StoreError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| io_error(path, "opening", e))?;
+        let bytes = file
+            .metadata()
+            .map_err(|e| io_error(path, "reading the size of", e))?
+            .len();
+        if bytes != 0 {
+            return Err(StoreError::Write(format!(
+                "the journal {} holds {bytes} bytes that were not replayed into the store",
+                path.display()
+            )));
+        }
+        Ok(Journal {
+            file,
+            path: path.to_owned(),
+            next_seq,
+            bytes: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Bytes written since the journal was last emptied.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Appends one record (not yet synced); returns its sequence number.
+    pub fn append(
+        &mut self,
+        tables: &[(&'static str, Vec<RecordBatch>)],
+    ) -> Result<u64, StoreError> {
+        let seq = self.next_seq;
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0; 8]);
+        encode(seq, tables, &mut self.buf)?;
+        let payload_len = (self.buf.len() - 8) as u32;
+        let crc = crc32fast::hash(&self.buf[8..]);
+        self.buf[0..4].copy_from_slice(&payload_len.to_le_bytes());
+        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
+        if let Err(e) = self.file.write_all(&self.buf) {
+            // A partial record would hide every later one from the replay: cut it off.
+            let _ = self.file.set_len(self.bytes);
+            return Err(io_error(&self.path, "writing", e));
+        }
+        self.bytes += self.buf.len() as u64;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// Makes every appended record durable.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| io_error(&self.path, "syncing", e))
+    }
+
+    /// Everything in the file is committed to DuckDB: empty it.
+    pub fn clear(&mut self) -> Result<(), StoreError> {
+        self.file
+            .set_len(0)
+            .map_err(|e| io_error(&self.path, "emptying", e))?;
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> StoreError {
+    StoreError::Write(format!("{what} the journal {}: {e}", path.display()))
+}
+
+fn encode(
+    seq: u64,
+    tables: &[(&'static str, Vec<RecordBatch>)],
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    let ipc = |e| StoreError::Write(format!("encoding a journal record: {e}"));
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.push(tables.len() as u8);
+    for (name, batches) in tables {
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        let Some(first) = batches.first() else {
+            out.extend_from_slice(&0u32.to_le_bytes());
+            continue;
+        };
+        let len_at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        let mut writer = StreamWriter::try_new(&mut *out, &first.schema()).map_err(ipc)?;
+        for batch in batches {
+            writer.write(batch).map_err(ipc)?;
+        }
+        writer.finish().map_err(ipc)?;
+        drop(writer);
+        let len = (out.len() - len_at - 4) as u32;
+        out[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// One record read back.
+#[derive(Debug)]
+pub struct Record {
+    pub seq: u64,
+    pub tables: Tables,
+}
+
+/// What [`read`] found in a journal file.
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub records: Vec<Record>,
+    /// Bytes after the last whole record: a record whose write a crash interrupted.
+    pub torn_bytes: u64,
+}
+
+/// Reads every whole record of a journal file (none if it does not exist).
+pub fn read(path: &Path) -> Result<Contents, StoreError> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => f
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(path, "reading", e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(e) => return Err(io_error(path, "opening", e)),
+    };
+    let mut contents = Contents::default();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let whole = bytes.len() - at >= 8 && {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+            bytes.len() - at - 8 >= len
+        };
+        if !whole {
+            break;
+        }
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        let payload = &bytes[at + 8..at + 8 + len];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let record = decode(payload).map_err(|e| {
+            StoreError::Write(format!(
+                "the journal {} has an unreadable record at byte {at}: {e}",
+                path.display()
+            ))
+        })?;
+        contents.records.push(record);
+        at += 8 + len;
+    }
+    contents.torn_bytes = (bytes.len() - at) as u64;
+    Ok(contents)
+}
+
+fn decode(payload: &[u8]) -> Result<Record, String> {
+    let mut r = Cursor::new(payload);
+    let mut u64b = [0u8; 8];
+    let mut u32b = [0u8; 4];
+    let mut u8b = [0u8; 1];
+    let short = |e: std::io::Error| format!("record too short: {e}");
+    r.read_exact(&mut u64b).map_err(short)?;
+    let seq = u64::from_le_bytes(u64b);
+    r.read_exact(&mut u8b).map_err(short)?;
+    let mut tables = Vec::with_capacity(u8b[0] as usize);
+    for _ in 0..u8b[0] {
+        r.read_exact(&mut u8b).map_err(short)?;
+        let mut name = vec![0u8; u8b[0] as usize];
+        r.read_exact(&mut name).map_err(short)?;
+        let name = TABLE_ORDER
+            .iter()
+            .find(|t| t.as_bytes() == name.as_slice())
+            .ok_or_else(|| format!("unknown table {:?}", String::from_utf8_lossy(&name)))?;
+        r.read_exact(&mut u32b).map_err(short)?;
+        let len = u32::from_le_bytes(u32b) as usize;
+        let start = r.position() as usize;
+        let ipc = payload
+            .get(start..start + len)
+            .ok_or("record too short for its table")?;
+        r.set_position((start + len) as u64);
+        let mut batches = Vec::new();
+        if len > 0 {
+            let reader = StreamReader::try_new(Cursor::new(ipc), None)
+                .map_err(|e| format!("table {name}: {e}"))?;
+            for batch in reader {
+                batches.push(batch.map_err(|e| format!("table {name}: {e}"))?);
+            }
+        }
+        tables.push((*name, batches));
+    }
+    Ok(Record { seq, tables })
+}
+
+/// The newest journal record DuckDB holds.
+pub fn applied_seq(conn: &Connection) -> duckdb::Result<u64> {
+    conn.query_row(
+        "SELECT coalesce(max(applied_seq), 0) FROM store_journal",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Appends `tables` and records `seq` as applied, in the transaction the caller opened.
+pub fn append_applied(conn: &Connection, tables: Tables, seq: u64) -> duckdb::Result<()> {
+    for (table, batches) in tables {
+        columns::append_all(conn, table, batches)?;
+    }
+    conn.execute("UPDATE store_journal SET applied_seq = ?", [seq])?;
+    Ok(())
+}
+
+/// Gathers the batches of many records by table, in [`TABLE_ORDER`].
+pub fn by_table<'a>(records: impl Iterator<Item = &'a Tables>) -> Tables {
+    let mut out: Vec<(&'static str, Vec<RecordBatch>)> =
+        TABLE_ORDER.iter().map(|t| (*t, Vec::new())).collect();
+    for tables in records {
+        for (name, batches) in tables {
+            if let Some(slot) = out.iter_mut().find(|(t, _)| t == name) {
+                slot.1.extend(batches.iter().cloned());
+            }
+        }
+    }
+    out.retain(|(_, b)| !b.is_empty());
+    out
+}
+
+/// What [`replay`] did at start.
+#[derive(Debug, Default, PartialEq)]
+pub struct Replayed {
+    pub records: usize,
+    pub rows: usize,
+    pub torn_bytes: u64,
+}
+
+/// Commits the journal's records that DuckDB does not hold yet (those after `applied_seq`), in
+/// one transaction, then empties the file. Run before the writer starts.
+pub fn replay(conn: &Connection, path: &Path) -> Result<Replayed, StoreError> {
+    let contents = read(path)?;
+    let applied = applied_seq(conn)?;
+    let pending: Vec<&Record> = contents
+        .records
+        .iter()
+        .filter(|r| r.seq > applied)
+        .collect();
+    let mut replayed = Replayed {
+        records: pending.len(),
+        torn_bytes: contents.torn_bytes,
+        ..Replayed::default()
+    };
+    if let Some(last) = pending.last().map(|r| r.seq) {
+        let tables = by_table(pending.iter().map(|r| &r.tables));
+        replayed.rows = tables
+            .iter()
+            .flat_map(|(_, b)| b.iter().map(|b| b.num_rows()))
+            .sum();
+        conn.execute_batch("BEGIN TRANSACTION")?;
+        if let Err(e) =
+            append_applied(conn, tables, last).and_then(|_| conn.execute_batch("COMMIT"))
+        {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    if path.exists() {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| io_error(path, "opening", e))?;
+        file.set_len(0)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| io_error(path, "emptying", e))?;
+    }
+    Ok(replayed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use duckdb::arrow::array::{ArrayRef, Int64Array, StringArray};
+
+    use super::*;
+
+    fn batch(values: &[i64], names: &[Option<&str>]) -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("n", Arc::new(Int64Array::from(values.to_vec())) as ArrayRef),
+            ("s", Arc::new(StringArray::from(names.to_vec())) as ArrayRef),
+        ])
+        .expect("batch")
+    }
+
+    fn temp_file(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "millwatch-journal-{name}-{}-{}",
+            std::process::id(),
+            crate::pipeline::now_ns()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        path_in(&dir)
+    }
+
+    #[test]
+    fn records_read_back_as_written_and_a_bad_checksum_ends_the_reading() {
+        let path = temp_file("roundtrip");
+        let mut j = Journal::open(&path, 7).expect("opens");
+        let a = batch(&[1, 2], &[Some("x"), None]);
+        let b = batch(&[3], &[Some("y")]);
+        assert_eq!(
+            j.append(&[("logs", vec![a.clone(), b.clone()]), ("spans", vec![])])
+                .expect("appends"),
+            7
+        );
+        assert_eq!(
+            j.append(&[("metric_points", vec![b.clone()])])
+                .expect("appends"),
+            8
+        );
+        j.sync().expect("syncs");
+        let read_back = read(&path).expect("reads");
+        assert_eq!(read_back.torn_bytes, 0);
+        let [first, second] = &read_back.records[..] else {
+            panic!("{read_back:?}");
+        };
+        assert_eq!((first.seq, second.seq), (7, 8));
+        assert_eq!(first.tables[0].0, "logs");
+        assert_eq!(first.tables[0].1, vec![a, b.clone()]);
+        assert_eq!(first.tables[1], ("spans", vec![]));
+        assert_eq!(second.tables, vec![("metric_points", vec![b])]);
+
+        // One flipped byte in the second record's payload: the first still reads.
+        let mut bytes = std::fs::read(&path).expect("file");
+        let last = bytes.len() - 3;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).expect("write");
+        let damaged = read(&path).expect("reads");
+        assert_eq!(damaged.records.len(), 1);
+        assert!(damaged.torn_bytes > 0);
+
+        // A journal that still holds records is not written over.
+        assert!(Journal::open(&path, 9).is_err());
+        j.clear().expect("clears");
+        assert!(Journal::open(&path, 9).is_ok());
+    }
+
+    #[test]
+    fn by_table_gathers_batches_in_table_order() {
+        let a = batch(&[1], &[None]);
+        let b = batch(&[2], &[None]);
+        let r1: Tables = vec![("logs", vec![a.clone()]), ("resources", vec![a.clone()])];
+        let r2: Tables = vec![("logs", vec![b.clone()])];
+        let all = by_table([&r1, &r2].into_iter());
+        assert_eq!(
+            all,
+            vec![("resources", vec![a.clone()]), ("logs", vec![a, b])]
+        );
+    }
+}

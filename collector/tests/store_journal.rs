@@ -1,0 +1,218 @@
+//! The store's journal: under load a request is acknowledged once journaled and committed to
+//! DuckDB later with others. Acknowledged rows are in the tables after a commit interval, after a
+//! clean shutdown, and after a crash (the replay at start), each exactly once.
+
+mod detection_support;
+
+use std::time::{Duration, Instant};
+
+use detection_support::*;
+use millwatch::signals::{FeatureValue, Prediction};
+use millwatch::store::journal;
+use millwatch::store::writer::{JournalOptions, WriterOptions};
+
+/// Every request journaled; held until `commit_interval` (or a shutdown).
+fn journal_always(dir: &TempDir, commit_interval: Duration) -> WriterOptions {
+    WriterOptions {
+        commit_interval,
+        journal: Some(JournalOptions {
+            path: journal::path_in(&dir.0),
+            above_rows_per_second: 0,
+        }),
+        ..WriterOptions::default()
+    }
+}
+
+/// Stops the writer as a crash would and closes the database; the data directory stays.
+fn crash(ts: TestStore) -> TempDir {
+    ts.handle.abandon();
+    let TestStore {
+        dir,
+        handle,
+        store,
+        runtime,
+    } = ts;
+    drop((handle, store, runtime));
+    dir
+}
+
+fn features(i: u64) -> Vec<(String, FeatureValue)> {
+    vec![
+        ("temp".to_owned(), FeatureValue::Double(70.0 + i as f64)),
+        (
+            "station".to_owned(),
+            FeatureValue::String(format!("s{}", i % 3)),
+        ),
+    ]
+}
+
+/// Requests of `per` events each, events numbered from `from`.
+fn store_requests(ts: &TestStore, from: u64, requests: u64, per: u64) {
+    for r in 0..requests {
+        let rows = (0..per)
+            .map(|k| {
+                let i = from + r * per + k;
+                inference("m", "1", i, features(i), Prediction::Number(i as f64))
+            })
+            .collect();
+        ts.store(batch_of(rows));
+    }
+}
+
+/// (event_id, inference_id, temp, station) of every stored event, by event id.
+fn stored_events(ts: &TestStore) -> Vec<(u64, String, f64, String)> {
+    ts.store
+        .read(|c| {
+            let mut s = c.prepare(
+                "SELECT i.event_id, i.inference_id,
+                        max(f.value_double) FILTER (WHERE f.feature = 'temp'),
+                        max(f.value_string) FILTER (WHERE f.feature = 'station')
+                 FROM inferences i JOIN inference_features f USING (event_id)
+                 GROUP BY ALL ORDER BY i.event_id",
+            )?;
+            let rows = s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<duckdb::Result<Vec<_>>>()
+        })
+        .expect("query")
+}
+
+fn expected_events(n: u64) -> Vec<(u64, String, f64, String)> {
+    (0..n)
+        .map(|i| {
+            (
+                i,
+                format!("m-1-{i}"),
+                70.0 + i as f64,
+                format!("s{}", i % 3),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn journaled_requests_are_committed_by_the_restart_after_a_crash_once_only() {
+    let dir = TempDir::new("journal-crash");
+    let options = journal_always(&dir, Duration::from_secs(3600));
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 5, 40);
+    assert_eq!(
+        ts.query_u64("SELECT count(*) FROM inferences"),
+        0,
+        "acknowledged from the journal, not yet committed to the tables"
+    );
+    let journal_file = journal::path_in(&ts.dir.0);
+    let held = journal::read(&journal_file).expect("journal reads");
+    assert_eq!(held.records.len(), 5);
+    assert_eq!(
+        held.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+
+    // A crash: the writer stops without committing, the journal keeps the five requests.
+    let dir = crash(ts);
+
+    let options = journal_always(&dir, Duration::from_secs(3600));
+    let ts = TestStore::open_in_with(dir, options);
+    assert_eq!(stored_events(&ts), expected_events(200));
+    assert_eq!(
+        std::fs::metadata(&journal_file).expect("journal").len(),
+        0,
+        "emptied after the replay"
+    );
+    // More requests continue the event ids and the journal's numbering; a second restart
+    // stores nothing twice.
+    store_requests(&ts, 200, 1, 40);
+    let again = journal::read(&journal_file).expect("journal reads");
+    assert_eq!(
+        again.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![6]
+    );
+    let ts = ts.reopen();
+    assert_eq!(stored_events(&ts), expected_events(240));
+    assert_eq!(ts.query_u64("SELECT count(*) FROM feature_keys"), 2);
+    assert_eq!(
+        ts.query_u64("SELECT applied_seq FROM store_journal"),
+        6,
+        "the newest record the tables hold"
+    );
+}
+
+#[test]
+fn a_record_torn_by_a_crash_is_dropped_and_the_whole_ones_are_replayed() {
+    let dir = TempDir::new("journal-torn");
+    let options = journal_always(&dir, Duration::from_secs(3600));
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 3, 10);
+    let dir = crash(ts);
+    // The third record's write was cut short: half of it reached the disk.
+    let file = journal::path_in(&dir.0);
+    let contents = journal::read(&file).expect("reads");
+    assert_eq!(contents.records.len(), 3);
+    let bytes = std::fs::read(&file).expect("journal");
+    let third_starts = {
+        let mut at = 0usize;
+        for _ in 0..2 {
+            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            at += 8 + len;
+        }
+        at
+    };
+    let cut = third_starts + (bytes.len() - third_starts) / 2;
+    std::fs::write(&file, &bytes[..cut]).expect("cut");
+    let torn = journal::read(&file).expect("reads");
+    assert_eq!(torn.records.len(), 2);
+    assert_eq!(torn.torn_bytes, (cut - third_starts) as u64);
+
+    let ts = TestStore::open_in(dir);
+    assert_eq!(stored_events(&ts), expected_events(20));
+}
+
+#[test]
+fn journaled_requests_are_committed_at_shutdown() {
+    let dir = TempDir::new("journal-shutdown");
+    let options = journal_always(&dir, Duration::from_secs(3600));
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 4, 25);
+    assert_eq!(ts.query_u64("SELECT count(*) FROM inferences"), 0);
+    let journal_file = journal::path_in(&ts.dir.0);
+    let ts = ts.reopen();
+    assert_eq!(stored_events(&ts), expected_events(100));
+    assert_eq!(
+        std::fs::metadata(&journal_file).expect("journal").len(),
+        0,
+        "the shutdown committed the journal's records and emptied it"
+    );
+}
+
+#[test]
+fn journaled_requests_are_committed_once_the_commit_interval_passes() {
+    let dir = TempDir::new("journal-interval");
+    let options = journal_always(&dir, Duration::from_millis(50));
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 2, 30);
+    // No further request arrives: the writer's timer commits them. (Waits, asserts no speed.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ts.query_u64("SELECT count(*) FROM inferences") < 60 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(stored_events(&ts), expected_events(60));
+}
+
+#[test]
+fn below_the_load_threshold_a_request_is_in_the_tables_when_acknowledged() {
+    let dir = TempDir::new("journal-light-load");
+    let mut options = journal_always(&dir, Duration::from_secs(3600));
+    if let Some(j) = options.journal.as_mut() {
+        j.above_rows_per_second = 1_000_000;
+    }
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 3, 10);
+    assert_eq!(stored_events(&ts), expected_events(30));
+    assert_eq!(
+        std::fs::metadata(journal::path_in(&ts.dir.0))
+            .expect("journal")
+            .len(),
+        0,
+        "nothing journaled"
+    );
+}
