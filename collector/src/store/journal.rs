@@ -347,9 +347,18 @@ mod tests {
     use super::*;
 
     fn batch(values: &[i64], names: &[Option<&str>]) -> RecordBatch {
-        RecordBatch::try_from_iter([
-            ("n", Arc::new(Int64Array::from(values.to_vec())) as ArrayRef),
-            ("s", Arc::new(StringArray::from(names.to_vec())) as ArrayRef),
+        // One schema for every batch, as each table's columns have.
+        RecordBatch::try_from_iter_with_nullable([
+            (
+                "n",
+                Arc::new(Int64Array::from(values.to_vec())) as ArrayRef,
+                false,
+            ),
+            (
+                "s",
+                Arc::new(StringArray::from(names.to_vec())) as ArrayRef,
+                true,
+            ),
         ])
         .expect("batch")
     }
