@@ -152,7 +152,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     if config.receivers.otlp.grpc.enabled {
         let listener = bind(config.receivers.otlp.grpc.endpoint, "OTLP/gRPC").await?;
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Nagle's algorithm against the client's delayed ACKs held HTTP/2 window updates and
+        // responses ~40 ms (a 350 KB request of 500 events waited on several).
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         let router = tonic::transport::Server::builder()
             .add_service(OtlpGrpcService::<Metrics>::new(ingest.clone(), max_body))
             .add_service(OtlpGrpcService::<Logs>::new(ingest.clone(), max_body))
@@ -255,6 +258,10 @@ async fn serve_axum(
     router: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
