@@ -720,8 +720,11 @@ def collector() -> dict:
     lay.add(timeseries(
         "Queue",
         [(f"millwatch_queue_rows{{{c}}}", "rows {{instance}}"),
-         (f"millwatch_queue_capacity_rows{{{c}}}", "capacity {{instance}}")],
-        overrides=[dashed("capacity.*", "red")],
+         (f"millwatch_queue_capacity_rows{{{c}}}", "capacity {{instance}}"),
+         (f"millwatch_store_journal_rows{{{c}}}", "journaled {{instance}}"),
+         (f"millwatch_store_journal_capacity_rows{{{c}}}", "journal capacity {{instance}}")],
+        overrides=[dashed(".*capacity.*", "red")],
+        description="Rows waiting for the store (past capacity: 429), and rows acknowledged from the journal waiting for their DuckDB commit (past its capacity: 503).",
     ), 8, 8)
     lay.add(timeseries(
         "Commits / s and rows / s",

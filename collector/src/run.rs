@@ -36,6 +36,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.detection.tap_events.get(),
     ));
     let observer_tap = config.detection.enabled.then(|| tap.clone());
+    if config.store.journal.enabled {
+        let capacity = config.store.max_rows_per_commit.get() * writer::HELD_LIMIT_COMMITS;
+        telemetry
+            .journal_capacity
+            .store(capacity as u64, Ordering::Relaxed);
+    }
     let handle = writer::spawn_observed(
         writer_conn,
         store.known.clone(),
@@ -51,6 +57,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     path: crate::store::journal::path_in(&config.data_dir),
                     above_rows_per_second: config.store.journal.above_rows_per_second,
                 }),
+            journal_rows: telemetry.journal_rows.clone(),
         },
         Box::new(move |s: writer::WriterStats| {
             observer_telemetry.committed(s.rows, s.duration.as_secs_f64());

@@ -1,6 +1,7 @@
 //! The collector's own health as numbers: what each receiver accepted, refused and stored, how
 //! full the queue is, and how long commits take. Served on `/metrics` and `/api/v1/stats`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use millwatch_exporters::prometheus::{ExpositionError, MetricsExposition, OwnFamily, OwnType};
@@ -98,6 +99,10 @@ pub struct Telemetry {
     receivers: [[PerReceiver; 3]; 3],
     pub queue_items: AtomicU64,
     pub queue_capacity: AtomicU64,
+    /// Rows acknowledged from the store's journal and not yet committed to DuckDB (set by the
+    /// writer), and how many it holds before it refuses requests.
+    pub journal_rows: Arc<AtomicU64>,
+    pub journal_capacity: AtomicU64,
     commits: AtomicU64,
     commit_rows: AtomicU64,
     commit_seconds_micros: AtomicU64,
@@ -163,6 +168,8 @@ impl Telemetry {
             receivers,
             queue_items: self.queue_items.load(Relaxed),
             queue_capacity: self.queue_capacity.load(Relaxed),
+            journal_rows: self.journal_rows.load(Relaxed),
+            journal_capacity: self.journal_capacity.load(Relaxed),
             commits: self.commits.load(Relaxed),
             commit_rows: self.commit_rows.load(Relaxed),
             commit_seconds: self.commit_seconds_micros.load(Relaxed) as f64 / 1e6,
@@ -187,6 +194,8 @@ pub struct Snapshot {
     pub receivers: Vec<ReceiverSnapshot>,
     pub queue_items: u64,
     pub queue_capacity: u64,
+    pub journal_rows: u64,
+    pub journal_capacity: u64,
     pub commits: u64,
     pub commit_rows: u64,
     pub commit_seconds: f64,
@@ -204,6 +213,8 @@ pub struct SelfMetrics {
     refused: OwnFamily,
     queue_rows: OwnFamily,
     queue_capacity: OwnFamily,
+    journal_rows: OwnFamily,
+    journal_capacity: OwnFamily,
     commits: OwnFamily,
     committed_rows: OwnFamily,
     commit_duration: OwnFamily,
@@ -256,6 +267,16 @@ impl SelfMetrics {
             queue_capacity: r(
                 "millwatch_queue_capacity_rows",
                 "Rows the queue holds before requests are refused with a retry hint.",
+                Gauge,
+            )?,
+            journal_rows: r(
+                "millwatch_store_journal_rows",
+                "Rows acknowledged from the store's journal, waiting for their DuckDB commit.",
+                Gauge,
+            )?,
+            journal_capacity: r(
+                "millwatch_store_journal_capacity_rows",
+                "Journaled rows the writer holds before it refuses requests (store failing to commit).",
                 Gauge,
             )?,
             commits: r(
@@ -357,6 +378,8 @@ impl SelfMetrics {
         }
         self.queue_rows.set(&[], snap.queue_items as f64);
         self.queue_capacity.set(&[], snap.queue_capacity as f64);
+        self.journal_rows.set(&[], snap.journal_rows as f64);
+        self.journal_capacity.set(&[], snap.journal_capacity as f64);
         self.commits.set(&[], snap.commits as f64);
         self.committed_rows.set(&[], snap.commit_rows as f64);
         self.commit_duration.set_histogram(

@@ -171,9 +171,15 @@ fn a_record_torn_by_a_crash_is_dropped_and_the_whole_ones_are_replayed() {
 fn journaled_requests_are_committed_at_shutdown() {
     let dir = TempDir::new("journal-shutdown");
     let options = journal_always(&dir, Duration::from_secs(3600));
+    let gauge = options.journal_rows.clone();
     let ts = TestStore::open_in_with(dir, options);
     store_requests(&ts, 0, 4, 25);
     assert_eq!(ts.query_u64("SELECT count(*) FROM inferences"), 0);
+    assert_eq!(
+        gauge.load(std::sync::atomic::Ordering::Relaxed),
+        300,
+        "100 events and their 200 feature values wait in the journal"
+    );
     let journal_file = journal::path_in(&ts.dir.0);
     let ts = ts.reopen();
     assert_eq!(stored_events(&ts), expected_events(100));
@@ -182,6 +188,7 @@ fn journaled_requests_are_committed_at_shutdown() {
         0,
         "the shutdown committed the journal's records and emptied it"
     );
+    assert_eq!(gauge.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
 #[test]

@@ -37,6 +37,8 @@ pub struct WriterOptions {
     pub commit_interval: Duration,
     /// Under load, acknowledge once journaled; `None` commits every group before acknowledging.
     pub journal: Option<JournalOptions>,
+    /// Set to the rows journaled and not yet committed, for `/metrics`.
+    pub journal_rows: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Where the journal is and from what load on it is used.
@@ -55,6 +57,7 @@ impl Default for WriterOptions {
             checkpoint_threshold: 256 * 1024 * 1024,
             commit_interval: Duration::from_millis(250),
             journal: None,
+            journal_rows: Arc::default(),
         }
     }
 }
@@ -266,7 +269,7 @@ impl Load {
 
 /// Held requests past this many times `max_rows_per_commit` (DuckDB keeps failing to commit)
 /// make the writer refuse new requests.
-const HELD_LIMIT_COMMITS: usize = 4;
+pub const HELD_LIMIT_COMMITS: usize = 4;
 
 type Ack = oneshot::Sender<Result<()>>;
 
@@ -475,6 +478,9 @@ impl Writer {
         self.settle(taken);
         let rows = queued.batch.rows();
         self.held_rows += rows;
+        self.options
+            .journal_rows
+            .store(self.held_rows as u64, std::sync::atomic::Ordering::Relaxed);
         self.held_since.get_or_insert_with(Instant::now);
         self.held.push(Held {
             seq,
@@ -522,6 +528,9 @@ impl Writer {
         stats.last_event_id = (events > 0).then(|| first_event_id + events - 1);
         stats.duration = started.elapsed();
         self.held_rows = 0;
+        self.options
+            .journal_rows
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         self.held_since = None;
         self.retry_at = None;
         (self.observer)(stats);
