@@ -9,7 +9,8 @@
 //! `store_journal.applied_seq` to the newest of them. At start, [`replay`] commits the records
 //! after it, so nothing acknowledged is lost and nothing is stored twice.
 //!
-//! A record on disk: `[u32 payload length][u32 CRC-32 of the payload][payload]`, little-endian;
+//! A record on disk: `[u32 payload length][u32 CRC-32 of the length and payload][payload]`,
+//! little-endian (a zero-filled tail, as a crash can leave, fails the check);
 //! the payload is `[u64 seq][u8 tables]`, then per table `[u8 name length][name][u32 length]`
 //! and an Arrow IPC stream of that table's batches. A torn record at the end (a crash during the
 //! write, so never acknowledged) ends the replay.
@@ -56,6 +57,9 @@ pub struct Journal {
     next_seq: u64,
     bytes: u64,
     buf: Vec<u8>,
+    /// A write or sync failed and the file may now hold a damaged record before good ones: no
+    /// more records until it is emptied.
+    broken: bool,
 }
 
 impl Journal {
@@ -77,12 +81,19 @@ impl Journal {
                 path.display()
             )));
         }
+        // The file's name in its folder is durable before any record is acknowledged.
+        if let Some(dir) = path.parent() {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io_error(dir, "syncing", e))?;
+        }
         Ok(Journal {
             file,
             path: path.to_owned(),
             next_seq,
             bytes: 0,
             buf: Vec::new(),
+            broken: false,
         })
     }
 
@@ -91,22 +102,36 @@ impl Journal {
         self.bytes
     }
 
+    /// A write or sync failed: take no records until [`clear`](Self::clear) succeeds.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// Appends one record (not yet synced); returns its sequence number.
     pub fn append(
         &mut self,
         tables: &[(&'static str, Vec<RecordBatch>)],
     ) -> Result<u64, StoreError> {
+        if self.broken {
+            return Err(StoreError::Write(format!(
+                "the journal {} failed earlier and takes no records until it is emptied",
+                self.path.display()
+            )));
+        }
         let seq = self.next_seq;
         self.buf.clear();
         self.buf.extend_from_slice(&[0; 8]);
         encode(seq, tables, &mut self.buf)?;
         let payload_len = (self.buf.len() - 8) as u32;
-        let crc = crc32fast::hash(&self.buf[8..]);
         self.buf[0..4].copy_from_slice(&payload_len.to_le_bytes());
+        let crc = checksum(&self.buf[0..4], &self.buf[8..]);
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
         if let Err(e) = self.file.write_all(&self.buf) {
-            // A partial record would hide every later one from the replay: cut it off.
-            let _ = self.file.set_len(self.bytes);
+            // A partial record would hide every later one from the replay: cut it off, and if
+            // that fails too, take no more records.
+            if self.file.set_len(self.bytes).is_err() {
+                self.broken = true;
+            }
             return Err(io_error(&self.path, "writing", e));
         }
         self.bytes += self.buf.len() as u64;
@@ -116,9 +141,12 @@ impl Journal {
 
     /// Makes every appended record durable.
     pub fn sync(&mut self) -> Result<(), StoreError> {
-        self.file
-            .sync_data()
-            .map_err(|e| io_error(&self.path, "syncing", e))
+        // After a failed fsync the kernel may have dropped the dirty pages and report the next
+        // one as done: a later record could then sit behind a damaged one.
+        self.file.sync_data().map_err(|e| {
+            self.broken = true;
+            io_error(&self.path, "syncing", e)
+        })
     }
 
     /// Everything in the file is committed to DuckDB: empty it.
@@ -127,9 +155,21 @@ impl Journal {
             .set_len(0)
             .map_err(|e| io_error(&self.path, "emptying", e))?;
         self.bytes = 0;
+        self.broken = false;
         Ok(())
     }
 }
+
+/// CRC-32 of a record's length field and payload.
+fn checksum(len: &[u8], payload: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(len);
+    h.update(payload);
+    h.finalize()
+}
+
+/// Bytes of the smallest payload: a record number and a table count.
+const MIN_PAYLOAD: usize = 9;
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> StoreError {
     StoreError::Write(format!("{what} the journal {}: {e}", path.display()))
@@ -202,7 +242,7 @@ pub fn read(path: &Path) -> Result<Contents, StoreError> {
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
         let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
+        if len < MIN_PAYLOAD || checksum(&bytes[at..at + 4], payload) != crc {
             break;
         }
         let record = decode(payload).map_err(|e| {
@@ -409,6 +449,16 @@ mod tests {
         let damaged = read(&path).expect("reads");
         assert_eq!(damaged.records.len(), 1);
         assert!(damaged.torn_bytes > 0);
+
+        // A crash can leave the file longer than what was written, zero-filled: a torn tail,
+        // not an unreadable record.
+        let first_only = bytes.len() - damaged.torn_bytes as usize;
+        let mut zeros = bytes[..first_only].to_vec();
+        zeros.extend_from_slice(&[0u8; 64]);
+        std::fs::write(&path, &zeros).expect("write");
+        let padded = read(&path).expect("a zero-filled tail reads as torn");
+        assert_eq!(padded.records.len(), 1);
+        assert_eq!(padded.torn_bytes, 64);
 
         // A journal that still holds records is not written over.
         assert!(Journal::open(&path, 9).is_err());

@@ -81,8 +81,26 @@ impl Store {
         })?;
         let path = database_path(data_dir);
         let conn = Connection::open(&path)?;
+        // The journal's records are columns of the schema that wrote them: replay them before a
+        // migration changes a table (a schema from before the journal has none to replay).
+        let journal_path = journal::path_in(data_dir);
+        let before = schema_version(&conn)?;
+        let newest = schema::MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
+        if before > newest {
+            return Err(StoreError::SchemaTooNew {
+                path: path.clone(),
+                found: before,
+                known: newest,
+            });
+        }
+        let mut replayed = journal::Replayed::default();
+        if before >= schema::JOURNAL_VERSION {
+            replayed = journal::replay(&conn, &journal_path)?;
+        }
         migrate(&conn, &path)?;
-        let replayed = journal::replay(&conn, &journal::path_in(data_dir))?;
+        if before < schema::JOURNAL_VERSION {
+            replayed = journal::replay(&conn, &journal_path)?;
+        }
         if replayed.records > 0 {
             tracing::info!(
                 records = replayed.records,
@@ -148,16 +166,21 @@ impl Store {
     }
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+/// The newest migration applied to the database (0 for a new one).
+fn schema_version(conn: &Connection) -> Result<u32> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS millwatch_schema_migrations (
             version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)",
     )?;
-    let current: u32 = conn.query_row(
+    Ok(conn.query_row(
         "SELECT coalesce(max(version), 0) FROM millwatch_schema_migrations",
         [],
         |r| r.get::<_, i32>(0).map(|v| v.max(0) as u32),
-    )?;
+    )?)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let current = schema_version(conn)?;
     let newest = schema::MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
     if current > newest {
         return Err(StoreError::SchemaTooNew {

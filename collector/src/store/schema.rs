@@ -4,6 +4,9 @@
 //! an OTLP `time_unix_nano` survives the round trip exactly.
 
 /// One migration step: its version and the SQL that takes the schema from `version - 1` to `version`.
+/// The migration that created `store_journal`; journal records exist only from it on.
+pub const JOURNAL_VERSION: u32 = 5;
+
 pub struct Migration {
     pub version: u32,
     pub description: &'static str,

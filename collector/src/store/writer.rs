@@ -378,16 +378,23 @@ impl Writer {
                         }
                     }
                     self.load.add(rows);
-                    let journaling =
-                        self.journal.is_some() && (self.load.busy() || !self.held.is_empty());
+                    let usable = self.journal.as_ref().is_some_and(|j| !j.is_broken());
+                    let journaling = usable && (self.load.busy() || !self.held.is_empty());
                     if journaling {
                         self.journal_group(group);
-                        let due = self.commit_due().is_some_and(|d| d <= Instant::now());
-                        if due
-                            || self.held_rows >= self.options.max_rows_per_commit
-                            || !self.load.busy()
-                        {
+                        let now = Instant::now();
+                        let due = self.commit_due().is_some_and(|d| d <= now);
+                        let full = self.held_rows >= self.options.max_rows_per_commit;
+                        let retry_waits = self.retry_at.is_some_and(|r| r > now);
+                        if due || (!retry_waits && (full || !self.load.busy())) {
                             self.commit_held_logged();
+                        }
+                    } else if let Err(e) = self.commit_held() {
+                        // Held rows go to DuckDB before any later request (a broken journal
+                        // takes no more): until they do, later requests are refused.
+                        tracing::error!(error = %e, "committing journaled requests failed");
+                        for (_, ack) in group {
+                            let _ = ack.send(Err(StoreError::Write(e.to_string())));
                         }
                     } else {
                         self.commit_group(group);
@@ -449,11 +456,14 @@ impl Writer {
         let Some(journal) = self.journal.as_mut() else {
             return;
         };
-        let synced = journal.sync().map_err(|e| e.to_string());
+        let mut synced = journal.sync().map_err(|e| e.to_string());
         if let Err(e) = &synced {
-            // The records stay held and will be committed; the clients hear of the failure and
-            // may send again.
-            tracing::error!(error = %e, "syncing the journal failed");
+            // The journal takes no more records; what it holds goes to DuckDB now, and the
+            // requests are acknowledged if that commit succeeds. If it fails, they stay held
+            // (and will be stored) while their clients hear of the failure: a retry may store
+            // them twice.
+            tracing::error!(error = %e, "syncing the journal failed; committing to DuckDB instead");
+            synced = self.commit_held().map_err(|e| e.to_string());
         }
         for ack in acks {
             let _ = ack.send(synced.clone().map_err(StoreError::Write));
