@@ -23,6 +23,13 @@ fn journal_always(dir: &TempDir, commit_interval: Duration) -> WriterOptions {
     }
 }
 
+/// A store in a new directory that journals every request.
+fn open_journaled(name: &str, commit_interval: Duration) -> TestStore {
+    let dir = TempDir::new(name);
+    let options = journal_always(&dir, commit_interval);
+    TestStore::open_in_with(dir, options)
+}
+
 /// Stops the writer as a crash would and closes the database; the data directory stays.
 fn crash(ts: TestStore) -> TempDir {
     ts.handle.abandon();
@@ -91,9 +98,7 @@ fn expected_events(n: u64) -> Vec<(u64, String, f64, String)> {
 
 #[test]
 fn journaled_requests_are_committed_by_the_restart_after_a_crash_once_only() {
-    let dir = TempDir::new("journal-crash");
-    let options = journal_always(&dir, Duration::from_secs(3600));
-    let ts = TestStore::open_in_with(dir, options);
+    let ts = open_journaled("journal-crash", Duration::from_secs(3600));
     store_requests(&ts, 0, 5, 40);
     assert_eq!(
         ts.query_u64("SELECT count(*) FROM inferences"),
@@ -139,9 +144,7 @@ fn journaled_requests_are_committed_by_the_restart_after_a_crash_once_only() {
 
 #[test]
 fn a_record_torn_by_a_crash_is_dropped_and_the_whole_ones_are_replayed() {
-    let dir = TempDir::new("journal-torn");
-    let options = journal_always(&dir, Duration::from_secs(3600));
-    let ts = TestStore::open_in_with(dir, options);
+    let ts = open_journaled("journal-torn", Duration::from_secs(3600));
     store_requests(&ts, 0, 3, 10);
     let dir = crash(ts);
     // The third record's write was cut short: half of it reached the disk.
@@ -193,9 +196,7 @@ fn journaled_requests_are_committed_at_shutdown() {
 
 #[test]
 fn journaled_requests_are_committed_once_the_commit_interval_passes() {
-    let dir = TempDir::new("journal-interval");
-    let options = journal_always(&dir, Duration::from_millis(50));
-    let ts = TestStore::open_in_with(dir, options);
+    let ts = open_journaled("journal-interval", Duration::from_millis(50));
     store_requests(&ts, 0, 2, 30);
     // No further request arrives: the writer's timer commits them. (Waits, asserts no speed.)
     let deadline = Instant::now() + Duration::from_secs(30);

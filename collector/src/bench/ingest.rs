@@ -399,16 +399,8 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     }
     if let Some(api) = api {
         let client = http_client();
-        if let Ok(resp) = client.get(format!("{api}/api/v1/stats").parse()?).await {
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            if let Ok(stats) = serde_json::from_slice::<serde_json::Value>(&body) {
-                println!("stored rows       {}", stats["tables"]);
-            }
+        if let Some(stats) = fetch_stats(&client, &api).await {
+            println!("stored rows       {}", stats["tables"]);
         }
         if args.signal == BenchSignal::Inferences && !args.no_detection {
             verdict_delay(&client, &api).await?;
@@ -418,17 +410,22 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The collector's `/api/v1/stats`, if it answers.
+async fn fetch_stats(client: &HttpClient, api: &str) -> Option<serde_json::Value> {
+    let resp = client
+        .get(format!("{api}/api/v1/stats").parse().ok()?)
+        .await
+        .ok()?;
+    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
 /// Polls `/api/v1/stats` until `table` holds `want` rows (at most 60 s); how long that took.
 async fn wait_until_stored(api: &str, table: &str, want: u64) -> Option<Duration> {
     let client = http_client();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        let resp = client
-            .get(format!("{api}/api/v1/stats").parse().ok()?)
-            .await
-            .ok()?;
-        let body = resp.into_body().collect().await.ok()?.to_bytes();
-        let stats: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let stats = fetch_stats(&client, api).await?;
         if stats["tables"][table].as_u64().unwrap_or(0) >= want {
             return Some(started.elapsed());
         }

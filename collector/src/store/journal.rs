@@ -97,11 +97,6 @@ impl Journal {
         })
     }
 
-    /// Bytes written since the journal was last emptied.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
     /// A write or sync failed: take no records until [`clear`](Self::clear) succeeds.
     pub fn is_broken(&self) -> bool {
         self.broken
@@ -305,13 +300,21 @@ pub fn applied_seq(conn: &Connection) -> duckdb::Result<u64> {
     )
 }
 
-/// Appends `tables` and records `seq` as applied, in the transaction the caller opened.
-pub fn append_applied(conn: &Connection, tables: Tables, seq: u64) -> duckdb::Result<()> {
-    for (table, batches) in tables {
-        columns::append_all(conn, table, batches)?;
+/// Appends `tables` and records `seq` as the newest record applied, in one transaction (rolled
+/// back on failure).
+pub fn commit_applied(conn: &Connection, tables: Tables, seq: u64) -> duckdb::Result<()> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let committed = (|| {
+        for (table, batches) in tables {
+            columns::append_all(conn, table, batches)?;
+        }
+        conn.execute("UPDATE store_journal SET applied_seq = ?", [seq])?;
+        conn.execute_batch("COMMIT")
+    })();
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
     }
-    conn.execute("UPDATE store_journal SET applied_seq = ?", [seq])?;
-    Ok(())
+    committed
 }
 
 /// Gathers the batches of many records by table, in [`TABLE_ORDER`].
@@ -358,13 +361,7 @@ pub fn replay(conn: &Connection, path: &Path) -> Result<Replayed, StoreError> {
             .iter()
             .flat_map(|(_, b)| b.iter().map(|b| b.num_rows()))
             .sum();
-        conn.execute_batch("BEGIN TRANSACTION")?;
-        if let Err(e) =
-            append_applied(conn, tables, last).and_then(|_| conn.execute_batch("COMMIT"))
-        {
-            let _ = conn.execute_batch("ROLLBACK");
-            return Err(e.into());
-        }
+        commit_applied(conn, tables, last)?;
     }
     if path.exists() {
         let file = OpenOptions::new()

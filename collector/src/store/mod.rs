@@ -97,7 +97,7 @@ impl Store {
         if before >= schema::JOURNAL_VERSION {
             replayed = journal::replay(&conn, &journal_path)?;
         }
-        migrate(&conn, &path)?;
+        migrate(&conn, before)?;
         if before < schema::JOURNAL_VERSION {
             replayed = journal::replay(&conn, &journal_path)?;
         }
@@ -179,16 +179,9 @@ fn schema_version(conn: &Connection) -> Result<u32> {
     )?)
 }
 
-fn migrate(conn: &Connection, path: &Path) -> Result<()> {
-    let current = schema_version(conn)?;
-    let newest = schema::MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
-    if current > newest {
-        return Err(StoreError::SchemaTooNew {
-            path: path.to_owned(),
-            found: current,
-            known: newest,
-        });
-    }
+/// Applies the migrations after `current` (not newer than this binary knows: checked by the
+/// caller).
+fn migrate(conn: &Connection, current: u32) -> Result<()> {
     for m in schema::MIGRATIONS.iter().filter(|m| m.version > current) {
         conn.execute_batch("BEGIN TRANSACTION")?;
         let step = conn.execute_batch(m.sql).and_then(|_| {

@@ -486,11 +486,7 @@ impl Writer {
         };
         let Prepared { tables, taken } = prepared;
         self.settle(taken);
-        let rows = queued.batch.rows();
-        self.held_rows += rows;
-        self.options
-            .journal_rows
-            .store(self.held_rows as u64, std::sync::atomic::Ordering::Relaxed);
+        self.set_held_rows(self.held_rows + queued.batch.rows());
         self.held_since.get_or_insert_with(Instant::now);
         self.held.push(Held {
             seq,
@@ -499,6 +495,14 @@ impl Writer {
             inferences: std::mem::take(&mut queued.batch.inferences),
         });
         Ok(())
+    }
+
+    /// Held rows, mirrored to the `/metrics` gauge.
+    fn set_held_rows(&mut self, rows: usize) {
+        self.held_rows = rows;
+        self.options
+            .journal_rows
+            .store(rows as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn commit_held_logged(&mut self) {
@@ -516,13 +520,7 @@ impl Writer {
         };
         let started = Instant::now();
         let tables = journal::by_table(self.held.iter().map(|h| &h.tables));
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let committed = journal::append_applied(&self.conn, tables, last)
-            .and_then(|_| self.conn.execute_batch("COMMIT"));
-        if let Err(e) = committed {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(e.into());
-        }
+        journal::commit_applied(&self.conn, tables, last)?;
         let held = std::mem::take(&mut self.held);
         let first_event_id = held[0].first_event_id;
         let mut stats = WriterStats {
@@ -537,10 +535,7 @@ impl Writer {
         let events = stats.inferences.len() as u64;
         stats.last_event_id = (events > 0).then(|| first_event_id + events - 1);
         stats.duration = started.elapsed();
-        self.held_rows = 0;
-        self.options
-            .journal_rows
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.set_held_rows(0);
         self.held_since = None;
         self.retry_at = None;
         (self.observer)(stats);
