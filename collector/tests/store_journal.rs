@@ -120,7 +120,7 @@ fn journaled_requests_are_committed_by_the_restart_after_a_crash_once_only() {
     let ts = TestStore::open_in_with(dir, options);
     assert_eq!(stored_events(&ts), expected_events(200));
     assert_eq!(
-        std::fs::metadata(&journal_file).expect("journal").len(),
+        journal::bytes_on_disk(&journal_file).expect("journal"),
         0,
         "emptied after the replay"
     );
@@ -148,10 +148,13 @@ fn a_record_torn_by_a_crash_is_dropped_and_the_whole_ones_are_replayed() {
     store_requests(&ts, 0, 3, 10);
     let dir = crash(ts);
     // The third record's write was cut short: half of it reached the disk.
-    let file = journal::path_in(&dir.0);
-    let contents = journal::read(&file).expect("reads");
+    let folder = journal::path_in(&dir.0);
+    let contents = journal::read(&folder).expect("reads");
     assert_eq!(contents.records.len(), 3);
-    let bytes = std::fs::read(&file).expect("journal");
+    let [file] = &journal::segments(&folder).expect("lists")[..] else {
+        panic!("one segment");
+    };
+    let bytes = std::fs::read(file).expect("journal");
     let third_starts = {
         let mut at = 0usize;
         for _ in 0..2 {
@@ -161,8 +164,8 @@ fn a_record_torn_by_a_crash_is_dropped_and_the_whole_ones_are_replayed() {
         at
     };
     let cut = third_starts + (bytes.len() - third_starts) / 2;
-    std::fs::write(&file, &bytes[..cut]).expect("cut");
-    let torn = journal::read(&file).expect("reads");
+    std::fs::write(file, &bytes[..cut]).expect("cut");
+    let torn = journal::read(&folder).expect("reads");
     assert_eq!(torn.records.len(), 2);
     assert_eq!(torn.torn_bytes, (cut - third_starts) as u64);
 
@@ -187,7 +190,7 @@ fn journaled_requests_are_committed_at_shutdown() {
     let ts = ts.reopen();
     assert_eq!(stored_events(&ts), expected_events(100));
     assert_eq!(
-        std::fs::metadata(&journal_file).expect("journal").len(),
+        journal::bytes_on_disk(&journal_file).expect("journal"),
         0,
         "the shutdown committed the journal's records and emptied it"
     );
@@ -217,10 +220,42 @@ fn below_the_load_threshold_a_request_is_in_the_tables_when_acknowledged() {
     store_requests(&ts, 0, 3, 10);
     assert_eq!(stored_events(&ts), expected_events(30));
     assert_eq!(
-        std::fs::metadata(journal::path_in(&ts.dir.0))
-            .expect("journal")
-            .len(),
+        journal::bytes_on_disk(&journal::path_in(&ts.dir.0)).expect("journal"),
         0,
         "nothing journaled"
     );
+}
+
+#[test]
+fn full_commits_are_stored_while_journaling_goes_on_and_a_crash_loses_none_of_either() {
+    // 10 events of 2 features are 30 rows: every third request fills a commit, which the
+    // committer stores while the writer journals the next requests into a new segment.
+    let dir = TempDir::new("journal-overlap");
+    let mut options = journal_always(&dir, Duration::from_secs(3600));
+    options.max_rows_per_commit = 90;
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 20, 10);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ts.query_u64("SELECT count(*) FROM inferences") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let committed = ts.query_u64("SELECT count(*) FROM inferences");
+    assert!(
+        committed >= 30,
+        "full commits reach the tables without a commit interval or a shutdown: {committed}"
+    );
+    let folder = journal::path_in(&ts.dir.0);
+
+    // A crash: what the committer stored and what only the journal holds are both there after
+    // the restart, each once, and every segment is gone.
+    let dir = crash(ts);
+    let options = journal_always(&dir, Duration::from_secs(3600));
+    let ts = TestStore::open_in_with(dir, options);
+    assert_eq!(stored_events(&ts), expected_events(200));
+    assert_eq!(ts.query_u64("SELECT applied_seq FROM store_journal"), 20);
+    assert!(
+        journal::segments(&folder).expect("lists").len() <= 1,
+        "only the new, empty one"
+    );
+    assert_eq!(journal::bytes_on_disk(&folder).expect("sizes"), 0);
 }

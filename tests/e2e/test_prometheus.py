@@ -739,19 +739,45 @@ def test_every_dashboard_series_with_the_detection_engine(make_collector, tmp_pa
     send_ok(collector, delta_updown_request())
     send_inferences(collector, BASELINE + 2 * WINDOW, shift_after=BASELINE + WINDOW)
 
+    # Control charts on spindle-0 (40.0 + 0.25 r for rounds r = 0..11): limits from the first
+    # five points (mean 40.5, moving range 0.25, σ = 0.25 / 1.128), then the other seven are
+    # charted, and the last once more: the SDK's shutdown exports its cumulative gauges again.
+    temps = [Machines.temperature(0, r) for r in range(sdk.rounds)]
+    ref, charted = temps[:CHART_REFERENCE], temps[CHART_REFERENCE:] + temps[-1:]
+    mean = sum(ref) / len(ref)
+    sigma = sum(abs(b - a) for a, b in zip(ref, ref[1:])) / (len(ref) - 1) / 1.128
+    c_plus = c_minus = 0.0
+    for x in charted:
+        c_plus = max(0.0, c_plus + x - (mean + 0.5 * sigma))
+        c_minus = max(0.0, c_minus + (mean - 0.5 * sigma) - x)
+
+    def settled(samples) -> bool:
+        """Everything asserted below is background work (the outbox, both models' second
+        windows, the health pass over the last point): wait for it rather than read it once."""
+        def one(name, **labels):
+            found = [v for n, ls, v in samples if n == name and all(ls.get(k) == w for k, w in labels.items())]
+            return found[0] if len(found) == 1 else None
+        cusum = one("millwatch_control_chart_statistic", health_rule="spindle-cusum", metric="hw.temperature",
+                    series=SPINDLE0, statistic="cusum_upper")
+        return (one("millwatch_notification_queue", receiver="hook") == 0
+                and one("millwatch_notifications_total", receiver="hook", outcome="delivered") is not None
+                and (one("millwatch_detection_windows_total", model=MODEL, version=VERSION) or 0) >= 2
+                and one("millwatch_detection_windows_total", model=REGRESSOR, version=VERSION) == 2
+                and cusum is not None and math.isclose(cusum, c_plus))
+
     dashboards = dashboards_check.load_all()
     wanted = set().union(*(d.metrics for d in dashboards))
     deadline = time.monotonic() + PEER_TIMEOUT_S
     while True:
         text = get_metrics(collector).text
         gone = wanted - dashboards_check.exposed_names(text)
-        if not gone or time.monotonic() > deadline:
+        _, samples = parse(text)
+        if (not gone and settled(samples)) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert not gone, f"dashboard series not on /metrics: {sorted(gone)}"
     promtool_check_metrics(text)
 
-    _, samples = parse(text)
     assert value(samples, "millwatch_detection_windows_total", model=MODEL, version=VERSION) >= 2
     assert value(samples, "millwatch_notifications_total", receiver="hook", outcome="delivered") >= 1
     assert value(samples, "millwatch_notification_latency_seconds_count", receiver="hook") >= 1
@@ -768,13 +794,6 @@ def test_every_dashboard_series_with_the_detection_engine(make_collector, tmp_pa
     assert any(n == "millwatch_control_chart_violation" and v == 1 and ls.get("health_rule") == "spindle-drift"
                for n, ls, v in samples), "the Shewhart chart on the ramp flagged nothing"
 
-    # Control charts on spindle-0 (40.0 + 0.25 r for rounds r = 0..11): limits from the first
-    # five points (mean 40.5, moving range 0.25, σ = 0.25 / 1.128), then the other seven are
-    # charted, and the last once more: the SDK's shutdown exports its cumulative gauges again.
-    temps = [Machines.temperature(0, r) for r in range(sdk.rounds)]
-    ref, charted = temps[:CHART_REFERENCE], temps[CHART_REFERENCE:] + temps[-1:]
-    mean = sum(ref) / len(ref)
-    sigma = sum(abs(b - a) for a, b in zip(ref, ref[1:])) / (len(ref) - 1) / 1.128
     chart = lambda name, rule, **ls: value(samples, name, health_rule=rule, metric="hw.temperature",  # noqa: E731
                                            series=SPINDLE0, **ls)
     assert math.isclose(chart("millwatch_control_chart_center", "spindle-drift"), mean)
@@ -787,10 +806,6 @@ def test_every_dashboard_series_with_the_detection_engine(make_collector, tmp_pa
     assert math.isclose(chart("millwatch_control_chart_statistic", "spindle-ewma", statistic="ewma"), z)
     half = 3 * sigma * math.sqrt(0.5 / 1.5 * (1 - 0.5 ** (2 * len(charted))))
     assert math.isclose(chart("millwatch_control_chart_upper_limit", "spindle-ewma"), mean + half)
-    c_plus = c_minus = 0.0
-    for x in charted:
-        c_plus = max(0.0, c_plus + x - (mean + 0.5 * sigma))
-        c_minus = max(0.0, c_minus + (mean - 0.5 * sigma) - x)
     assert math.isclose(chart("millwatch_control_chart_statistic", "spindle-cusum", statistic="cusum_upper"), c_plus)
     assert chart("millwatch_control_chart_statistic", "spindle-cusum", statistic="cusum_lower") == -c_minus == 0
     assert math.isclose(chart("millwatch_control_chart_upper_limit", "spindle-cusum"), 5 * sigma)

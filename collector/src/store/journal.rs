@@ -1,19 +1,23 @@
 //! The store's journal: under load, a request is acknowledged once its rows, already in the
-//! Arrow columns DuckDB will take, are appended to `millwatch.journal` and synced to disk; the
-//! writer then commits many requests to DuckDB in one transaction. A DuckDB commit costs a
-//! write-ahead-log write and a merge into the table whatever its size, and from a row group's
-//! worth of rows (122,880) DuckDB writes compressed blocks directly, so a few large commits
-//! store rows several times faster than one commit per group of requests in flight.
+//! Arrow columns DuckDB will take, are appended to the journal and synced to disk; a committer
+//! thread then stores many requests in DuckDB in one transaction while the writer goes on
+//! journaling. A DuckDB commit costs a write-ahead-log write and a merge into the table whatever
+//! its size, and from a row group's worth of rows (122,880) DuckDB writes compressed blocks
+//! directly, so a few large commits store rows several times faster than one commit per group of
+//! requests in flight.
 //!
-//! Each record carries a sequence number; the DuckDB transaction that stores records also sets
-//! `store_journal.applied_seq` to the newest of them. At start, [`replay`] commits the records
-//! after it, so nothing acknowledged is lost and nothing is stored twice.
+//! The journal is a folder of segment files, `<first record's seq>.journal`. The writer appends
+//! to the newest; when it hands its records to the committer it starts a new segment, and the
+//! committer deletes the segments it has stored. Each record carries a sequence number; the
+//! DuckDB transaction that stores records also sets `store_journal.applied_seq` to the newest of
+//! them. At start, [`replay`] commits the records after it, so nothing acknowledged is lost and
+//! nothing is stored twice.
 //!
 //! A record on disk: `[u32 payload length][u32 CRC-32 of the length and payload][payload]`,
 //! little-endian (a zero-filled tail, as a crash can leave, fails the check);
 //! the payload is `[u64 seq][u8 tables]`, then per table `[u8 name length][name][u32 length]`
-//! and an Arrow IPC stream of that table's batches. A torn record at the end (a crash during the
-//! write, so never acknowledged) ends the replay.
+//! and an Arrow IPC stream of that table's batches. A torn record at the end of a segment (a
+//! crash or a failed write during it, so never acknowledged) ends that segment's reading.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Cursor, Read, Write};
@@ -26,9 +30,9 @@ use duckdb::arrow::record_batch::RecordBatch;
 
 use super::{StoreError, columns};
 
-/// The journal file inside a data directory.
+/// The journal folder inside a data directory.
 pub fn path_in(data_dir: &Path) -> PathBuf {
-    data_dir.join("millwatch.journal")
+    data_dir.join("journal")
 }
 
 /// The tables a record may name, in the order a transaction appends them (definitions first).
@@ -49,55 +53,103 @@ pub const TABLE_ORDER: &[&str] = &[
 /// Rows of some tables, as the writer appends them.
 pub type Tables = Vec<(&'static str, Vec<RecordBatch>)>;
 
-/// The journal being written: records are appended, synced as a group, and the file is emptied
-/// once DuckDB holds everything in it.
+/// The segment files of a journal folder, oldest first (none if the folder does not exist).
+pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir, "listing", e)),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| io_error(dir, "listing", e))?.path();
+        // `<seq>.journal` or `<seq>.<n>.journal`
+        let order = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".journal"))
+            .and_then(|n| {
+                let (seq, n) = n.split_once('.').unwrap_or((n, "0"));
+                Some((seq.parse::<u64>().ok()?, n.parse::<u32>().ok()?))
+            });
+        if let Some(order) = order {
+            found.push((order, path));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Bytes in a journal folder's segments: 0 once everything in it is stored.
+pub fn bytes_on_disk(dir: &Path) -> Result<u64, StoreError> {
+    let mut bytes = 0;
+    for path in segments(dir)? {
+        bytes += std::fs::metadata(&path)
+            .map_err(|e| io_error(&path, "reading the size of", e))?
+            .len();
+    }
+    Ok(bytes)
+}
+
+/// Deletes a segment whose records DuckDB holds. Left in place, its records are at or before
+/// `applied_seq`, and a replay skips them.
+pub fn remove_segment(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(path, "deleting", e)),
+    }
+}
+
+/// The journal being written: records are appended to the newest segment and synced as a group;
+/// [`take_segments`](Self::take_segments) hands the segments holding records over for their
+/// commit and starts a new one.
 pub struct Journal {
+    dir: PathBuf,
     file: File,
+    /// The segment being written.
     path: PathBuf,
     next_seq: u64,
+    /// Bytes of whole records in the segment being written.
     bytes: u64,
+    /// Segments with records not yet handed over, oldest first; the one being written is last
+    /// once it holds a record.
+    pending: Vec<PathBuf>,
     buf: Vec<u8>,
-    /// A write or sync failed and the file may now hold a damaged record before good ones: no
-    /// more records until it is emptied.
+    /// A write or sync failed and the segment may now hold a damaged record before good ones:
+    /// no more records until a new segment is started.
     broken: bool,
 }
 
 impl Journal {
-    /// Opens the journal for writing; records are numbered from `next_seq`. The file must be
-    /// empty: [`replay`] empties it when the store opens.
-    pub fn open(path: &Path, next_seq: u64) -> Result<Journal, StoreError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| io_error(path, "opening", e))?;
-        let bytes = file
-            .metadata()
-            .map_err(|e| io_error(path, "reading the size of", e))?
-            .len();
-        if bytes != 0 {
+    /// Opens the journal folder for writing; records are numbered from `next_seq`. The folder
+    /// must hold no segment: [`replay`] deletes them when the store opens.
+    pub fn open(dir: &Path, next_seq: u64) -> Result<Journal, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating", e))?;
+        if let Some(left) = segments(dir)?.first() {
             return Err(StoreError::Write(format!(
-                "the journal {} holds {bytes} bytes that were not replayed into the store",
-                path.display()
+                "the journal segment {} was not replayed into the store",
+                left.display()
             )));
         }
-        // The file's name in its folder is durable before any record is acknowledged.
-        if let Some(dir) = path.parent() {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| io_error(dir, "syncing", e))?;
+        // The folder's own name in the data directory is durable before any record is.
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
         }
+        let (file, path) = create_segment(dir, next_seq)?;
         Ok(Journal {
+            dir: dir.to_owned(),
             file,
-            path: path.to_owned(),
+            path,
             next_seq,
             bytes: 0,
+            pending: Vec::new(),
             buf: Vec::new(),
             broken: false,
         })
     }
 
-    /// A write or sync failed: take no records until [`clear`](Self::clear) succeeds.
+    /// A write or sync failed: no records until a new segment is started.
     pub fn is_broken(&self) -> bool {
         self.broken
     }
@@ -109,7 +161,7 @@ impl Journal {
     ) -> Result<u64, StoreError> {
         if self.broken {
             return Err(StoreError::Write(format!(
-                "the journal {} failed earlier and takes no records until it is emptied",
+                "the journal segment {} failed earlier and takes no more records",
                 self.path.display()
             )));
         }
@@ -123,11 +175,14 @@ impl Journal {
         self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
         if let Err(e) = self.file.write_all(&self.buf) {
             // A partial record would hide every later one from the replay: cut it off, and if
-            // that fails too, take no more records.
+            // that fails too, take no more records here.
             if self.file.set_len(self.bytes).is_err() {
                 self.broken = true;
             }
             return Err(io_error(&self.path, "writing", e));
+        }
+        if self.bytes == 0 {
+            self.pending.push(self.path.clone());
         }
         self.bytes += self.buf.len() as u64;
         self.next_seq += 1;
@@ -144,15 +199,64 @@ impl Journal {
         })
     }
 
-    /// Everything in the file is committed to DuckDB: empty it.
-    pub fn clear(&mut self) -> Result<(), StoreError> {
-        self.file
-            .set_len(0)
-            .map_err(|e| io_error(&self.path, "emptying", e))?;
-        self.bytes = 0;
-        self.broken = false;
-        Ok(())
+    /// Hands over the segments holding records not handed over before, oldest first, and goes
+    /// on in a new segment: the caller deletes them once DuckDB holds their records. If the new
+    /// segment cannot be made, the journal is broken (it takes no records, so the one being
+    /// written is handed over too) until a later call makes one.
+    pub fn take_segments(&mut self) -> Vec<PathBuf> {
+        if self.bytes > 0 || self.broken {
+            // A broken segment may hold a partial record only: deleted with the others.
+            if !self.pending.contains(&self.path) {
+                self.pending.push(self.path.clone());
+            }
+            match create_segment(&self.dir, self.next_seq) {
+                Ok((file, path)) => {
+                    self.file = file;
+                    self.path = path;
+                    self.bytes = 0;
+                    self.broken = false;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "starting a new journal segment failed");
+                    self.broken = true;
+                }
+            }
+        }
+        std::mem::take(&mut self.pending)
     }
+
+    /// Segments taken whose records could not be committed: they are older than any pending.
+    pub fn give_back(&mut self, mut segments: Vec<PathBuf>) {
+        segments.append(&mut self.pending);
+        self.pending = segments;
+    }
+}
+
+/// Creates a new segment whose first record will be `seq` and makes its name durable. A broken
+/// segment that took no record has that name already: the new one is `<seq>.<n>.journal`.
+fn create_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), StoreError> {
+    for n in 0u32.. {
+        let name = match n {
+            0 => format!("{seq:020}.journal"),
+            n => format!("{seq:020}.{n}.journal"),
+        };
+        let path = dir.join(name);
+        match OpenOptions::new().create_new(true).append(true).open(&path) {
+            Ok(file) => {
+                sync_dir(dir)?;
+                return Ok((file, path));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) => return Err(io_error(&path, "creating", e)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, "syncing", e))
 }
 
 /// CRC-32 of a record's length field and payload.
@@ -214,17 +318,26 @@ pub struct Contents {
     pub torn_bytes: u64,
 }
 
-/// Reads every whole record of a journal file (none if it does not exist).
-pub fn read(path: &Path) -> Result<Contents, StoreError> {
+/// Reads every whole record of a journal folder's segments, in order (none if it does not
+/// exist).
+pub fn read(dir: &Path) -> Result<Contents, StoreError> {
+    let mut contents = Contents::default();
+    for path in segments(dir)? {
+        read_segment(&path, &mut contents)?;
+    }
+    Ok(contents)
+}
+
+/// Adds the whole records of one segment to `contents`.
+fn read_segment(path: &Path, contents: &mut Contents) -> Result<(), StoreError> {
     let mut bytes = Vec::new();
     match File::open(path) {
         Ok(mut f) => f
             .read_to_end(&mut bytes)
             .map_err(|e| io_error(path, "reading", e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Contents::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_error(path, "opening", e)),
     };
-    let mut contents = Contents::default();
     let mut at = 0usize;
     while at < bytes.len() {
         let whole = bytes.len() - at >= 8 && {
@@ -249,8 +362,8 @@ pub fn read(path: &Path) -> Result<Contents, StoreError> {
         contents.records.push(record);
         at += 8 + len;
     }
-    contents.torn_bytes = (bytes.len() - at) as u64;
-    Ok(contents)
+    contents.torn_bytes += (bytes.len() - at) as u64;
+    Ok(())
 }
 
 fn decode(payload: &[u8]) -> Result<Record, String> {
@@ -341,9 +454,9 @@ pub struct Replayed {
 }
 
 /// Commits the journal's records that DuckDB does not hold yet (those after `applied_seq`), in
-/// one transaction, then empties the file. Run before the writer starts.
-pub fn replay(conn: &Connection, path: &Path) -> Result<Replayed, StoreError> {
-    let contents = read(path)?;
+/// one transaction, then deletes the segments. Run before the writer starts.
+pub fn replay(conn: &Connection, dir: &Path) -> Result<Replayed, StoreError> {
+    let contents = read(dir)?;
     let applied = applied_seq(conn)?;
     let pending: Vec<&Record> = contents
         .records
@@ -363,14 +476,8 @@ pub fn replay(conn: &Connection, path: &Path) -> Result<Replayed, StoreError> {
             .sum();
         commit_applied(conn, tables, last)?;
     }
-    if path.exists() {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| io_error(path, "opening", e))?;
-        file.set_len(0)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| io_error(path, "emptying", e))?;
+    for path in segments(dir)? {
+        remove_segment(&path)?;
     }
     Ok(replayed)
 }
@@ -439,10 +546,12 @@ mod tests {
         assert_eq!(second.tables, vec![("metric_points", vec![b])]);
 
         // One flipped byte in the second record's payload: the first still reads.
-        let mut bytes = std::fs::read(&path).expect("file");
+        let segment = segments(&path).expect("lists").remove(0);
+        assert!(segment.ends_with("00000000000000000007.journal"));
+        let mut bytes = std::fs::read(&segment).expect("file");
         let last = bytes.len() - 3;
         bytes[last] ^= 0xff;
-        std::fs::write(&path, &bytes).expect("write");
+        std::fs::write(&segment, &bytes).expect("write");
         let damaged = read(&path).expect("reads");
         assert_eq!(damaged.records.len(), 1);
         assert!(damaged.torn_bytes > 0);
@@ -452,15 +561,56 @@ mod tests {
         let first_only = bytes.len() - damaged.torn_bytes as usize;
         let mut zeros = bytes[..first_only].to_vec();
         zeros.extend_from_slice(&[0u8; 64]);
-        std::fs::write(&path, &zeros).expect("write");
+        std::fs::write(&segment, &zeros).expect("write");
         let padded = read(&path).expect("a zero-filled tail reads as torn");
         assert_eq!(padded.records.len(), 1);
         assert_eq!(padded.torn_bytes, 64);
 
-        // A journal that still holds records is not written over.
+        // A journal that still holds segments is not written over.
         assert!(Journal::open(&path, 9).is_err());
-        j.clear().expect("clears");
-        assert!(Journal::open(&path, 9).is_ok());
+    }
+
+    #[test]
+    fn taken_segments_hold_every_record_before_and_later_records_go_to_a_new_one() {
+        let path = temp_file("segments");
+        let mut j = Journal::open(&path, 1).expect("opens");
+        let a = batch(&[1], &[None]);
+        assert!(
+            j.take_segments().is_empty(),
+            "nothing written, nothing to hand over"
+        );
+        j.append(&[("logs", vec![a.clone()])]).expect("appends");
+        j.append(&[("logs", vec![a.clone()])]).expect("appends");
+        let first = j.take_segments();
+        assert_eq!(first.len(), 1);
+        j.append(&[("logs", vec![a.clone()])]).expect("appends");
+        j.sync().expect("syncs");
+        assert_eq!(segments(&path).expect("lists").len(), 2);
+        assert_eq!(
+            read(&path)
+                .expect("reads")
+                .records
+                .iter()
+                .map(|r| r.seq)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+
+        // The first commit failed: its segment is handed over again with the newer one.
+        j.give_back(first.clone());
+        let both = j.take_segments();
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[0], first[0]);
+        for s in &both {
+            remove_segment(s).expect("deletes");
+        }
+        assert_eq!(bytes_on_disk(&path).expect("sizes"), 0);
+        j.append(&[("logs", vec![a])]).expect("appends");
+        let left = read(&path).expect("reads");
+        assert_eq!(
+            left.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            vec![4]
+        );
     }
 
     #[test]

@@ -317,7 +317,7 @@ CREATE VIEW inference_features AS
     Migration {
         version: 5,
         description: "store journal: the newest journal record committed to the tables",
-        // Under load the writer acknowledges requests once they are in millwatch.journal and
+        // Under load the writer acknowledges requests once they are in the journal and
         // commits many at once; this row, set in the same transaction, tells a replay at start
         // which records the tables already hold.
         sql: r#"

@@ -1,16 +1,19 @@
-//! The single writer: one thread owns the write connection, takes batches from a channel and
-//! commits whatever has queued up as one transaction (group commit), then acknowledges every
-//! request in it. When idle, a request waits for one commit only.
+//! The single writer: one thread takes batches from a channel and stores whatever has queued up
+//! as one transaction (group commit), then acknowledges every request in it. When idle, a
+//! request waits for one commit only. The write connection belongs to a second thread, the
+//! committer, which runs the writer's transactions in the order sent.
 //!
 //! Under load (more rows per second than `journal.above_rows_per_second`), a group is appended
 //! to the [journal](super::journal) and synced, acknowledged, and held; the held requests are
-//! committed to DuckDB together once they reach `max_rows_per_commit` rows or have waited
-//! `commit_interval`. A DuckDB commit costs about as much for 2,000 rows as for 100,000, and
-//! from a row group's worth it writes compressed blocks directly.
+//! handed to the committer together once they reach `max_rows_per_commit` rows or have waited
+//! `commit_interval`, and the writer goes on journaling while DuckDB commits them. A DuckDB
+//! commit costs about as much for 2,000 rows as for 100,000, and from a row group's worth it
+//! writes compressed blocks directly.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -192,10 +195,9 @@ pub fn spawn_observed(
 }
 
 struct Writer {
-    conn: Connection,
     known: Arc<KnownIds>,
     options: WriterOptions,
-    observer: CommitObserver,
+    observer: SharedObserver,
     next_event_id: u64,
     feature_keys: FeatureKeys,
     resources: HashSet<u64>,
@@ -203,12 +205,17 @@ struct Writer {
     series: HashSet<u64>,
     journal: Option<Journal>,
     load: Load,
-    /// Journaled and acknowledged, waiting for their DuckDB commit, oldest first.
+    /// Journaled and acknowledged, waiting to be handed to the committer, oldest first.
     held: Vec<Held>,
     held_rows: usize,
     held_since: Option<Instant>,
-    /// After a failed commit of the held requests, the next try waits until then.
+    /// Rows of the held commit the committer is working on, if any.
+    inflight_rows: Option<usize>,
+    /// After a failed commit of held requests, the next try waits until then.
     retry_at: Option<Instant>,
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Done>,
+    committer: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A journaled request: its tables as they will be appended, and its inference events for the
@@ -281,6 +288,151 @@ const NEXT_EVENT_ID: &str = "SELECT greatest(
     (SELECT coalesce(max(CAST(json_extract(value, '$.cursor') AS UBIGINT)) + 1, 0)
      FROM detection_state WHERE key = 'engine'))";
 
+/// The commit observer, called by the committer for held commits and by the writer for the
+/// others, one at a time and in the order of the commits.
+type SharedObserver = Arc<std::sync::Mutex<CommitObserver>>;
+
+fn observe(observer: &SharedObserver, stats: WriterStats) {
+    if let Ok(mut observe) = observer.lock() {
+        observe(stats)
+    }
+}
+
+/// Held requests handed to the committer, with the journal segments that hold them.
+struct HeldCommit {
+    held: Vec<Held>,
+    rows: usize,
+    segments: Vec<PathBuf>,
+}
+
+/// Work for the committer thread, done in the order sent.
+enum Job {
+    /// Stores held requests and records the newest journal record among them, deletes their
+    /// segments, tells the observer; answers on the `done` channel.
+    Held(HeldCommit),
+    /// Runs on the connection (the caller waits for an answer it sends itself).
+    Run(Box<dyn FnOnce(&Connection) + Send>),
+    /// Stops: with a checkpoint after a shutdown, without one as a crash would.
+    Stop { checkpoint: bool },
+}
+
+/// A held commit finished; if it failed, its requests come back to be committed later.
+struct Done {
+    result: Result<()>,
+    failed: Option<HeldCommit>,
+}
+
+/// The committer thread: owns the write connection, so that DuckDB commits of journaled requests
+/// run while the writer journals the next ones.
+fn commit_loop(
+    conn: Connection,
+    jobs: mpsc::Receiver<Job>,
+    done: mpsc::Sender<Done>,
+    observer: SharedObserver,
+    journal_rows: Arc<AtomicU64>,
+) {
+    let mut checkpoint = true;
+    for job in jobs {
+        match job {
+            Job::Held(commit) => {
+                let rows = commit.rows as u64;
+                let finished = store_held(&conn, commit, &observer);
+                if finished.result.is_ok() {
+                    journal_rows.fetch_sub(rows, Ordering::Relaxed);
+                }
+                let _ = done.send(finished);
+            }
+            Job::Run(f) => f(&conn),
+            Job::Stop { checkpoint: c } => {
+                checkpoint = c;
+                break;
+            }
+        }
+    }
+    if checkpoint {
+        if let Err(e) = conn.execute_batch("CHECKPOINT") {
+            tracing::warn!(error = %e, "checkpoint on shutdown failed; the WAL will be replayed at next start");
+        }
+        tracing::info!("store closed");
+    }
+}
+
+/// Commits held requests in one transaction that also records the newest journal record they
+/// hold, then deletes their journal segments.
+fn store_held(conn: &Connection, commit: HeldCommit, observer: &SharedObserver) -> Done {
+    let Some(last) = commit.held.last().map(|h| h.seq) else {
+        return Done {
+            result: Ok(()),
+            failed: None,
+        };
+    };
+    let started = Instant::now();
+    let tables = journal::by_table(commit.held.iter().map(|h| &h.tables));
+    if let Err(e) = journal::commit_applied(conn, tables, last) {
+        return Done {
+            result: Err(e.into()),
+            failed: Some(commit),
+        };
+    }
+    for segment in &commit.segments {
+        if let Err(e) = journal::remove_segment(segment) {
+            // Its records are at or before `applied_seq`: a replay skips them.
+            tracing::warn!(error = %e, "deleting a stored journal segment failed");
+        }
+    }
+    let first_event_id = commit.held[0].first_event_id;
+    let mut stats = WriterStats {
+        requests: commit.held.len(),
+        rows: commit.rows,
+        first_event_id,
+        ..WriterStats::default()
+    };
+    for h in commit.held {
+        stats.inferences.extend(h.inferences);
+    }
+    let events = stats.inferences.len() as u64;
+    stats.last_event_id = (events > 0).then(|| first_event_id + events - 1);
+    stats.duration = started.elapsed();
+    observe(observer, stats);
+    Done {
+        result: Ok(()),
+        failed: None,
+    }
+}
+
+/// Appends `tables` in one transaction, rolled back on failure.
+fn append_in_one_transaction(conn: &Connection, tables: journal::Tables) -> duckdb::Result<()> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let appended = (|| {
+        for (table, batches) in tables {
+            columns::append_all(conn, table, batches)?;
+        }
+        conn.execute_batch("COMMIT")
+    })();
+    if appended.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    appended
+}
+
+fn retain(conn: &Connection, cutoff_ns: i64) -> duckdb::Result<u64> {
+    const BY_TIME: &[(&str, &str)] = &[
+        ("inference_feature_values", "time"),
+        ("inferences", "time"),
+        ("feedback", "time"),
+        ("metric_points", "time"),
+        ("metric_distributions", "time"),
+        ("spans", "end_time"),
+        ("logs", "coalesce(time, observed_time)"),
+    ];
+    let mut deleted = 0u64;
+    for (table, column) in BY_TIME {
+        let sql = format!("DELETE FROM {table} WHERE {column} < make_timestamp_ns(?)");
+        deleted += conn.execute(&sql, [cutoff_ns])? as u64;
+    }
+    Ok(deleted)
+}
+
 impl Writer {
     fn new(
         conn: Connection,
@@ -307,11 +459,21 @@ impl Writer {
         );
         let copy =
             |s: &std::sync::RwLock<HashSet<u64>>| s.read().map(|s| s.clone()).unwrap_or_default();
+        let observer: SharedObserver = Arc::new(std::sync::Mutex::new(observer));
+        let (jobs, jobs_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
+        let committer = {
+            let observer = observer.clone();
+            let journal_rows = options.journal_rows.clone();
+            std::thread::Builder::new()
+                .name("millwatch-commit".into())
+                .spawn(move || commit_loop(conn, jobs_rx, done_tx, observer, journal_rows))
+                .map_err(|e| StoreError::Write(format!("cannot start the committer thread: {e}")))?
+        };
         Ok(Writer {
             resources: copy(&known.resources),
             scopes: copy(&known.scopes),
             series: copy(&known.series),
-            conn,
             known,
             options,
             observer,
@@ -322,7 +484,11 @@ impl Writer {
             held: Vec::new(),
             held_rows: 0,
             held_since: None,
+            inflight_rows: None,
             retry_at: None,
+            jobs,
+            done,
+            committer: Some(committer),
         })
     }
 
@@ -340,7 +506,12 @@ impl Writer {
                         match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                             Ok(m) => m,
                             Err(RecvTimeoutError::Timeout) => {
-                                self.commit_held_logged();
+                                // Nothing arrives: wait for the committer if it is busy, then
+                                // hand it the held requests (unless a failure waits to retry).
+                                self.collect_done(true);
+                                if self.retry_at.is_none_or(|r| r <= Instant::now()) {
+                                    self.hand_off();
+                                }
                                 continue;
                             }
                             Err(RecvTimeoutError::Disconnected) => break,
@@ -355,11 +526,15 @@ impl Writer {
                         held_rows = self.held_rows,
                         "writer abandoned; journaled requests are left for the replay"
                     );
+                    self.stop_committer(false);
                     return;
                 }
                 Message::Retain { cutoff_ns, done } => {
-                    self.commit_held_logged();
-                    let _ = done.send(self.retain(cutoff_ns));
+                    let _ = self.commit_held();
+                    let deleted = self
+                        .on_connection(move |conn| retain(conn, cutoff_ns))
+                        .and_then(|r| r.map_err(StoreError::from));
+                    let _ = done.send(deleted);
                 }
                 Message::Store { queued, ack } => {
                     let mut rows = queued.batch.rows();
@@ -382,13 +557,7 @@ impl Writer {
                     let journaling = usable && (self.load.busy() || !self.held.is_empty());
                     if journaling {
                         self.journal_group(group);
-                        let now = Instant::now();
-                        let due = self.commit_due().is_some_and(|d| d <= now);
-                        let full = self.held_rows >= self.options.max_rows_per_commit;
-                        let retry_waits = self.retry_at.is_some_and(|r| r > now);
-                        if due || (!retry_waits && (full || !self.load.busy())) {
-                            self.commit_held_logged();
-                        }
+                        self.maybe_hand_off();
                     } else if let Err(e) = self.commit_held() {
                         // Held rows go to DuckDB before any later request (a broken journal
                         // takes no more): until they do, later requests are refused.
@@ -419,10 +588,15 @@ impl Writer {
         if let Err(e) = self.commit_held() {
             tracing::error!(error = %e, "committing journaled requests on shutdown failed; the journal is replayed at next start");
         }
-        if let Err(e) = self.conn.execute_batch("CHECKPOINT") {
-            tracing::warn!(error = %e, "checkpoint on shutdown failed; the WAL will be replayed at next start");
+        self.stop_committer(true);
+    }
+
+    /// Stops the committer after the jobs sent before, and waits for it.
+    fn stop_committer(&mut self, checkpoint: bool) {
+        let _ = self.jobs.send(Job::Stop { checkpoint });
+        if let Some(t) = self.committer.take() {
+            let _ = t.join();
         }
-        tracing::info!("store closed");
     }
 
     /// When the held requests are to be committed, if any are held.
@@ -432,13 +606,145 @@ impl Writer {
         Some(self.retry_at.map_or(due, |r| r.max(due)))
     }
 
+    /// After a journaled group: hands the held requests to the committer once they fill a
+    /// commit, have waited `commit_interval`, or the load has dropped. While the committer is
+    /// busy the writer goes on journaling, up to a commit's rows; then it waits for the
+    /// committer, which slows the clients down instead of refusing them.
+    fn maybe_hand_off(&mut self) {
+        self.collect_done(false);
+        let now = Instant::now();
+        let due = self.commit_due().is_some_and(|d| d <= now);
+        let retry_waits = self.retry_at.is_some_and(|r| r > now);
+        let full = self.held_rows >= self.options.max_rows_per_commit;
+        if !(due || (!retry_waits && (full || !self.load.busy()))) {
+            return;
+        }
+        if self.inflight_rows.is_some() {
+            if !full {
+                return;
+            }
+            self.collect_done(true);
+            if self.retry_at.is_some_and(|r| r > Instant::now()) {
+                return;
+            }
+        }
+        self.hand_off();
+    }
+
+    /// Hands every held request to the committer, unless it is busy with earlier ones.
+    fn hand_off(&mut self) {
+        if self.held.is_empty() || self.inflight_rows.is_some() {
+            return;
+        }
+        let segments = self
+            .journal
+            .as_mut()
+            .map(|j| j.take_segments())
+            .unwrap_or_default();
+        let commit = HeldCommit {
+            held: std::mem::take(&mut self.held),
+            rows: std::mem::take(&mut self.held_rows),
+            segments,
+        };
+        self.held_since = None;
+        let rows = commit.rows;
+        match self.jobs.send(Job::Held(commit)) {
+            Ok(()) => self.inflight_rows = Some(rows),
+            Err(mpsc::SendError(job)) => {
+                tracing::error!("the store's committer thread stopped");
+                if let Job::Held(commit) = job {
+                    self.take_back(commit);
+                }
+            }
+        }
+    }
+
+    /// Held requests whose commit failed: they are older than any held now, and are tried again
+    /// after a second.
+    fn take_back(&mut self, commit: HeldCommit) {
+        let HeldCommit {
+            mut held,
+            rows,
+            segments,
+        } = commit;
+        held.append(&mut self.held);
+        self.held = held;
+        self.held_rows += rows;
+        self.held_since.get_or_insert_with(Instant::now);
+        if let Some(journal) = self.journal.as_mut() {
+            journal.give_back(segments);
+        }
+        self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+    }
+
+    /// Learns how the committer's held commit ended, waiting for it if `wait`; `None` if none
+    /// is in flight (or, without waiting, it is not finished).
+    fn collect_done(&mut self, wait: bool) -> Option<Result<()>> {
+        self.inflight_rows?;
+        let done = if wait {
+            self.done.recv().map_err(|_| ())
+        } else {
+            match self.done.try_recv() {
+                Ok(done) => Ok(done),
+                Err(mpsc::TryRecvError::Empty) => return None,
+                Err(mpsc::TryRecvError::Disconnected) => Err(()),
+            }
+        };
+        self.inflight_rows = None;
+        let Ok(done) = done else {
+            // Its requests are still in their journal segments, for the replay at next start.
+            tracing::error!("the store's committer thread stopped");
+            return Some(Err(StoreError::Closed));
+        };
+        if let Some(commit) = done.failed {
+            if let Err(e) = &done.result {
+                tracing::error!(error = %e, rows = commit.rows, "committing journaled requests failed; retrying in 1 s");
+            }
+            self.take_back(commit);
+        } else {
+            self.retry_at = None;
+        }
+        Some(done.result)
+    }
+
+    /// Commits every held request now and waits for it (and for a commit in flight).
+    fn commit_held(&mut self) -> Result<()> {
+        self.collect_done(true);
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        self.hand_off();
+        self.collect_done(true).unwrap_or_else(|| {
+            Err(StoreError::Write(
+                "the store's committer thread stopped".into(),
+            ))
+        })
+    }
+
+    /// Runs `f` on the write connection after every job sent before, and waits for its answer.
+    fn on_connection<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> T + Send + 'static,
+    ) -> Result<T> {
+        let stopped = || StoreError::Write("the store's committer thread stopped".into());
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Job::Run(Box::new(move |conn| {
+                let _ = tx.send(f(conn));
+            })))
+            .map_err(|_| stopped())?;
+        rx.recv().map_err(|_| stopped())
+    }
+
     /// Appends each request of `group` to the journal, syncs it once, and acknowledges the
-    /// requests it holds; their rows wait in `held` for [`commit_held`](Self::commit_held).
+    /// requests it holds; their rows wait in `held` to be handed to the committer.
     fn journal_group(&mut self, group: Vec<(Queued, Ack)>) {
         let limit = self.options.max_rows_per_commit * HELD_LIMIT_COMMITS;
         let mut acks = Vec::with_capacity(group.len());
         for (queued, ack) in group {
-            if self.held_rows >= limit {
+            // A committer that is only slow makes the writer wait (see `maybe_hand_off`); one
+            // that fails leaves the rows held, and past the limit requests are refused.
+            if self.retry_at.is_some() && self.held_rows >= limit {
                 let _ = ack.send(Err(StoreError::Write(format!(
                     "{} journaled rows are waiting for DuckDB, which fails to commit them",
                     self.held_rows
@@ -486,7 +792,11 @@ impl Writer {
         };
         let Prepared { tables, taken } = prepared;
         self.settle(taken);
-        self.set_held_rows(self.held_rows + queued.batch.rows());
+        let rows = queued.batch.rows();
+        self.held_rows += rows;
+        self.options
+            .journal_rows
+            .fetch_add(rows as u64, Ordering::Relaxed);
         self.held_since.get_or_insert_with(Instant::now);
         self.held.push(Held {
             seq,
@@ -494,57 +804,6 @@ impl Writer {
             first_event_id,
             inferences: std::mem::take(&mut queued.batch.inferences),
         });
-        Ok(())
-    }
-
-    /// Held rows, mirrored to the `/metrics` gauge.
-    fn set_held_rows(&mut self, rows: usize) {
-        self.held_rows = rows;
-        self.options
-            .journal_rows
-            .store(rows as u64, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    fn commit_held_logged(&mut self) {
-        if let Err(e) = self.commit_held() {
-            tracing::error!(error = %e, held_rows = self.held_rows, "committing journaled requests failed; retrying in 1 s");
-            self.retry_at = Some(Instant::now() + Duration::from_secs(1));
-        }
-    }
-
-    /// Commits every held request in one transaction that also records the newest journal
-    /// record it holds, then empties the journal.
-    fn commit_held(&mut self) -> Result<()> {
-        let Some(last) = self.held.last().map(|h| h.seq) else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        let tables = journal::by_table(self.held.iter().map(|h| &h.tables));
-        journal::commit_applied(&self.conn, tables, last)?;
-        let held = std::mem::take(&mut self.held);
-        let first_event_id = held[0].first_event_id;
-        let mut stats = WriterStats {
-            requests: held.len(),
-            rows: self.held_rows,
-            first_event_id,
-            ..WriterStats::default()
-        };
-        for h in held {
-            stats.inferences.extend(h.inferences);
-        }
-        let events = stats.inferences.len() as u64;
-        stats.last_event_id = (events > 0).then(|| first_event_id + events - 1);
-        stats.duration = started.elapsed();
-        self.set_held_rows(0);
-        self.held_since = None;
-        self.retry_at = None;
-        (self.observer)(stats);
-        if let Some(journal) = self.journal.as_mut() {
-            // Left as it is, its records are at or before `applied_seq`: a replay skips them.
-            if let Err(e) = journal.clear() {
-                tracing::warn!(error = %e, "emptying the journal failed");
-            }
-        }
         Ok(())
     }
 
@@ -558,7 +817,7 @@ impl Writer {
         match self.commit(&batches) {
             Ok(()) => {
                 let stats = self.committed(batches, rows, started, events_before);
-                (self.observer)(stats);
+                observe(&self.observer, stats);
                 for ack in acks {
                     let _ = ack.send(Ok(()));
                 }
@@ -578,7 +837,7 @@ impl Writer {
                     if result.is_ok() {
                         let rows = batch.batch.rows();
                         let stats = self.committed(vec![batch], rows, started, events_before);
-                        (self.observer)(stats);
+                        observe(&self.observer, stats);
                     }
                     let _ = ack.send(result.map_err(|e| StoreError::Write(e.to_string())));
                 }
@@ -610,13 +869,15 @@ impl Writer {
         }
     }
 
-    /// Commits `queued` to DuckDB in one transaction.
+    /// Commits `queued` to DuckDB in one transaction, on the committer's connection.
     fn commit(&mut self, queued: &[Queued]) -> Result<()> {
         let Prepared { tables, taken } = self.prepare(queued)?;
-        if let Err(e) = self.append_in_one_transaction(tables) {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        let appended = self
+            .on_connection(move |conn| append_in_one_transaction(conn, tables))
+            .and_then(|r| r.map_err(StoreError::from));
+        if let Err(e) = appended {
             self.feature_keys.rollback();
-            return Err(e.into());
+            return Err(e);
         }
         self.settle(taken);
         Ok(())
@@ -715,17 +976,6 @@ impl Writer {
         publish(&self.known.series, &mut self.series, taken.new_series);
     }
 
-    fn append_in_one_transaction(
-        &self,
-        tables: Vec<(&str, Vec<RecordBatch>)>,
-    ) -> duckdb::Result<()> {
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        for (table, batches) in tables {
-            columns::append_all(&self.conn, table, batches)?;
-        }
-        self.conn.execute_batch("COMMIT")
-    }
-
     /// The `inferences`, `feature_keys` and `inference_feature_values` batches of `queued`,
     /// events numbered from `first_event_id`. Each request's columns were built before it
     /// queued; only event ids and feature key ids are added here. New feature keys are staged:
@@ -775,24 +1025,6 @@ impl Writer {
             tables.push(("inference_feature_values", feature_batches));
         }
         Ok(tables)
-    }
-
-    fn retain(&mut self, cutoff_ns: i64) -> Result<u64> {
-        const BY_TIME: &[(&str, &str)] = &[
-            ("inference_feature_values", "time"),
-            ("inferences", "time"),
-            ("feedback", "time"),
-            ("metric_points", "time"),
-            ("metric_distributions", "time"),
-            ("spans", "end_time"),
-            ("logs", "coalesce(time, observed_time)"),
-        ];
-        let mut deleted = 0u64;
-        for (table, column) in BY_TIME {
-            let sql = format!("DELETE FROM {table} WHERE {column} < make_timestamp_ns(?)");
-            deleted += self.conn.execute(&sql, [cutoff_ns])? as u64;
-        }
-        Ok(deleted)
     }
 }
 
