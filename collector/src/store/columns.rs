@@ -67,6 +67,27 @@ pub(crate) fn append_all(
     appender.flush()
 }
 
+/// Appends the batches of several tables, runs `then`, and commits, in one transaction (rolled
+/// back on failure).
+pub(crate) fn append_in_one_transaction(
+    conn: &Connection,
+    tables: Vec<(&str, Vec<RecordBatch>)>,
+    then: impl FnOnce(&Connection) -> duckdb::Result<()>,
+) -> duckdb::Result<()> {
+    conn.execute_batch("BEGIN TRANSACTION")?;
+    let committed = (|| {
+        for (table, batches) in tables {
+            append_all(conn, table, batches)?;
+        }
+        then(conn)?;
+        conn.execute_batch("COMMIT")
+    })();
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    committed
+}
+
 /// An Arrow error where a DuckDB one is expected (building or casting columns).
 pub(crate) fn arrow_error(e: ArrowError) -> duckdb::Error {
     duckdb::Error::ToSqlConversionFailure(Box::new(e))

@@ -235,7 +235,8 @@ impl Journal {
 /// Creates a new segment whose first record will be `seq` and makes its name durable. A broken
 /// segment that took no record has that name already: the new one is `<seq>.<n>.journal`.
 fn create_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), StoreError> {
-    for n in 0u32.. {
+    let mut n = 0u32;
+    loop {
         let name = match n {
             0 => format!("{seq:020}.journal"),
             n => format!("{seq:020}.{n}.journal"),
@@ -246,11 +247,10 @@ fn create_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), StoreError> {
                 sync_dir(dir)?;
                 return Ok((file, path));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
             Err(e) => return Err(io_error(&path, "creating", e)),
         }
     }
-    unreachable!("the loop returns")
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -416,18 +416,10 @@ pub fn applied_seq(conn: &Connection) -> duckdb::Result<u64> {
 /// Appends `tables` and records `seq` as the newest record applied, in one transaction (rolled
 /// back on failure).
 pub fn commit_applied(conn: &Connection, tables: Tables, seq: u64) -> duckdb::Result<()> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let committed = (|| {
-        for (table, batches) in tables {
-            columns::append_all(conn, table, batches)?;
-        }
-        conn.execute("UPDATE store_journal SET applied_seq = ?", [seq])?;
-        conn.execute_batch("COMMIT")
-    })();
-    if committed.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    committed
+    columns::append_in_one_transaction(conn, tables, |conn| {
+        conn.execute("UPDATE store_journal SET applied_seq = ?", [seq])
+            .map(|_| ())
+    })
 }
 
 /// Gathers the batches of many records by table, in [`TABLE_ORDER`].

@@ -209,8 +209,8 @@ struct Writer {
     held: Vec<Held>,
     held_rows: usize,
     held_since: Option<Instant>,
-    /// Rows of the held commit the committer is working on, if any.
-    inflight_rows: Option<usize>,
+    /// The committer is storing held requests handed to it.
+    committing: bool,
     /// After a failed commit of held requests, the next try waits until then.
     retry_at: Option<Instant>,
     jobs: mpsc::Sender<Job>,
@@ -317,9 +317,10 @@ enum Job {
 }
 
 /// A held commit finished; if it failed, its requests come back to be committed later.
-struct Done {
-    result: Result<()>,
-    failed: Option<HeldCommit>,
+type Done = std::result::Result<(), Box<(StoreError, HeldCommit)>>;
+
+fn committer_stopped() -> StoreError {
+    StoreError::Write("the store's committer thread stopped".into())
 }
 
 /// The committer thread: owns the write connection, so that DuckDB commits of journaled requests
@@ -337,7 +338,7 @@ fn commit_loop(
             Job::Held(commit) => {
                 let rows = commit.rows as u64;
                 let finished = store_held(&conn, commit, &observer);
-                if finished.result.is_ok() {
+                if finished.is_ok() {
                     journal_rows.fetch_sub(rows, Ordering::Relaxed);
                 }
                 let _ = done.send(finished);
@@ -361,18 +362,12 @@ fn commit_loop(
 /// hold, then deletes their journal segments.
 fn store_held(conn: &Connection, commit: HeldCommit, observer: &SharedObserver) -> Done {
     let Some(last) = commit.held.last().map(|h| h.seq) else {
-        return Done {
-            result: Ok(()),
-            failed: None,
-        };
+        return Ok(());
     };
     let started = Instant::now();
     let tables = journal::by_table(commit.held.iter().map(|h| &h.tables));
     if let Err(e) = journal::commit_applied(conn, tables, last) {
-        return Done {
-            result: Err(e.into()),
-            failed: Some(commit),
-        };
+        return Err(Box::new((e.into(), commit)));
     }
     for segment in &commit.segments {
         if let Err(e) = journal::remove_segment(segment) {
@@ -394,25 +389,7 @@ fn store_held(conn: &Connection, commit: HeldCommit, observer: &SharedObserver) 
     stats.last_event_id = (events > 0).then(|| first_event_id + events - 1);
     stats.duration = started.elapsed();
     observe(observer, stats);
-    Done {
-        result: Ok(()),
-        failed: None,
-    }
-}
-
-/// Appends `tables` in one transaction, rolled back on failure.
-fn append_in_one_transaction(conn: &Connection, tables: journal::Tables) -> duckdb::Result<()> {
-    conn.execute_batch("BEGIN TRANSACTION")?;
-    let appended = (|| {
-        for (table, batches) in tables {
-            columns::append_all(conn, table, batches)?;
-        }
-        conn.execute_batch("COMMIT")
-    })();
-    if appended.is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    appended
+    Ok(())
 }
 
 fn retain(conn: &Connection, cutoff_ns: i64) -> duckdb::Result<u64> {
@@ -484,7 +461,7 @@ impl Writer {
             held: Vec::new(),
             held_rows: 0,
             held_since: None,
-            inflight_rows: None,
+            committing: false,
             retry_at: None,
             jobs,
             done,
@@ -531,10 +508,7 @@ impl Writer {
                 }
                 Message::Retain { cutoff_ns, done } => {
                     let _ = self.commit_held();
-                    let deleted = self
-                        .on_connection(move |conn| retain(conn, cutoff_ns))
-                        .and_then(|r| r.map_err(StoreError::from));
-                    let _ = done.send(deleted);
+                    let _ = done.send(self.on_connection(move |conn| retain(conn, cutoff_ns)));
                 }
                 Message::Store { queued, ack } => {
                     let mut rows = queued.batch.rows();
@@ -619,7 +593,7 @@ impl Writer {
         if !(due || (!retry_waits && (full || !self.load.busy()))) {
             return;
         }
-        if self.inflight_rows.is_some() {
+        if self.committing {
             if !full {
                 return;
             }
@@ -633,7 +607,7 @@ impl Writer {
 
     /// Hands every held request to the committer, unless it is busy with earlier ones.
     fn hand_off(&mut self) {
-        if self.held.is_empty() || self.inflight_rows.is_some() {
+        if self.held.is_empty() || self.committing {
             return;
         }
         let segments = self
@@ -647,9 +621,8 @@ impl Writer {
             segments,
         };
         self.held_since = None;
-        let rows = commit.rows;
         match self.jobs.send(Job::Held(commit)) {
-            Ok(()) => self.inflight_rows = Some(rows),
+            Ok(()) => self.committing = true,
             Err(mpsc::SendError(job)) => {
                 tracing::error!("the store's committer thread stopped");
                 if let Job::Held(commit) = job {
@@ -680,31 +653,36 @@ impl Writer {
     /// Learns how the committer's held commit ended, waiting for it if `wait`; `None` if none
     /// is in flight (or, without waiting, it is not finished).
     fn collect_done(&mut self, wait: bool) -> Option<Result<()>> {
-        self.inflight_rows?;
+        if !self.committing {
+            return None;
+        }
         let done = if wait {
-            self.done.recv().map_err(|_| ())
+            self.done.recv().ok()
         } else {
             match self.done.try_recv() {
-                Ok(done) => Ok(done),
+                Ok(done) => Some(done),
                 Err(mpsc::TryRecvError::Empty) => return None,
-                Err(mpsc::TryRecvError::Disconnected) => Err(()),
+                Err(mpsc::TryRecvError::Disconnected) => None,
             }
         };
-        self.inflight_rows = None;
-        let Ok(done) = done else {
+        self.committing = false;
+        let Some(done) = done else {
             // Its requests are still in their journal segments, for the replay at next start.
             tracing::error!("the store's committer thread stopped");
-            return Some(Err(StoreError::Closed));
+            return Some(Err(committer_stopped()));
         };
-        if let Some(commit) = done.failed {
-            if let Err(e) = &done.result {
-                tracing::error!(error = %e, rows = commit.rows, "committing journaled requests failed; retrying in 1 s");
+        Some(match done {
+            Ok(()) => {
+                self.retry_at = None;
+                Ok(())
             }
-            self.take_back(commit);
-        } else {
-            self.retry_at = None;
-        }
-        Some(done.result)
+            Err(failed) => {
+                let (e, commit) = *failed;
+                tracing::error!(error = %e, rows = commit.rows, "committing journaled requests failed; retrying in 1 s");
+                self.take_back(commit);
+                Err(e)
+            }
+        })
     }
 
     /// Commits every held request now and waits for it (and for a commit in flight).
@@ -714,26 +692,22 @@ impl Writer {
             return Ok(());
         }
         self.hand_off();
-        self.collect_done(true).unwrap_or_else(|| {
-            Err(StoreError::Write(
-                "the store's committer thread stopped".into(),
-            ))
-        })
+        self.collect_done(true)
+            .unwrap_or_else(|| Err(committer_stopped()))
     }
 
     /// Runs `f` on the write connection after every job sent before, and waits for its answer.
     fn on_connection<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> T + Send + 'static,
+        f: impl FnOnce(&Connection) -> duckdb::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let stopped = || StoreError::Write("the store's committer thread stopped".into());
         let (tx, rx) = mpsc::sync_channel(1);
         self.jobs
             .send(Job::Run(Box::new(move |conn| {
                 let _ = tx.send(f(conn));
             })))
-            .map_err(|_| stopped())?;
-        rx.recv().map_err(|_| stopped())
+            .map_err(|_| committer_stopped())?;
+        Ok(rx.recv().map_err(|_| committer_stopped())??)
     }
 
     /// Appends each request of `group` to the journal, syncs it once, and acknowledges the
@@ -872,9 +846,9 @@ impl Writer {
     /// Commits `queued` to DuckDB in one transaction, on the committer's connection.
     fn commit(&mut self, queued: &[Queued]) -> Result<()> {
         let Prepared { tables, taken } = self.prepare(queued)?;
-        let appended = self
-            .on_connection(move |conn| append_in_one_transaction(conn, tables))
-            .and_then(|r| r.map_err(StoreError::from));
+        let appended = self.on_connection(move |conn| {
+            columns::append_in_one_transaction(conn, tables, |_| Ok(()))
+        });
         if let Err(e) = appended {
             self.feature_keys.rollback();
             return Err(e);
