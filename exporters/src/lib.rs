@@ -3,3 +3,4 @@
 pub mod notify;
 pub mod prometheus;
 pub mod remote_write;
+pub mod units;

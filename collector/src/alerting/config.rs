@@ -16,13 +16,13 @@ pub struct AlertingConfig {
     /// Whether rules are evaluated and notifications sent.
     pub enabled: bool,
     /// How often rules are evaluated and notification groups looked at.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub evaluation_interval: Duration,
     /// The collector's address as receivers should link to it; by default
     /// `http://<api.endpoint>`.
     pub external_url: Option<String>,
     /// How long a resolved alert stays listed by `GET /api/v1/alerts?state=resolved`.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub resolved_retention: Duration,
     /// The rules that come with Millwatch; each can be turned off or tuned.
     pub builtin: BuiltinRules,
@@ -102,7 +102,7 @@ pub struct BuiltinRule {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// How long the condition must hold before the alert fires.
-    #[serde(rename = "for", with = "humantime_serde", default)]
+    #[serde(rename = "for", with = "millwatch_exporters::units::duration", default)]
     pub for_: Duration,
     /// The `severity` label; each built-in rule has its own default.
     #[serde(default)]
@@ -178,7 +178,7 @@ pub struct RuleConfig {
     #[serde(default)]
     pub metric: Option<MetricCondition>,
     /// How long the condition must hold before the alert fires.
-    #[serde(rename = "for", with = "humantime_serde", default)]
+    #[serde(rename = "for", with = "millwatch_exporters::units::duration", default)]
     pub for_: Duration,
     /// The `severity` label.
     #[serde(default = "warning")]
@@ -209,7 +209,7 @@ pub struct MetricCondition {
     /// The value compared with.
     pub threshold: f64,
     /// Only points newer than this count; a series without one is not evaluated.
-    #[serde(with = "humantime_serde", default = "lookback")]
+    #[serde(with = "millwatch_exporters::units::duration", default = "lookback")]
     pub lookback: Duration,
 }
 
@@ -261,13 +261,13 @@ pub struct RouteConfig {
     #[serde(default)]
     pub group_by: Option<Vec<String>>,
     /// How long a new group waits for more alerts before its first notification.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "millwatch_exporters::units::duration")]
     pub group_wait: Option<Duration>,
     /// How long a group waits before notifying about changes.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "millwatch_exporters::units::duration")]
     pub group_interval: Option<Duration>,
     /// How long before an unchanged, unacknowledged firing group is notified again.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "millwatch_exporters::units::duration")]
     pub repeat_interval: Option<Duration>,
     /// Whether matching goes on to the next sibling after this route matched.
     #[serde(rename = "continue", default)]
@@ -293,23 +293,23 @@ pub struct InhibitRule {
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// The wait after the first failed attempt; it doubles after each further one.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub initial_backoff: Duration,
     /// The longest wait between two attempts.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub max_backoff: Duration,
     /// A notification not delivered after this long is given up (marked failed).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub max_age: Duration,
     /// How often the outbox looks for notifications that are due.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub poll_interval: Duration,
     /// How long a delivered notification and its attempts stay in the outbox (and in
     /// `GET /api/v1/notifications`).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub keep_delivered: Duration,
     /// How long a notification given up on (failed) and its attempts stay.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub keep_failed: Duration,
 }
 

@@ -120,7 +120,7 @@ pub struct Pipeline {
     /// refused with 429 / UNAVAILABLE and a retry hint: backpressure, never a silent drop.
     pub max_queued_rows: std::num::NonZeroUsize,
     /// The retry delay suggested to clients when the queue is full.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub retry_after: Duration,
 }
 
@@ -140,16 +140,16 @@ pub struct StoreConfig {
     /// journaled requests committed together under load).
     pub max_rows_per_commit: std::num::NonZeroUsize,
     /// Under load, the longest an acknowledged (journaled) row waits for its DuckDB commit.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub commit_interval: Duration,
     /// Under load, acknowledge requests once they are in the journal, synced to disk, and
     /// commit them to DuckDB in large transactions.
     pub journal: JournalConfig,
     /// Rows older than this are deleted; `null` keeps everything.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub retention: Option<Duration>,
     /// How often retention runs.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub retention_interval: Duration,
     /// DuckDB checkpoints (folds its write-ahead log into the database file) once the log is
     /// this big. Larger: fewer, longer pauses of the writer and less work per row; a restart
@@ -259,9 +259,16 @@ impl std::str::FromStr for ByteSize {
     }
 }
 
+/// Written as the README writes sizes (`20MiB`), which reads back as the same size.
 impl Serialize for ByteSize {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0 as u64)
+        let text = millwatch_exporters::units::format_size(self.0 as u64);
+        // A size no unit divides is written as its number of bytes, a number as in the file.
+        if text.bytes().all(|b| b.is_ascii_digit()) {
+            s.serialize_u64(self.0 as u64)
+        } else {
+            s.serialize_str(&text)
+        }
     }
 }
 
@@ -301,6 +308,40 @@ mod tests {
         assert_eq!(c.store.retention, Some(Duration::from_secs(7 * 24 * 3600)));
         assert_eq!(c.pipeline.retry_after, Duration::from_millis(250));
         assert!("12XB".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn the_printed_configuration_reads_as_the_readme_and_back() {
+        let yaml = serde_yaml::to_string(&Config::default()).expect("serialise");
+        for line in [
+            "  retention: 30d\n",
+            "  retention_interval: 1h\n",
+            "  commit_interval: 250ms\n",
+            "  checkpoint_threshold: 256MiB\n",
+            "    max_body_size: 20MiB\n",
+            "    series_ttl: 5m\n",
+            "  time_window_grace: 10s\n",
+        ] {
+            assert!(yaml.contains(line), "{line:?} in\n{yaml}");
+        }
+        assert!(!yaml.contains("days"), "{yaml}");
+        assert_eq!(
+            serde_yaml::from_str::<Config>(&yaml).expect("reads back"),
+            Config::default()
+        );
+
+        let custom: Config = serde_yaml::from_str(
+            "receivers:\n  otlp:\n    max_body_size: 1500\nstore:\n  retention: 1h 30m\n  checkpoint_threshold: 1GB\n",
+        )
+        .expect("parses");
+        let yaml = serde_yaml::to_string(&custom).expect("serialise");
+        assert!(yaml.contains("  retention: 1h30m\n"), "{yaml}");
+        assert!(yaml.contains("  checkpoint_threshold: 1GB\n"), "{yaml}");
+        assert!(yaml.contains("    max_body_size: 1500\n"), "{yaml}");
+        assert_eq!(
+            serde_yaml::from_str::<Config>(&yaml).expect("reads back"),
+            custom
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub struct DetectionConfig {
     pub rule: RuleName,
     /// How often, at most, machine-health rules are evaluated while data arrives. New events wake
     /// the engine as soon as the store commits them; with no data it wakes once a second.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub poll_interval: Duration,
     /// Most inference events read from the store in one pass.
     pub batch_events: NonZeroUsize,
@@ -36,10 +36,10 @@ pub struct DetectionConfig {
     pub tap_events: NonZeroUsize,
     /// A time window whose end has passed is decided once no event of its model version came
     /// for this long, without waiting for an event of the next window.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub time_window_grace: Duration,
     /// How often closed windows are re-evaluated with feedback (labels) that arrived since.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "millwatch_exporters::units::duration")]
     pub performance_interval: Duration,
     /// Labelled events a window (and the baseline) needs before its performance is reported.
     pub performance_min_labels: NonZeroUsize,
@@ -123,11 +123,11 @@ pub struct ModelConfig {
     pub slide_events: Option<NonZeroUsize>,
     /// Windows by event time instead of by count: each holds the events whose time falls in
     /// it, and is decided when the first event past its end arrives.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "millwatch_exporters::units::duration")]
     pub window_duration: Option<Duration>,
     /// With `window_duration`: a window ends every this long and covers the `window_duration`
     /// before its end (a sliding window); tumbling when absent.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "millwatch_exporters::units::duration")]
     pub slide_duration: Option<Duration>,
     /// Non-missing values a feature needs on both sides to get a verdict.
     #[serde(default)]
@@ -342,7 +342,7 @@ pub enum HealthCheck {
     },
     /// Alert when a series has had no point for `intervals` x `interval`.
     Absence {
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "millwatch_exporters::units::duration")]
         interval: Duration,
         intervals: NonZeroUsize,
     },

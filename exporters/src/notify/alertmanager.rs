@@ -56,13 +56,13 @@ pub struct AlertmanagerConfig {
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     /// Timeout of one request, connection included.
-    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    #[serde(default = "defaults::timeout", with = "crate::units::duration")]
     pub timeout: Duration,
     /// How often alerts still firing are posted again. Each post says the alert ends
     /// [`VALID_FOR_RESENDS`] intervals later (`endsAt`), as Prometheus does, so Alertmanager
     /// keeps it active while Millwatch keeps posting and resolves it soon after Millwatch
     /// stops.
-    #[serde(default = "defaults::resend_interval", with = "humantime_serde")]
+    #[serde(default = "defaults::resend_interval", with = "crate::units::duration")]
     pub resend_interval: Duration,
 }
 

@@ -68,7 +68,7 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub signature: Option<SignatureConfig>,
     /// Timeout of one request, connection included.
-    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    #[serde(default = "defaults::timeout", with = "crate::units::duration")]
     pub timeout: Duration,
     /// Most alerts in one body (`0`: all); the rest are counted in `truncatedAlerts`.
     #[serde(default)]

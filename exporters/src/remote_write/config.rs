@@ -76,10 +76,10 @@ pub struct RemoteWriteConfig {
     #[serde(default = "defaults::max_samples_per_send")]
     pub max_samples_per_send: NonZeroUsize,
     /// Longest time a queued sample waits for a fuller batch before it is sent.
-    #[serde(default = "defaults::flush_interval", with = "humantime_serde")]
+    #[serde(default = "defaults::flush_interval", with = "crate::units::duration")]
     pub flush_interval: Duration,
     /// Timeout of one HTTP request, connection included.
-    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    #[serde(default = "defaults::timeout", with = "crate::units::duration")]
     pub timeout: Duration,
     /// The persistent queue that holds samples until the receiver has accepted them.
     pub queue: QueueConfig,
@@ -105,13 +105,13 @@ pub struct QueueConfig {
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Wait after the first failure; doubles with each further failure.
-    #[serde(default = "defaults::min_backoff", with = "humantime_serde")]
+    #[serde(default = "defaults::min_backoff", with = "crate::units::duration")]
     pub min_backoff: Duration,
     /// Longest wait between two tries.
-    #[serde(default = "defaults::max_backoff", with = "humantime_serde")]
+    #[serde(default = "defaults::max_backoff", with = "crate::units::duration")]
     pub max_backoff: Duration,
     /// Longest `Retry-After` answer honoured.
-    #[serde(default = "defaults::max_retry_after", with = "humantime_serde")]
+    #[serde(default = "defaults::max_retry_after", with = "crate::units::duration")]
     pub max_retry_after: Duration,
 }
 

@@ -80,7 +80,7 @@ pub struct EmailConfig {
     #[serde(default = "defaults::hello_name")]
     pub hello_name: String,
     /// Timeout of one delivery: connection, TLS, the SMTP dialogue and the message.
-    #[serde(default = "defaults::timeout", with = "humantime_serde")]
+    #[serde(default = "defaults::timeout", with = "crate::units::duration")]
     pub timeout: Duration,
 }
 
