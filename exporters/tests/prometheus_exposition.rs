@@ -204,6 +204,19 @@ fn delta_sums_accumulate_and_delta_gauges_are_dropped() {
 }
 
 #[test]
+fn a_fresh_exposition_shows_every_drop_reason_at_zero() {
+    let text = exposition().render(Format::Text, Instant::now());
+    for reason in ["delta_temporality", "malformed", "type_conflict"] {
+        let line = format!("millwatch_prometheus_points_dropped_total{{reason=\"{reason}\"}} 0\n");
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    assert!(
+        !text.contains("millwatch_prometheus_series_dropped_total{"),
+        "per metric: no series before a metric is dropped\n{text}"
+    );
+}
+
+#[test]
 fn conflicting_types_drop_the_later_metric() {
     let e = exposition();
     let t = now_nanos();

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.sdk.metrics import MeterProvider
@@ -611,6 +612,70 @@ def test_dashboard_metric_names_are_on_metrics(make_collector):
     assert set(missing.get("machine-health.json", [])) <= CHART_SERIES | {"millwatch_machine_health_alert"}
 
 
+# --- 4b. a fresh collector: its own families at 0 ---------------------------------------------
+# Families whose labels name a model, feature, metric series, dropped metric or remote-write
+# target: with nothing received (or no target configured) there is no series to show at 0.
+WITH_DATA_ONLY = {
+    "millwatch_drift_statistic", "millwatch_drift_detected", "millwatch_drift_share", "millwatch_drift_threshold",
+    "millwatch_data_missing_ratio", "millwatch_data_quality_ratio", "millwatch_data_schema_change",
+    "millwatch_model_performance", "millwatch_model_performance_degraded", "millwatch_model_info",
+    "millwatch_prediction", "millwatch_prediction_class_ratio", "millwatch_detection_windows_total",
+    "millwatch_control_chart_violation", "millwatch_control_chart_statistic", "millwatch_control_chart_center",
+    "millwatch_control_chart_upper_limit", "millwatch_control_chart_lower_limit", "millwatch_machine_health_alert",
+    "millwatch_prometheus_series_dropped_total",
+} | REMOTE_WRITE_SERIES
+BUILTIN_RULES = {"MillwatchDrift", "MillwatchDataQuality", "MillwatchPerformanceDrop", "MillwatchMachineHealth",
+                 "MillwatchAbsence", "MillwatchCollector"}
+
+
+def rule_metric_names() -> set[str]:
+    """Millwatch's own names in the compose stack's Prometheus alert rules."""
+    rules = yaml.safe_load((ROOT / "deploy" / "compose" / "rules" / "millwatch.yaml").read_text())
+    names = set()
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            names |= dashboards_check.metric_names(rule["expr"])
+    return {n for n in names if n.startswith("millwatch_")}
+
+
+def test_a_fresh_collector_shows_its_families_at_zero(make_collector):
+    """promtool: Debian's prometheus package. Nothing sent, one alert receiver configured:
+    every family the dashboards and the alert rules use is on /metrics, at 0, except those
+    that only have series once there is data; and promtool accepts it."""
+    collector = make_collector('alerting:\n  receivers:\n    hook: {type: webhook, url: "http://127.0.0.1:9/x"}\n'
+                               "  route: {receiver: hook}\n")
+    text = get_metrics(collector).text
+    promtool_check_metrics(text)
+    _, samples = parse(text)
+
+    def values(name: str, **labels) -> list[float]:
+        return [v for n, ls, v in samples if n == name and all(ls.get(k) == w for k, w in labels.items())]
+
+    for reason in ["delta_temporality", "malformed", "type_conflict"]:
+        assert value(samples, "millwatch_prometheus_points_dropped_total", reason=reason) == 0
+    for name in ["millwatch_receiver_requests_total", "millwatch_receiver_items_received_total",
+                 "millwatch_receiver_items_stored_total", "millwatch_receiver_items_rejected_total",
+                 "millwatch_receiver_requests_refused_total"]:
+        assert values(name) and set(values(name)) == {0.0}, (name, values(name))
+    assert value(samples, "millwatch_detection_lag_events") == 0
+    assert value(samples, "millwatch_detection_lag_seconds") == 0
+    assert value(samples, "millwatch_detection_verdict_delay_seconds_count") == 0
+    for state in ["pending", "firing"]:
+        names = {ls["alertname"] for n, ls, v in samples if n == "millwatch_alerts" and ls["state"] == state}
+        assert names >= BUILTIN_RULES, (state, names)
+    assert set(values("millwatch_alerts")) == {0.0}, values("millwatch_alerts")
+    for outcome in ["delivered", "retryable", "permanent"]:
+        assert value(samples, "millwatch_notifications_total", receiver="hook", outcome=outcome) == 0
+    assert value(samples, "millwatch_notification_queue", receiver="hook") == 0
+    assert value(samples, "millwatch_notification_latency_seconds_count", receiver="hook") == 0
+
+    used = set().union(*(d.metrics for d in dashboards_check.load_all())) | rule_metric_names()
+    wanted = {n for n in used if n.startswith("millwatch_")}  # the others are the machines' own
+    missing = wanted - dashboards_check.exposed_names(text)
+    assert missing <= WITH_DATA_ONLY, f"not on a fresh /metrics: {sorted(missing - WITH_DATA_ONLY)}"
+    assert "millwatch_alerts" in wanted and "millwatch_detection_lag_seconds" in wanted
+
+
 # --- 5. with the detection engine: every dashboard series, and promtool on all of them --------
 MODEL, VERSION = "defect-detector", "3.2.1"
 REGRESSOR = "cycle-time"  # a second model, with numeric predictions
@@ -760,7 +825,8 @@ def test_every_dashboard_series_with_the_detection_engine(make_collector, tmp_pa
         cusum = one("millwatch_control_chart_statistic", health_rule="spindle-cusum", metric="hw.temperature",
                     series=SPINDLE0, statistic="cusum_upper")
         return (one("millwatch_notification_queue", receiver="hook") == 0
-                and one("millwatch_notifications_total", receiver="hook", outcome="delivered") is not None
+                # on /metrics at 0 from the start: wait for the delivery itself
+                and (one("millwatch_notifications_total", receiver="hook", outcome="delivered") or 0) >= 1
                 and (one("millwatch_detection_windows_total", model=MODEL, version=VERSION) or 0) >= 2
                 and one("millwatch_detection_windows_total", model=REGRESSOR, version=VERSION) == 2
                 and cusum is not None and math.isclose(cusum, c_plus))

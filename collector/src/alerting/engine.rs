@@ -153,6 +153,13 @@ pub fn start(
         }
     }
     engine.resolve_unknown_rules(now);
+    metrics.start_at_zero(
+        engine.rules.iter().map(|r| {
+            let severity = r.labels.get("severity").map_or("", String::as_str);
+            (r.name.as_str(), severity)
+        }),
+        notifiers.keys().map(String::as_str),
+    );
     // The API lists what was stored before the first evaluation.
     engine.publish(now);
     tracing::info!(

@@ -139,6 +139,16 @@ impl Engine {
             unsaved: false,
             saved_at: Instant::now(),
         };
+        // On /metrics from the start, so that a fresh collector shows no lag and no verdicts
+        // yet rather than no data; the first pass sets the real lag.
+        engine.gauges.lag_events.set(&[], 0.0);
+        engine.gauges.lag_seconds.set(&[], 0.0);
+        engine.gauges.verdict_delay.set_histogram(
+            &[],
+            &DELAY_BUCKETS,
+            &engine.delays.0,
+            engine.delays.1,
+        );
         for rec in saved.models {
             let key = ModelKey {
                 model: rec.model.clone(),

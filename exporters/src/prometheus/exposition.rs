@@ -24,7 +24,7 @@ use super::translate::{
 pub struct ExpositionConfig {
     /// A translated OTLP series that receives no point for this long disappears from
     /// `/metrics` (the collector's own series never expire).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::units::duration")]
     pub series_ttl: Duration,
     /// At most this many series per metric family; points of further series are dropped and
     /// counted in `millwatch_prometheus_series_dropped_total{metric}`.
@@ -601,6 +601,11 @@ impl MetricsExposition {
             true,
             "OTLP points not exposed, by reason (delta_temporality, malformed, type_conflict).",
         );
+        // Every reason at 0 from the start: a rate over it is 0, not "no data", on a fresh
+        // collector. Series dropped are per metric, so that family starts empty.
+        for reason in DropReason::ALL {
+            add_to(&points_dropped, &[("reason", reason.as_str())], 0.0);
+        }
         let mut families = HashMap::new();
         families.insert(series_dropped.name.clone(), series_dropped.clone());
         families.insert(points_dropped.name.clone(), points_dropped.clone());

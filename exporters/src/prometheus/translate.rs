@@ -83,6 +83,12 @@ pub(crate) enum DropReason {
 }
 
 impl DropReason {
+    pub(crate) const ALL: [DropReason; 3] = [
+        DropReason::DeltaTemporality,
+        DropReason::Malformed,
+        DropReason::TypeConflict,
+    ];
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             DropReason::DeltaTemporality => "delta_temporality",
