@@ -121,6 +121,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             init_logging(&config);
+            let log_format = config.log.format;
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -134,8 +135,7 @@ pub fn main() -> ExitCode {
             match runtime.block_on(crate::run::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("error: {e:#}");
+                    report_failure(log_format, &e);
                     ExitCode::from(1)
                 }
             }
@@ -157,6 +157,37 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Says once why `run` stopped: as one JSON log record when the logs are JSON (what a log
+/// shipper reads), else as one `error:` line.
+fn report_failure(format: LogFormat, e: &anyhow::Error) {
+    let message = error_text(e);
+    match format {
+        LogFormat::Json => tracing::error!("{message}"),
+        LogFormat::Text => eprintln!("error: {message}"),
+    }
+}
+
+/// An error and its causes on one line, each said once. DuckDB's errors carry their message
+/// and then again as their source, whose own text ("Error code 1: Unknown error code") tells
+/// nothing; an I/O error behind a message that quotes it would repeat too.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        if cause.downcast_ref::<duckdb::ffi::Error>().is_some() {
+            continue;
+        }
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MILLWATCH_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
@@ -167,5 +198,35 @@ fn init_logging(config: &Config) {
     match config.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_said_once() {
+        let duckdb = duckdb::Error::DuckDBFailure(
+            duckdb::ffi::Error::new(1),
+            Some("IO Error: Could not set lock on file \"x\"".into()),
+        );
+        let e = anyhow::Error::new(crate::store::StoreError::from(duckdb))
+            .context("opening the store in ./d");
+        assert_eq!(
+            format!("{e:#}"),
+            "opening the store in ./d: DuckDB: IO Error: Could not set lock on file \"x\": \
+             IO Error: Could not set lock on file \"x\": Error code 1: Unknown error code",
+            "what was printed before"
+        );
+        assert_eq!(
+            error_text(&e),
+            "opening the store in ./d: DuckDB: IO Error: Could not set lock on file \"x\""
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = anyhow::Error::new(io)
+            .context("reading x")
+            .context("starting");
+        assert_eq!(error_text(&e), "starting: reading x: denied");
     }
 }

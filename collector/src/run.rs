@@ -1,5 +1,5 @@
-//! `millwatch run`: opens the store, starts the receivers and the API, and on SIGINT/SIGTERM
-//! stops accepting, commits what was acknowledged-to-be, and closes DuckDB cleanly.
+//! `millwatch run`: binds its ports, opens the store, starts the receivers and the API, and on
+//! SIGINT/SIGTERM stops accepting, commits what was acknowledged-to-be, and closes DuckDB cleanly.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,18 +13,30 @@ use crate::api::{self, ApiState};
 use crate::config::Config;
 use crate::pipeline::{Ingest, now_ns};
 use crate::receivers::otlp::{Logs, Metrics, Traces, grpc::OtlpGrpcService, http};
-use crate::store::{Store, writer};
+use crate::store::{Store, StoreError, writer};
 use crate::telemetry::{SelfMetrics, Telemetry};
 use millwatch_exporters::prometheus::MetricsExposition;
 use millwatch_exporters::remote_write::RemoteWriteExporter;
 
 /// Runs the collector until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Every port is bound before the store is opened: a busy port fails here, at once, without
+    // the store being created, migrated or its journal replayed.
+    let listeners = Listeners::bind(&config).await?;
     let telemetry = Arc::new(Telemetry::default());
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
         .await?
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+        .map_err(|e| match e {
+            // These name the directory or the file themselves.
+            StoreError::Locked { .. }
+            | StoreError::DataDir { .. }
+            | StoreError::SchemaTooNew { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!(
+                "opening the store in {}",
+                config.data_dir.display()
+            )),
+        })?;
     tracing::info!(path = %store.path.display(), "store open");
     let writer_conn = store.connect()?;
     let observer_telemetry = telemetry.clone();
@@ -125,6 +137,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let directory = Arc::new(api::directory::Directory::new(&config));
     let api_state = Arc::new(ApiState {
         store: store.clone(),
         telemetry: telemetry.clone(),
@@ -137,19 +150,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .collect(),
         ready: false.into(),
         alerting: alerting.as_ref().map(|a| a.shared.clone()),
+        directory: directory.clone(),
     });
-    let api_listener = bind(config.api.endpoint, "API").await?;
     servers.spawn(serve_axum(
-        api_listener,
+        listeners.api,
         api::router(api_state.clone()),
         stop_rx.clone(),
     ));
 
-    if config.receivers.otlp.http.enabled {
-        let listener = bind(config.receivers.otlp.http.endpoint, "OTLP/HTTP").await?;
+    if let Some(listener) = listeners.otlp_http {
         let receiver = Arc::new(http::HttpReceiver {
             ingest: ingest.clone(),
             max_body_bytes: max_body,
+            directory: directory.clone(),
         });
         servers.spawn(serve_axum(
             listener,
@@ -157,8 +170,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             stop_rx.clone(),
         ));
     }
-    if config.receivers.otlp.grpc.enabled {
-        let listener = bind(config.receivers.otlp.grpc.endpoint, "OTLP/gRPC").await?;
+    if let Some(listener) = listeners.otlp_grpc {
         // Nagle's algorithm against the client's delayed ACKs held HTTP/2 window updates and
         // responses ~40 ms (a 350 KB request of 500 events waited on several).
         let incoming =
@@ -252,11 +264,62 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 }
 
-async fn bind(addr: std::net::SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the {what} listener to {addr}"))?;
-    tracing::info!(%addr, "{what} listening");
+/// The listening sockets, bound before anything else starts.
+struct Listeners {
+    api: TcpListener,
+    otlp_http: Option<TcpListener>,
+    otlp_grpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let otlp = &config.receivers.otlp;
+        let api = bind(config.api.endpoint, "the API", "api.endpoint", "--http").await?;
+        let otlp_http = if otlp.http.enabled {
+            let (key, flag) = ("receivers.otlp.http.endpoint", "--otlp-http");
+            Some(bind(otlp.http.endpoint, "OTLP/HTTP", key, flag).await?)
+        } else {
+            None
+        };
+        let otlp_grpc = if otlp.grpc.enabled {
+            let (key, flag) = ("receivers.otlp.grpc.endpoint", "--otlp-grpc");
+            Some(bind(otlp.grpc.endpoint, "OTLP/gRPC", key, flag).await?)
+        } else {
+            None
+        };
+        Ok(Listeners {
+            api,
+            otlp_http,
+            otlp_grpc,
+        })
+    }
+}
+
+/// Binds `addr` for `what`; a failure names the address, the setting and the flag that choose it.
+async fn bind(
+    addr: std::net::SocketAddr,
+    what: &str,
+    key: &str,
+    flag: &str,
+) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!(" (another process listens there: stop it, or set {key} or {flag} to a free port)")
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                format!(" (not an address of this machine: set {key} or {flag})")
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need privileges)".to_owned()
+            }
+            _ => String::new(),
+        };
+        anyhow::anyhow!("cannot listen on {addr} for {what}: {e}{hint}")
+    })?;
+    // The bound address: the port the system chose for `:0`.
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, "listening for {what}");
     Ok(listener)
 }
 

@@ -1,10 +1,13 @@
-//! The HTTP API on the API address: health, readiness, `/metrics`, and `/api/v1/*`.
+//! The HTTP API on the API address: health, readiness, `/metrics`, and `/api/v1/*`; `GET /`
+//! and unknown paths point to them ([`directory`]).
+
+pub mod directory;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -29,6 +32,8 @@ pub struct ApiState {
     pub ready: AtomicBool,
     /// The alert manager's state for `/api/v1/alerts` and `/api/v1/silences`, when it runs.
     pub alerting: Option<Arc<crate::alerting::engine::Shared>>,
+    /// Where things are, for `GET /` and unknown paths.
+    pub directory: Arc<directory::Directory>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -36,6 +41,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         Some(shared) => crate::alerting::api::router(shared.clone()),
         None => Router::new(),
     };
+    let directory = state.directory.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -44,6 +50,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state.clone())
         .merge(crate::detection::api::router(state.store.clone()))
         .merge(alerting)
+        .fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap| async move {
+                directory.answer(directory::Listener::Api, &method, &uri, &headers)
+            },
+        )
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {

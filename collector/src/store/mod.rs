@@ -5,6 +5,7 @@
 pub(crate) mod columns;
 mod feature_keys;
 pub mod journal;
+pub mod lock;
 pub mod schema;
 pub mod writer;
 
@@ -41,6 +42,17 @@ pub enum StoreError {
     },
     #[error("DuckDB: {0}")]
     DuckDb(#[from] duckdb::Error),
+    /// Another process (most likely another collector) has the database open.
+    #[error(
+        "the data directory {data_dir} is in use: {} holds the lock on {database}; stop it, or \
+         give this collector another data directory (data_dir, --data-dir)",
+        lock::describe(.holder)
+    )]
+    Locked {
+        data_dir: PathBuf,
+        database: PathBuf,
+        holder: Option<lock::LockHolder>,
+    },
     #[error(
         "the database at {path} has schema version {found}, newer than this millwatch knows ({known})"
     )]
@@ -80,7 +92,7 @@ impl Store {
             source,
         })?;
         let path = database_path(data_dir);
-        let conn = Connection::open(&path)?;
+        let conn = Connection::open(&path).map_err(|e| opening_failed(e, data_dir, &path))?;
         // The journal's records are columns of the schema that wrote them: replay them before a
         // migration changes a table (a schema from before the journal has none to replay).
         let journal_path = journal::path_in(data_dir);
@@ -163,6 +175,20 @@ impl Store {
         let store = Arc::new(self);
         let handle = writer::spawn(writer_conn, store.known.clone(), options)?;
         Ok((handle, store))
+    }
+}
+
+/// DuckDB's refusal to open a database another process holds, turned into one that names the
+/// data directory and that process; other errors as they are.
+fn opening_failed(e: duckdb::Error, data_dir: &Path, database: &Path) -> StoreError {
+    let message = e.to_string();
+    if !lock::is_lock_conflict(&message) {
+        return e.into();
+    }
+    StoreError::Locked {
+        data_dir: data_dir.to_owned(),
+        database: database.to_owned(),
+        holder: lock::holder_from_message(&message).or_else(|| lock::holder_from_proc(database)),
     }
 }
 

@@ -1,18 +1,19 @@
 //! OTLP/HTTP on axum: `POST /v1/metrics`, `/v1/logs` and `/v1/traces` with protobuf or JSON,
 //! optionally gzip'd. The response uses the request's encoding; failures carry a
-//! `google.rpc.Status` body.
+//! `google.rpc.Status` body. Other paths and methods get pointers to the API and the docs.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use super::decode::{self, DecodeError, Encoding};
 use super::{Logs, Metrics, OtlpSignal, Traces, json};
+use crate::api::directory::{Directory, Listener};
 use crate::pipeline::Ingest;
 use crate::telemetry::{Protocol, Refusal};
 
@@ -33,13 +34,26 @@ const UNAVAILABLE: i32 = 14;
 pub struct HttpReceiver {
     pub ingest: Arc<Ingest>,
     pub max_body_bytes: usize,
+    /// Where things are, for `GET /`, unknown paths and wrong methods.
+    pub directory: Arc<Directory>,
 }
 
 pub fn router(receiver: Arc<HttpReceiver>) -> Router {
+    let (unknown, wrong_method) = (receiver.directory.clone(), receiver.directory.clone());
     Router::new()
         .route(Metrics::PATH, post(export::<Metrics>))
         .route(Logs::PATH, post(export::<Logs>))
         .route(Traces::PATH, post(export::<Traces>))
+        .fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap| async move {
+                unknown.answer(Listener::OtlpHttp, &method, &uri, &headers)
+            },
+        )
+        .method_not_allowed_fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap| async move {
+                wrong_method.wrong_method(Listener::OtlpHttp, &method, &uri, &headers, "POST")
+            },
+        )
         .with_state(receiver)
 }
 
