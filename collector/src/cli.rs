@@ -31,7 +31,8 @@ pub enum Command {
         config: PathBuf,
     },
     /// Offline drift between a reference and a current CSV or Parquet file. Exit 0 whether or
-    /// not drift was found (2 with --fail-on-drift when it was), 1 on bad input.
+    /// not drift was found (2 with --fail-on-drift when it was), 1 on bad input or when no
+    /// column could be tested (no verdict).
     Drift(crate::offline_drift::DriftArgs),
     /// Built-in benchmarks.
     #[command(subcommand)]
