@@ -24,14 +24,16 @@ pub enum Command {
     /// Run the collector. With no config file, the embedded default: data in ./millwatch-data,
     /// OTLP on 127.0.0.1:4317 (gRPC) and 127.0.0.1:4318 (HTTP), API on 127.0.0.1:9464.
     Run(RunArgs),
-    /// Check a config file and report every error with its location; exit 1 if any.
+    /// Check a config file and report every error with its location; exit 1 if any. Files it
+    /// names (baseline files, CA files) must exist; relative paths are taken from its folder.
     Validate {
         /// The YAML file to check.
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Offline drift between a reference and a current CSV or Parquet file. Exit 0 whether or
-    /// not drift was found (2 with --fail-on-drift when it was), 1 on bad input.
+    /// not drift was found (2 with --fail-on-drift when it was), 1 on bad input or when no
+    /// column could be tested (no verdict).
     Drift(crate::offline_drift::DriftArgs),
     /// Built-in benchmarks.
     #[command(subcommand)]
@@ -68,7 +70,7 @@ impl RunArgs {
     /// The configuration `run` would use: the file (or the default) with the flags applied.
     pub fn effective_config(&self) -> Result<Config, config::load::ConfigErrors> {
         let mut config = match &self.config {
-            Some(path) => config::load::load_file::<Config>(path)?,
+            Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
         if let Some(d) = &self.data_dir {
@@ -140,7 +142,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { config } => match config::load::load_file::<Config>(&config) {
+        Command::Validate { config } => match Config::from_file(&config) {
             Ok(_) => {
                 println!("{}: ok", config.display());
                 ExitCode::SUCCESS

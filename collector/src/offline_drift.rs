@@ -1,12 +1,15 @@
 //! `millwatch drift`: offline drift between two CSV or Parquet files, for CI pipelines and
 //! notebooks. The statistics are the detectors crate's; this module reads files and prints.
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use millwatch_detectors::dataset::{Column, Dataset};
-use millwatch_detectors::drift::{self, Correction, DecisionRule, DriftOptions, TestSelection};
+use millwatch_detectors::drift::{
+    self, Correction, DEFAULT_MIN_SAMPLES, DecisionRule, DriftOptions, TestSelection,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -57,12 +60,18 @@ pub struct DriftArgs {
     /// Exit 2 when the dataset drifted (for CI pipelines).
     #[arg(long)]
     pub fail_on_drift: bool,
+    /// Usable values a column needs in each file to be tested; a column with fewer is listed
+    /// as not tested, with a warning (the live engine's `detection.min_samples` default).
+    #[arg(long, default_value_t = DEFAULT_MIN_SAMPLES)]
+    pub min_samples: NonZeroUsize,
 }
 
 pub fn main(args: DriftArgs) -> ExitCode {
     match run(&args) {
-        Ok(drifted) if drifted && args.fail_on_drift => ExitCode::from(2),
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(Some(drifted)) if drifted && args.fail_on_drift => ExitCode::from(2),
+        Ok(Some(_)) => ExitCode::SUCCESS,
+        // The report is printed; a pipeline must not take "nothing tested" for "no drift".
+        Ok(None) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
@@ -70,7 +79,8 @@ pub fn main(args: DriftArgs) -> ExitCode {
     }
 }
 
-fn run(args: &DriftArgs) -> anyhow::Result<bool> {
+/// Prints the report; the dataset verdict, or `None` when no column could be tested.
+fn run(args: &DriftArgs) -> anyhow::Result<Option<bool>> {
     let tests: TestSelection = args
         .tests
         .parse()
@@ -92,12 +102,24 @@ fn run(args: &DriftArgs) -> anyhow::Result<bool> {
             RuleArg::Evidently => DecisionRule::EvidentlyCompatible,
             RuleArg::Live => DecisionRule::live_default(),
         },
+        min_samples: args.min_samples,
         ..DriftOptions::default()
     };
     let report = drift::compare(&reference, &current, &options)?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => print!("{}", drift::render_table(&report)),
+    }
+    // On stderr too, so that they show with `--format json` and in CI logs.
+    for u in &report.not_tested {
+        eprintln!("warning: not tested: {}", u.message);
+    }
+    if report.dataset.drifted.is_none() {
+        eprintln!(
+            "error: no verdict: none of the {} columns could be tested (each needs at least {} usable values in both files; see --min-samples)",
+            report.not_tested.len(),
+            report.min_samples
+        );
     }
     Ok(report.dataset.drifted)
 }

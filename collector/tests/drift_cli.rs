@@ -1,5 +1,6 @@
 //! `millwatch drift` as a user runs it: the binary on the conformance data, as CSV and as
-//! Parquet, with the JSON compared with scipy's figures.
+//! Parquet, with the JSON compared with scipy's figures; columns on one side only, files with
+//! nothing in common and samples below the stated minimum, in both output formats.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -302,4 +303,214 @@ fn bonferroni_correction_decides_on_p_times_the_column_count() {
             "{name}: the statistic does not change"
         );
     }
+}
+
+/// A folder of its own for a test's files, emptied first.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("millwatch-drift-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// A column of a generated CSV: its name, and its value in a row (`None`: empty).
+type GeneratedColumn<'a> = (&'a str, &'a dyn Fn(usize) -> Option<f64>);
+
+/// A CSV of `rows` rows of `columns`.
+fn write_csv(path: &Path, rows: usize, columns: &[GeneratedColumn]) {
+    let mut text = columns.iter().map(|c| c.0).collect::<Vec<_>>().join(",");
+    text.push('\n');
+    for i in 0..rows {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|(_, f)| f(i).map(|v| v.to_string()).unwrap_or_default())
+            .collect();
+        text.push_str(&cells.join(","));
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("write csv");
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn columns_on_one_side_only_and_sparse_columns_are_listed_with_their_reason() {
+    let dir = scratch("one-side");
+    let (reference, current) = (dir.join("reference.csv"), dir.join("current.csv"));
+    let value = |i: usize| Some((i % 17) as f64);
+    let shifted = |i: usize| Some((i % 17) as f64 + 0.25);
+    let sparse = |i: usize| (i < 5).then_some(i as f64);
+    write_csv(
+        &reference,
+        200,
+        &[("speed", &value), ("sparse", &value), ("gone", &value)],
+    );
+    write_csv(
+        &current,
+        100,
+        &[("speed", &shifted), ("sparse", &sparse), ("added", &value)],
+    );
+    let args = |format: &'static str| {
+        [
+            "--reference",
+            reference.to_str().expect("path"),
+            "--current",
+            current.to_str().expect("path"),
+            "--format",
+            format,
+        ]
+    };
+
+    let out = drift(&args("json"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let report = json_of(&out);
+    let tested: Vec<&str> = report["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c["column"].as_str().expect("name"))
+        .collect();
+    assert_eq!(tested, ["speed"]);
+    let untested: Vec<(&str, &str)> = report["not_tested"]
+        .as_array()
+        .expect("not_tested")
+        .iter()
+        .map(|u| {
+            (
+                u["column"].as_str().expect("column"),
+                u["reason"].as_str().expect("reason"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        untested,
+        [
+            ("sparse", "too_few_values"),
+            ("gone", "not_in_current"),
+            ("added", "not_in_reference"),
+        ]
+    );
+    assert_eq!(report["not_tested"][0]["current_values"], 5);
+    assert_eq!(report["min_samples"], 30);
+    assert_eq!(report["dataset"]["columns"], 1);
+    assert!(report["dataset"]["drifted"].is_boolean(), "{report}");
+    let err = stderr_of(&out);
+    for name in ["sparse", "gone", "added"] {
+        assert!(
+            err.contains(&format!("warning: not tested: column '{name}'")),
+            "{err}"
+        );
+    }
+
+    let out = drift(&args("table"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let table = stdout_of(&out);
+    for line in [
+        "not tested  column 'sparse' has only 5 current values; a verdict needs at least 30 on each side",
+        "not tested  column 'gone' is not in the current data",
+        "not tested  column 'added' is not in the reference data",
+        "of 1 columns drifted",
+        "; 3 not tested",
+        "A column needs at least 30 usable values in each dataset to be tested.",
+    ] {
+        assert!(table.contains(line), "{line:?} not in\n{table}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn files_without_a_common_column_are_an_error_not_no_drift() {
+    let dir = scratch("disjoint");
+    let (reference, current) = (dir.join("reference.csv"), dir.join("current.csv"));
+    let value = |i: usize| Some(i as f64);
+    write_csv(&reference, 100, &[("a", &value), ("b", &value)]);
+    write_csv(&current, 100, &[("x", &value)]);
+    for format in ["table", "json"] {
+        let out = drift(&[
+            "--reference",
+            reference.to_str().expect("path"),
+            "--current",
+            current.to_str().expect("path"),
+            "--format",
+            format,
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{format}: {out:?}");
+        assert!(out.stdout.is_empty(), "{format}: {}", stdout_of(&out));
+        assert!(
+            stderr_of(&out).contains(
+                "nothing to compare: no column of the reference data ('a', 'b') is in the current data ('x')"
+            ),
+            "{format}: {}",
+            stderr_of(&out)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_one_row_file_gets_warnings_and_no_verdict() {
+    let dir = scratch("one-row");
+    let (reference, current) = (dir.join("reference.csv"), dir.join("current.csv"));
+    let value = |i: usize| Some((i % 11) as f64);
+    let far = |_: usize| Some(1000.0);
+    write_csv(&reference, 300, &[("a", &value), ("b", &value)]);
+    write_csv(&current, 1, &[("a", &far), ("b", &far)]);
+    let run = |format: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--reference",
+            reference.to_str().expect("path"),
+            "--current",
+            current.to_str().expect("path"),
+            "--fail-on-drift",
+            "--format",
+        ];
+        args.push(format);
+        args.extend_from_slice(extra);
+        drift(&args)
+    };
+
+    let out = run("json", &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report = json_of(&out);
+    assert!(report["dataset"]["drifted"].is_null(), "{report}");
+    assert_eq!(report["columns"].as_array().map(Vec::len), Some(0));
+    assert!(
+        report["not_tested"]
+            .as_array()
+            .expect("not_tested")
+            .iter()
+            .all(|u| u["reason"] == "too_few_values" && u["current_values"] == 1),
+        "{report}"
+    );
+    assert_eq!(report["min_samples"], 30);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("warning: not tested: column 'a' has only 1 current value; a verdict needs at least 30 on each side"),
+        "{err}"
+    );
+    assert!(err.contains("error: no verdict"), "{err}");
+
+    let out = run("table", &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let table = stdout_of(&out);
+    assert!(
+        table.contains("no verdict: no column could be tested; 2 not tested"),
+        "{table}"
+    );
+    assert!(!table.contains("no drift"), "{table}");
+    assert!(stderr_of(&out).contains("error: no verdict"));
+
+    // The user can take the risk, and then gets a verdict (here: drift, exit 2).
+    let out = run("json", &["--min-samples", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(json_of(&out)["dataset"]["drifted"], true);
+    let out = run("table", &["--min-samples", "0"]);
+    assert_eq!(out.status.code(), Some(1), "a minimum of 0 is refused");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,14 +1,16 @@
 //! `drift::compare` on whole datasets beyond the conformance cases: Bonferroni and
 //! Benjamini–Hochberg correction across columns (checked against corrected p-values worked out
 //! by hand from p-values scipy gives for the same counts), and per-column overrides of test and
-//! threshold; columns without usable values set aside with their reason.
+//! threshold; columns without usable values, with too few values or on one side only set aside
+//! with their reason, and no verdict when nothing could be tested.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
 
 use millwatch_detectors::dataset::{Column, Dataset};
 use millwatch_detectors::drift::{
-    ColumnOverride, Correction, DecidedBy, DriftOptions, DriftTest, UntestedReason, compare,
-    render_table,
+    ColumnOverride, Correction, DEFAULT_MIN_SAMPLES, DecidedBy, DriftOptions, DriftTest,
+    UntestedReason, compare, render_table,
 };
 use millwatch_detectors::error::DetectorError;
 
@@ -113,7 +115,7 @@ fn check(correction: Correction, corrected: [f64; 4], drifted: [bool; 4], datase
     assert!(!e.drifted);
     let n_drifted = drifted.iter().filter(|&&d| d).count();
     assert_eq!(report.dataset.drifted_columns, n_drifted);
-    assert_eq!(report.dataset.drifted, dataset_drifted);
+    assert_eq!(report.dataset.drifted, Some(dataset_drifted));
 }
 
 #[test]
@@ -239,7 +241,7 @@ fn column_overrides_set_the_test_and_the_threshold() {
         (DriftTest::Wasserstein, 19.5, true)
     );
     assert_eq!(report.dataset.drifted_columns, 3);
-    assert!(report.dataset.drifted); // 3 of 5 >= 0.5
+    assert_eq!(report.dataset.drifted, Some(true)); // 3 of 5 >= 0.5
 }
 
 #[test]
@@ -307,7 +309,12 @@ fn columns_without_usable_values_are_reported_not_tested_and_the_rest_still_test
         Column::categorical("no_reference", text(&["a"; 8])),
     ])
     .expect("columns");
-    let report = compare(&r, &c, &DriftOptions::default()).expect("the usable columns are tested");
+    // Eight rows: below the default minimum, which the next test covers.
+    let options = DriftOptions {
+        min_samples: NonZeroUsize::MIN,
+        ..DriftOptions::default()
+    };
+    let report = compare(&r, &c, &options).expect("the usable columns are tested");
 
     let tested: Vec<&str> = report.columns.iter().map(|c| c.column.as_str()).collect();
     assert_eq!(tested, ["ok", "mixed_now"]);
@@ -357,4 +364,120 @@ fn columns_without_usable_values_are_reported_not_tested_and_the_rest_still_test
         "{table}"
     );
     assert!(table.contains("; 4 not tested"), "{table}");
+}
+
+/// `n` numbers 0, 1, 2, ... shifted by `shift`.
+fn counting(name: &str, n: u32, shift: f64) -> Column {
+    Column::numeric(name, (0..n).map(|i| Some(f64::from(i) + shift)).collect())
+}
+
+#[test]
+fn columns_on_one_side_only_and_samples_below_the_minimum_get_no_verdict() {
+    // 40 rows each; `sparse` has only 10 values in the current data, `old` is gone from the
+    // current data, `new` is new in it.
+    let sparse: Vec<Option<f64>> = (0..40).map(|i| (i < 10).then_some(f64::from(i))).collect();
+    let r = Dataset::new(vec![
+        counting("ok", 40, 0.0),
+        counting("sparse", 40, 0.0),
+        counting("old", 40, 0.0),
+    ])
+    .expect("columns");
+    let c = Dataset::new(vec![
+        counting("new", 40, 0.0),
+        counting("ok", 40, 0.5),
+        Column::numeric("sparse", sparse),
+    ])
+    .expect("columns");
+    let report = compare(&r, &c, &DriftOptions::default()).expect("compare");
+    assert_eq!(report.min_samples, DEFAULT_MIN_SAMPLES.get());
+    assert_eq!(report.min_samples, 30);
+    let tested: Vec<&str> = report.columns.iter().map(|c| c.column.as_str()).collect();
+    assert_eq!(tested, ["ok"]);
+    assert_eq!(report.dataset.columns, 1);
+    assert!(report.dataset.drifted.is_some());
+    let untested: Vec<(&str, UntestedReason, usize, usize)> = report
+        .not_tested
+        .iter()
+        .map(|u| {
+            (
+                u.column.as_str(),
+                u.reason,
+                u.reference_values,
+                u.current_values,
+            )
+        })
+        .collect();
+    assert_eq!(
+        untested,
+        [
+            ("sparse", UntestedReason::TooFewValues, 40, 10),
+            ("old", UntestedReason::NotInCurrent, 40, 0),
+            ("new", UntestedReason::NotInReference, 0, 40),
+        ]
+    );
+    assert_eq!(
+        report.not_tested[0].message,
+        "column 'sparse' has only 10 current values; a verdict needs at least 30 on each side"
+    );
+    assert_eq!(
+        report.not_tested[1].message,
+        "column 'old' is not in the current data"
+    );
+    assert_eq!(report.not_tested[1].missing_share.current, 1.0);
+    assert_eq!(report.not_tested[2].missing_share.reference, 1.0);
+    let json = serde_json::to_value(&report).expect("serialise");
+    assert_eq!(json["min_samples"], 30);
+    assert_eq!(json["not_tested"][0]["reason"], "too_few_values");
+    assert_eq!(json["not_tested"][1]["reason"], "not_in_current");
+    assert_eq!(json["not_tested"][2]["reason"], "not_in_reference");
+    let table = render_table(&report);
+    assert!(
+        table.contains("not tested  column 'old' is not in the current data"),
+        "{table}"
+    );
+    assert!(table.contains("; 3 not tested"), "{table}");
+    assert!(table.contains("at least 30 usable values"), "{table}");
+
+    // A lower minimum tests the sparse column.
+    let options = DriftOptions {
+        min_samples: NonZeroUsize::new(10).expect("non-zero"),
+        ..DriftOptions::default()
+    };
+    let report = compare(&r, &c, &options).expect("compare");
+    let tested: Vec<&str> = report.columns.iter().map(|c| c.column.as_str()).collect();
+    assert_eq!(tested, ["ok", "sparse"]);
+}
+
+#[test]
+fn one_row_gets_no_verdict_and_no_common_column_is_an_error() {
+    let r = Dataset::new(vec![counting("a", 100, 0.0), counting("b", 100, 0.0)]).expect("r");
+    let one_row = Dataset::new(vec![counting("a", 1, 0.0), counting("b", 1, 0.0)]).expect("c");
+    let report = compare(&r, &one_row, &DriftOptions::default()).expect("compare");
+    assert!(report.columns.is_empty());
+    assert_eq!(report.dataset.drifted, None);
+    assert_eq!(report.dataset.columns, 0);
+    assert!(
+        report
+            .not_tested
+            .iter()
+            .all(|u| u.reason == UntestedReason::TooFewValues && u.current_values == 1),
+        "{:?}",
+        report.not_tested
+    );
+    let json = serde_json::to_value(&report).expect("serialise");
+    assert_eq!(json["dataset"]["drifted"], serde_json::Value::Null);
+    let table = render_table(&report);
+    assert!(
+        table.contains("no verdict: no column could be tested; 2 not tested"),
+        "{table}"
+    );
+    assert!(!table.contains("no drift"), "{table}");
+
+    let other = Dataset::new(vec![counting("x", 100, 0.0)]).expect("other");
+    let e = compare(&r, &other, &DriftOptions::default()).expect_err("nothing in common");
+    assert!(matches!(e, DetectorError::InvalidInput(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "invalid input: nothing to compare: no column of the reference data ('a', 'b') is in the current data ('x')"
+    );
 }

@@ -231,7 +231,8 @@ fn report_serialises_to_the_cli_json_shape() {
     assert_eq!(col["type_mismatches"], 0);
     let mut top: Vec<&String> = json.as_object().expect("object").keys().collect();
     top.sort();
-    assert_eq!(top, ["columns", "dataset", "not_tested"]);
+    assert_eq!(top, ["columns", "dataset", "min_samples", "not_tested"]);
+    assert_eq!(json["min_samples"], 30);
     assert_eq!(json["not_tested"], serde_json::json!([]));
     assert_eq!(
         col["tests"][col["test"].as_str().expect("name")]["statistic"],

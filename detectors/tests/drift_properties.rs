@@ -1,8 +1,8 @@
 //! Properties over generated input: symmetric statistics are symmetric, results do not depend
 //! on row order, identical samples are at distance zero (p = 1), constant samples give defined
-//! results (the 0.001 std floor), and bad input — empty, NaN or infinite, on either side —
-//! is an error or is skipped as documented, never a panic: for the sample tests, `compare` on
-//! datasets, the sketches, the stream detectors and the control charts.
+//! results (the 0.001 std floor), and bad input — empty, NaN or infinite, or too few values, on
+//! either side — is an error or is skipped as documented, never a panic: for the sample tests,
+//! `compare` on datasets, the sketches, the stream detectors and the control charts.
 
 use millwatch_detectors::DetectorError;
 use millwatch_detectors::charts::{
@@ -273,8 +273,8 @@ fn dataset() -> impl Strategy<Value = Dataset> {
 }
 
 /// Why a column of `reference` / `current` cannot be tested, if it cannot: the reference is
-/// looked at first, then the current data.
-fn untestable(reference: &Column, current: &Column) -> Option<UntestedReason> {
+/// looked at first, then the current data, then the counts against `min_samples`.
+fn untestable(reference: &Column, current: &Column, min_samples: usize) -> Option<UntestedReason> {
     let values = |c: &Column| match &c.values {
         ColumnValues::Numeric(v) => v.iter().flatten().copied().collect::<Vec<f64>>(),
         ColumnValues::Categorical(v) => v.iter().flatten().map(|_| 0.0).collect(),
@@ -289,6 +289,8 @@ fn untestable(reference: &Column, current: &Column) -> Option<UntestedReason> {
         Some(UntestedReason::NoCurrentValues)
     } else if non_finite(&c) {
         Some(UntestedReason::NonFiniteCurrent)
+    } else if r.len() < min_samples || c.len() < min_samples {
+        Some(UntestedReason::TooFewValues)
     } else {
         None
     }
@@ -296,15 +298,19 @@ fn untestable(reference: &Column, current: &Column) -> Option<UntestedReason> {
 
 proptest! {
     #[test]
-    fn compare_sets_aside_bad_columns_with_the_reason_and_never_panics(r in dataset(), c in dataset()) {
+    fn compare_sets_aside_bad_columns_with_the_reason_and_never_panics(r in dataset(), c in dataset(), min_samples in 1usize..8) {
         let bad: Vec<(&str, UntestedReason)> = r
             .columns()
             .iter()
             .zip(c.columns())
-            .filter_map(|(rc, cc)| untestable(rc, cc).map(|why| (rc.name.as_str(), why)))
+            .filter_map(|(rc, cc)| untestable(rc, cc, min_samples).map(|why| (rc.name.as_str(), why)))
             .collect();
-        let report = compare(&r, &c, &DriftOptions { tests: TestSelection::All, ..DriftOptions::default() })
-            .expect("only unusable columns, which are set aside");
+        let options = DriftOptions {
+            tests: TestSelection::All,
+            min_samples: std::num::NonZeroUsize::new(min_samples).expect("from 1"),
+            ..DriftOptions::default()
+        };
+        let report = compare(&r, &c, &options).expect("only unusable columns, which are set aside");
         let set_aside: Vec<(&str, UntestedReason)> =
             report.not_tested.iter().map(|u| (u.column.as_str(), u.reason)).collect();
         prop_assert_eq!(&set_aside, &bad);
@@ -317,6 +323,8 @@ proptest! {
         prop_assert!(report.columns.iter().all(|col| bad.iter().all(|(n, _)| *n != col.column)));
         prop_assert!(serde_json::to_string(&report).is_ok());
         prop_assert_eq!(render_table(&report).contains("not tested"), !bad.is_empty());
+        // A verdict exactly when some column was tested.
+        prop_assert_eq!(report.dataset.drifted.is_some(), !report.columns.is_empty());
     }
 
     #[test]

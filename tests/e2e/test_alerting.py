@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import datetime
 import json
 import os
 import re
@@ -377,9 +378,9 @@ def test_drift_mail_has_a_chart_of_the_statistic_when_there_is_history(make_coll
 def decided_windows(c) -> int:
     """Windows with a stored drift verdict on feature f00."""
     r = requests.get(f"{c.api_base}/api/v1/models/{MODEL}/detections",
-                     params={"detector": "drift", "feature": "f00"}, timeout=10)
+                     params={"detector": "drift", "feature": "f00", "limit": 10000}, timeout=10)
     assert r.status_code == 200, r.text
-    return len({d["window_end"] for d in r.json()})
+    return len({d["window_end"] for d in r.json()["detections"]})
 
 
 def test_webhook_gets_alertmanager_v4_payload_field_by_field(make_collector, peers, tmp_path):
@@ -651,6 +652,7 @@ def test_silence_and_acknowledge_through_the_cli(make_collector, peers, tmp_path
     assert all(a["silenced_by"] == [sid] for a in firing)
     table = mw("alerts", *api).stdout
     assert "MillwatchDrift" in table and "silenced" in table
+    assert re.search(TABLE_TIME, table) and not re.search(r"\d{2}:\d{2}:\d{2}\.\d+Z", table), table
     # Silenced: give the group its group_wait and a few intervals; nothing is queued. (Had the
     # silence not muted them, the notification would be sent now and not again after expiry.)
     time.sleep(4)
@@ -670,6 +672,45 @@ def test_silence_and_acknowledge_through_the_cli(make_collector, peers, tmp_path
     r = requests.post(f"{c.api_base}/api/v1/silences", json={"matchers": ["model~x"], "duration": "1h",
                                                              "created_by": "a", "comment": "c"}, timeout=10)
     assert r.status_code == 400 and "bad matcher" in r.json()["error"]
+
+
+TABLE_TIME = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC"
+
+
+def test_silence_add_needs_an_end_on_the_cli_as_in_the_api_and_lists_readable_times(make_collector):
+    """The CLI asks for --duration or --ends-at as the API does (one, not both, checked before
+    anything is sent), and `silence list` shows times to the second, the JSON to the nanosecond."""
+    c = make_collector()
+    api = ["--api", c.api_base]
+    base = ["silence", "add", "-m", 'model="press"', "--author", "ana", "--comment", "retraining"]
+    usage = mw("silence", "add", "--help").stdout
+    assert "<--duration <DURATION>|--ends-at <ENDS_AT>>" in usage, usage
+    for extra, want in [([], "--duration"),
+                        (["--duration", "2h", "--ends-at", "2099-01-01T00:00:00Z"], "cannot be used with"),
+                        (["--duration", "soon"], "write e.g. 2h"),
+                        (["--ends-at", "tomorrow"], "not an RFC 3339 time")]:
+        p = mw(*base, *extra, *api, check=False)
+        assert p.returncode == 1 and want in p.stderr, (extra, p.stderr)
+        if not extra:
+            assert "--ends-at" in p.stderr and "required" in p.stderr, p.stderr
+    assert json.loads(mw("silence", "list", "--json", *api).stdout)["silences"] == []
+    # The API refuses the same, with the same two ways to give an end.
+    r = requests.post(f"{c.api_base}/api/v1/silences", json={"matchers": ['model="press"'], "created_by": "ana",
+                                                             "comment": "retraining"}, timeout=10)
+    assert r.status_code == 400 and "ends_at or duration" in r.json()["error"], r.text
+
+    sid = mw(*base, "--duration", "2h", *api).stdout.strip()
+    assert re.fullmatch(r"[0-9a-f]{16}", sid), sid
+    (silence,) = json.loads(mw("silence", "list", "--json", *api).stdout)["silences"]
+    # To the second: the end is the start (to the nanosecond) plus two hours.
+    starts, ends = (datetime.datetime.strptime(silence[k][:19], "%Y-%m-%dT%H:%M:%S") for k in ("starts_at", "ends_at"))
+    assert ends - starts == datetime.timedelta(hours=2), silence
+    table = mw("silence", "list", *api).stdout.splitlines()
+    assert table[0].split() == ["ID", "STATE", "STARTS", "ENDS", "CREATED_BY", "MATCHERS", "COMMENT"], table
+    (row,) = [line for line in table if line.startswith(sid)]
+    times = re.findall(TABLE_TIME, row)
+    assert times == [starts.strftime("%Y-%m-%d %H:%M:%S UTC"), ends.strftime("%Y-%m-%d %H:%M:%S UTC")], row
+    assert not re.search(r"\d{2}T\d{2}:", row), f"an RFC 3339 time left in the table: {row}"
 
 
 def temperature_request(res: dict, readings: dict[str, float]) -> ExportMetricsServiceRequest:

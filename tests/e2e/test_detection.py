@@ -64,9 +64,16 @@ def send(client: SdkClient) -> None:
 
 
 def detections(collector, **params) -> list[dict]:
-    r = requests.get(f"{collector.api_base}/api/v1/models/{MODEL}/detections", params=params, timeout=30)
-    assert r.status_code == 200, r.text[:500]
-    return r.json()
+    """Every page of the model's detections, following `next`."""
+    out: list[dict] = []
+    url, query = f"{collector.api_base}/api/v1/models/{MODEL}/detections", params
+    while url:
+        r = requests.get(url, params=query, timeout=30)
+        assert r.status_code == 200, r.text[:500]
+        page = r.json()
+        out.extend(page["detections"])
+        url, query = page["next"] and collector.api_base + page["next"], None
+    return out
 
 
 def wait_for(what: str, check, timeout_s: float = 180.0):

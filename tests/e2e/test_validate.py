@@ -58,3 +58,70 @@ def test_validate_accepts_a_good_file(tmp_path):
     p = validate(path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == f"{path}: ok"
+
+
+MISSING_FILES = """\
+detection:
+  models:
+    - name: press
+      baseline:
+        file: reference.csv
+alerting:
+  receivers:
+    mail:
+      type: email
+      host: 127.0.0.1
+      tls_ca_file: certs/plant-ca.pem
+      from: mw@plant.example
+      to: [ops@plant.example]
+  route:
+    receiver: mail
+"""
+
+
+def test_validate_reports_files_the_config_names_that_are_not_there(tmp_path):
+    """A baseline file or CA file that does not exist is an error at the line of its key, with
+    the path it was resolved to (against the config file's folder) — not at the first event."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = folder / "millwatch.yaml"
+    path.write_text(MISSING_FILES)
+    p = subprocess.run([millwatch_bin(), "validate", "--config", str(path)], capture_output=True, text=True,
+                       timeout=60, cwd=tmp_path)
+    assert p.returncode == 1, p
+    lines = [line for line in p.stderr.splitlines() if line.strip()]
+    parsed = [LINE.match(line) for line in lines]
+    assert all(parsed), f"a line without file:line:column, path or hint:\n{p.stderr}"
+    by_path = {m["path"]: m for m in parsed}
+    assert set(by_path) == {"detection.models[0].baseline.file", "alerting.receivers.mail.tls_ca_file"}, p.stderr
+    baseline = by_path["detection.models[0].baseline.file"]
+    assert (baseline["line"], baseline["column"]) == ("5", "9")
+    assert baseline["message"] == f"file `reference.csv` ({folder / 'reference.csv'}) does not exist", p.stderr
+    assert str(folder) in baseline["hint"] and "config file's folder" in baseline["hint"]
+    ca = by_path["alerting.receivers.mail.tls_ca_file"]
+    assert (ca["line"], ca["column"]) == ("11", "7")
+    assert ca["message"] == f"file `certs/plant-ca.pem` ({folder / 'certs' / 'plant-ca.pem'}) does not exist"
+
+
+def test_relative_file_paths_are_taken_from_the_config_folder_by_validate_and_run(tmp_path):
+    """With the files next to the config, validate passes from another working directory, and
+    the configuration `run` would use names the same resolved files."""
+    folder = tmp_path / "conf"
+    (folder / "certs").mkdir(parents=True)
+    (folder / "reference.csv").write_text("vibration_rms\n1.0\n")
+    (folder / "certs" / "plant-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    path = folder / "millwatch.yaml"
+    path.write_text(MISSING_FILES)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    p = subprocess.run([millwatch_bin(), "validate", "--config", "../conf/millwatch.yaml"], capture_output=True,
+                       text=True, timeout=60, cwd=elsewhere)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "../conf/millwatch.yaml: ok"
+    p = subprocess.run([millwatch_bin(), "run", "--config", "../conf/millwatch.yaml", "--print-config"],
+                       capture_output=True, text=True, timeout=60, cwd=elsewhere)
+    assert p.returncode == 0, p.stderr
+    assert str(folder / "reference.csv") in p.stdout, p.stdout
+    assert str(folder / "certs" / "plant-ca.pem") in p.stdout, p.stdout
+    # The same file seen from the working directory would not be there: it must not be used.
+    assert str(elsewhere / "reference.csv") not in p.stdout

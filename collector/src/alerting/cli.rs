@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use bytes::Bytes;
 use clap::Subcommand;
 use http_body_util::{BodyExt, Full};
+use millwatch_exporters::notify::alert::parse_rfc3339;
 use serde_json::{Value, json};
 
 const DEFAULT_API: &str = "http://127.0.0.1:9464";
@@ -51,18 +52,21 @@ pub struct SilenceArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SilenceCommand {
-    /// Mute alerts matching every matcher, e.g. -m 'model="churn"' -m 'severity=~"warning|info"'.
+    /// Mute alerts matching every matcher, e.g. -m 'model="churn"' -m 'severity=~"warning|info"',
+    /// until an end given by exactly one of --duration or --ends-at (the API refuses a silence
+    /// without an end).
+    #[command(group(clap::ArgGroup::new("end").required(true).args(["duration", "ends_at"])))]
     Add {
         #[arg(long = "matcher", short = 'm', required = true)]
         matchers: Vec<String>,
-        /// How long, e.g. 2h (or give --ends-at).
-        #[arg(long)]
+        /// How long from its start, e.g. 2h or 30m.
+        #[arg(long, value_parser = duration_text)]
         duration: Option<String>,
-        /// When it ends, RFC 3339.
-        #[arg(long)]
+        /// When it ends, RFC 3339 (e.g. 2026-05-04T18:00:00Z).
+        #[arg(long, value_parser = time_text)]
         ends_at: Option<String>,
         /// When it starts, RFC 3339; now by default.
-        #[arg(long)]
+        #[arg(long, value_parser = time_text)]
         starts_at: Option<String>,
         /// Who makes it.
         #[arg(long)]
@@ -82,6 +86,37 @@ pub enum SilenceCommand {
         /// The silence's id.
         id: String,
     },
+}
+
+/// A duration as the API takes it (`2h`, `90m`), checked before anything is sent.
+fn duration_text(text: &str) -> Result<String, String> {
+    humantime::parse_duration(text)
+        .map(|_| text.to_string())
+        .map_err(|e| format!("{e}; write e.g. 2h, 30m or 1h30m"))
+}
+
+/// An RFC 3339 time, checked before anything is sent.
+fn time_text(text: &str) -> Result<String, String> {
+    parse_rfc3339(text)
+        .map(|_| text.to_string())
+        .ok_or_else(|| "not an RFC 3339 time; write e.g. 2026-05-04T18:00:00Z".to_string())
+}
+
+/// An API time (RFC 3339, to the nanosecond) for a table: to the second, in UTC.
+fn readable(time: &Value) -> String {
+    let Some(text) = time.as_str() else {
+        return "-".to_string();
+    };
+    match parse_rfc3339(text) {
+        Some(t) => format!(
+            "{} UTC",
+            humantime::format_rfc3339_seconds(t)
+                .to_string()
+                .trim_end_matches('Z')
+                .replacen('T', " ", 1)
+        ),
+        None => text.to_string(),
+    }
 }
 
 async fn request(
@@ -199,7 +234,7 @@ pub fn alerts_main(args: AlertsArgs) -> ExitCode {
                 }
                 let alerts = v["alerts"].as_array().cloned().unwrap_or_default();
                 println!(
-                    "{:<16}  {:<8}  {:<26}  {:<8}  {:<20}  {:<9}  LABELS",
+                    "{:<16}  {:<8}  {:<26}  {:<8}  {:<23}  {:<9}  LABELS",
                     "FINGERPRINT", "STATE", "ALERTNAME", "SEVERITY", "SINCE", "MUTED"
                 );
                 for a in &alerts {
@@ -212,16 +247,18 @@ pub fn alerts_main(args: AlertsArgs) -> ExitCode {
                     } else {
                         "-"
                     };
+                    let since = if a["starts_at"].is_string() {
+                        &a["starts_at"]
+                    } else {
+                        &a["active_at"]
+                    };
                     println!(
-                        "{:<16}  {:<8}  {:<26}  {:<8}  {:<20}  {:<9}  {}",
+                        "{:<16}  {:<8}  {:<26}  {:<8}  {:<23}  {:<9}  {}",
                         a["fingerprint"].as_str().unwrap_or(""),
                         a["state"].as_str().unwrap_or(""),
                         a["labels"]["alertname"].as_str().unwrap_or(""),
                         a["labels"]["severity"].as_str().unwrap_or(""),
-                        a["starts_at"]
-                            .as_str()
-                            .or(a["active_at"].as_str())
-                            .unwrap_or(""),
+                        readable(since),
                         muted,
                         labels_text(&a["labels"], &["alertname", "severity"]),
                     );
@@ -272,8 +309,8 @@ pub fn silence_main(args: SilenceArgs) -> ExitCode {
                 }
                 let list = v["silences"].as_array().cloned().unwrap_or_default();
                 println!(
-                    "{:<16}  {:<8}  {:<20}  {:<12}  {:<40}  COMMENT",
-                    "ID", "STATE", "ENDS", "CREATED_BY", "MATCHERS"
+                    "{:<16}  {:<8}  {:<23}  {:<23}  {:<12}  {:<40}  COMMENT",
+                    "ID", "STATE", "STARTS", "ENDS", "CREATED_BY", "MATCHERS"
                 );
                 for s in &list {
                     let matchers: Vec<&str> = s["matchers"]
@@ -281,10 +318,11 @@ pub fn silence_main(args: SilenceArgs) -> ExitCode {
                         .map(|m| m.iter().filter_map(Value::as_str).collect())
                         .unwrap_or_default();
                     println!(
-                        "{:<16}  {:<8}  {:<20}  {:<12}  {:<40}  {}",
+                        "{:<16}  {:<8}  {:<23}  {:<23}  {:<12}  {:<40}  {}",
                         s["id"].as_str().unwrap_or(""),
                         s["state"].as_str().unwrap_or(""),
-                        s["ends_at"].as_str().unwrap_or(""),
+                        readable(&s["starts_at"]),
+                        readable(&s["ends_at"]),
                         s["created_by"].as_str().unwrap_or(""),
                         matchers.join(","),
                         s["comment"].as_str().unwrap_or(""),
@@ -305,4 +343,57 @@ pub fn silence_main(args: SilenceArgs) -> ExitCode {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_times_are_to_the_second_in_utc() {
+        assert_eq!(
+            readable(&json!("2026-05-04T16:00:00.123456789Z")),
+            "2026-05-04 16:00:00 UTC"
+        );
+        assert_eq!(
+            readable(&json!("2026-05-04T18:00:00+02:00")),
+            "2026-05-04 16:00:00 UTC"
+        );
+        assert_eq!(readable(&Value::Null), "-");
+        assert_eq!(readable(&json!("soon")), "soon");
+    }
+
+    #[test]
+    fn a_silence_needs_exactly_one_end() {
+        use clap::Parser as _;
+        let parse = |extra: &[&str]| {
+            let mut args = vec![
+                "millwatch",
+                "silence",
+                "add",
+                "-m",
+                "a=\"b\"",
+                "--author",
+                "a",
+                "--comment",
+                "c",
+            ];
+            args.extend_from_slice(extra);
+            crate::cli::Cli::try_parse_from(args)
+        };
+        assert!(parse(&["--duration", "2h"]).is_ok());
+        assert!(parse(&["--ends-at", "2026-05-04T18:00:00Z"]).is_ok());
+        for (extra, want) in [
+            (&[][..], "--duration"),
+            (
+                &["--duration", "2h", "--ends-at", "2026-05-04T18:00:00Z"][..],
+                "cannot be used with",
+            ),
+            (&["--duration", "soon"][..], "write e.g. 2h"),
+            (&["--ends-at", "tomorrow"][..], "not an RFC 3339 time"),
+        ] {
+            let e = parse(extra).expect_err("refused");
+            assert!(e.to_string().contains(want), "{extra:?}: {e}");
+        }
+    }
 }

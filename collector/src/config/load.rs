@@ -70,9 +70,32 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// A problem with a loaded config that serde cannot see (a file it names that is not there,
+/// ...), found by the `check` of [`load_file_checked`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the setting, such as `detection.models[0].baseline.file`; reported at
+    /// the line of that key (or of its nearest ancestor written in the file).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+    /// How to put it right.
+    pub hint: Option<String>,
+}
+
 /// Loads a config of type `T` from the file at `path`, substituting `${env:NAME}` from the
 /// process environment.
 pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigErrors> {
+    load_file_checked(path, |_: &mut T| Vec::new())
+}
+
+/// [`load_file`], then `check` on the config (even when other settings had mistakes, with
+/// those cut out): it may adjust the config and returns problems serde cannot see, each
+/// reported with the other errors, at its place in the file.
+pub fn load_file_checked<T: DeserializeOwned>(
+    path: &Path,
+    check: impl FnOnce(&mut T) -> Vec<Problem>,
+) -> Result<T, ConfigErrors> {
     let source = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
@@ -90,7 +113,7 @@ pub fn load_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigErrors> {
                 .unwrap_or_else(|v| v.to_string_lossy().into_owned())
         })
     };
-    load_str(&text, &source, &env)
+    load_str_checked(&text, &source, &env, check)
 }
 
 /// Loads a config of type `T` from YAML text: `${env:NAME}` substitution (and
@@ -103,6 +126,15 @@ pub fn load_str<T: DeserializeOwned>(
     text: &str,
     source_name: &str,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<T, ConfigErrors> {
+    load_str_checked(text, source_name, env, |_: &mut T| Vec::new())
+}
+
+fn load_str_checked<T: DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    check: impl FnOnce(&mut T) -> Vec<Problem>,
 ) -> Result<T, ConfigErrors> {
     let positions = Positions::scan(text);
     let error = |path: String,
@@ -150,21 +182,25 @@ pub fn load_str<T: DeserializeOwned>(
         value = Value::Mapping(Mapping::new());
     }
 
-    match deserialize_collecting::<T>(value) {
-        Ok(config) if errors.is_empty() => return Ok(config),
-        Ok(_) => {}
-        Err(issues) => {
-            let mut seen = HashSet::new();
-            for issue in issues {
-                let e = issue.into_error(&positions, source_name);
-                // A variable that was not set already has its error; what it broke is noise.
-                if e.line.is_some_and(|line| env_lines.contains(&line)) {
-                    continue;
-                }
-                if seen.insert((e.path.clone(), e.message.clone())) {
-                    errors.push(e);
-                }
-            }
+    let (config, issues) = deserialize_collecting::<T>(value);
+    let mut seen = HashSet::new();
+    for issue in issues {
+        let e = issue.into_error(&positions, source_name);
+        // A variable that was not set already has its error; what it broke is noise.
+        if e.line.is_some_and(|line| env_lines.contains(&line)) {
+            continue;
+        }
+        if seen.insert((e.path.clone(), e.message.clone())) {
+            errors.push(e);
+        }
+    }
+    if let Some(mut config) = config {
+        for p in check(&mut config) {
+            let at = parse_path(&p.path).and_then(|path| positions.find(&path));
+            errors.push(error(p.path, at, p.message, p.hint));
+        }
+        if errors.is_empty() {
+            return Ok(config);
         }
     }
     errors.sort_by_key(|e| (e.line.is_none(), e.line, e.column));
@@ -772,14 +808,14 @@ impl Removed {
     }
 }
 
-fn deserialize_collecting<T: DeserializeOwned>(mut value: Value) -> Result<T, Vec<Issue>> {
+/// The config (with the bad nodes cut out, when there were any) and every issue found.
+fn deserialize_collecting<T: DeserializeOwned>(mut value: Value) -> (Option<T>, Vec<Issue>) {
     let mut issues = Vec::new();
     let mut removed = Removed::default();
     let mut cut: HashSet<Vec<Seg>> = HashSet::new();
     for _ in 0..MAX_ROUNDS {
         let e = match serde_path_to_error::deserialize::<_, T>(&value) {
-            Ok(config) if issues.is_empty() => return Ok(config),
-            Ok(_) => return Err(issues),
+            Ok(config) => return (Some(config), issues),
             Err(e) => e,
         };
         // serde_yaml names its own enum representation where the user only needs "a name".
@@ -854,7 +890,7 @@ fn deserialize_collecting<T: DeserializeOwned>(mut value: Value) -> Result<T, Ve
         }
         cut.insert(original);
     }
-    Err(issues)
+    (None, issues)
 }
 
 /// The error message of a section that checks itself as a whole (names that must refer to

@@ -1,10 +1,11 @@
 //! Millwatch's configuration: every setting with its documentation and its default, in one
 //! place. Unknown keys are refused; durations are written like `30s` or `7d`.
 
+pub mod files;
 pub mod load;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,26 @@ impl Default for Config {
             alerting: crate::alerting::AlertingConfig::default(),
             log: Log::default(),
         }
+    }
+}
+
+impl Config {
+    /// Loads the config file at `path` as `run` and `validate` both use it: every mistake at
+    /// once with its place, the files it names resolved against its folder and checked
+    /// ([`files`]).
+    pub fn from_file(path: &Path) -> Result<Config, load::ConfigErrors> {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        // The file was just found through it, so the folder exists; `..` and links resolved,
+        // error messages show the real place.
+        let folder = std::fs::canonicalize(folder)
+            .or_else(|_| std::path::absolute(folder))
+            .unwrap_or_else(|_| folder.to_path_buf());
+        load::load_file_checked(path, |config: &mut Config| {
+            files::resolve_and_check(config, &folder)
+        })
     }
 }
 

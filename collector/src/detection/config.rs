@@ -59,7 +59,7 @@ impl Default for DetectionConfig {
             enabled: true,
             baseline_events: n(1000),
             window_events: n(1000),
-            min_samples: n(30),
+            min_samples: millwatch_detectors::drift::DEFAULT_MIN_SAMPLES,
             rule: RuleName::Live,
             poll_interval: Duration::from_millis(200),
             batch_events: n(50_000),

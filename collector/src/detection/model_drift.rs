@@ -4,6 +4,7 @@
 //! statistics are `millwatch_detectors`'; this module picks the columns and words the results.
 
 use std::collections::{BTreeMap, HashSet};
+use std::num::NonZeroUsize;
 
 use millwatch_detectors::dataset::{ColumnValues, Dataset};
 use millwatch_detectors::drift::{self, ColumnOverride, DecisionRule, DriftOptions, TestSelection};
@@ -56,6 +57,7 @@ pub fn evaluate(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) 
         columns: Some(columns),
         overrides: settings.overrides.clone(),
         rule: settings.rule,
+        min_samples: NonZeroUsize::new(settings.min_samples).unwrap_or(NonZeroUsize::MIN),
         ..DriftOptions::default()
     };
     let report = match drift::compare(baseline, window, &options(candidates.clone())) {
@@ -118,8 +120,14 @@ pub fn evaluate(baseline: &Dataset, window: &Dataset, settings: &DriftSettings) 
             test: "drift_share".into(),
             statistic: Some(report.dataset.share),
             threshold: Some(0.5),
-            drifted: report.dataset.drifted,
-            verdict: if report.dataset.drifted { "drift" } else { "no_drift" }.into(),
+            // No verdict (nothing tested) is stored as before: not drifted.
+            drifted: report.dataset.drifted.unwrap_or(false),
+            verdict: if report.dataset.drifted == Some(true) {
+                "drift"
+            } else {
+                "no_drift"
+            }
+            .into(),
             details: json!({ "columns": report.dataset.columns, "drifted_columns": report.dataset.drifted_columns }),
             ..Finding::new("drift_share", "")
         });

@@ -177,6 +177,8 @@ fn change(
         )]
         .into(),
         rule: DecisionRule::live_default(),
+        // The pass needs `performance_min_labels` labelled events before it gets here.
+        min_samples: std::num::NonZeroUsize::MIN,
         ..DriftOptions::default()
     };
     let reference = Dataset::new(vec![baseline]).ok()?;

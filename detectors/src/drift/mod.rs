@@ -22,8 +22,8 @@ pub use decision::{Correction, DecidedBy, Decision, DecisionRule, EffectFloors};
 pub use ks::KsMethod;
 pub use pair::{CategoricalPair, ColumnPair, NumericPair};
 pub use report::{
-    ColumnOverride, ColumnReport, DatasetReport, DatasetVerdict, DriftOptions, MissingShare,
-    TestSelection, UntestedColumn, UntestedReason, compare, render_table,
+    ColumnOverride, ColumnReport, DEFAULT_MIN_SAMPLES, DatasetReport, DatasetVerdict, DriftOptions,
+    MissingShare, TestSelection, UntestedColumn, UntestedReason, compare, render_table,
 };
 pub use test::DriftTest;
 

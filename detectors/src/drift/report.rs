@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::num::NonZeroUsize;
 
 use serde::Serialize;
 
@@ -13,6 +14,11 @@ use super::pair::{CategoricalPair, ColumnPair, NumericPair};
 use super::test::DriftTest;
 use crate::dataset::{Column, ColumnKind, ColumnValues, Dataset, parse_number};
 use crate::error::{DetectorError, Result};
+
+/// The fewest usable values a column needs in each dataset to get a verdict: below it a test's
+/// p-value and a distance's binning say little. The live engine's `detection.min_samples`
+/// default and `millwatch drift --min-samples` default are this number.
+pub const DEFAULT_MIN_SAMPLES: NonZeroUsize = NonZeroUsize::new(30).expect("30 is not zero");
 
 /// Which tests to run on each column.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -68,6 +74,9 @@ pub struct DriftOptions {
     pub correction: Correction,
     /// How verdicts are decided.
     pub rule: DecisionRule,
+    /// Usable values a column needs in each dataset to be tested; fewer, and it is listed as
+    /// not tested ([`UntestedReason::TooFewValues`]).
+    pub min_samples: NonZeroUsize,
 }
 
 impl Default for DriftOptions {
@@ -79,6 +88,7 @@ impl Default for DriftOptions {
             drift_share: 0.5,
             correction: Correction::None,
             rule: DecisionRule::EvidentlyCompatible,
+            min_samples: DEFAULT_MIN_SAMPLES,
         }
     }
 }
@@ -137,6 +147,12 @@ pub enum UntestedReason {
     NonFiniteReference,
     /// The current data holds NaN or an infinity.
     NonFiniteCurrent,
+    /// Fewer usable values than the minimum ([`DriftOptions::min_samples`]) on one side.
+    TooFewValues,
+    /// The reference has the column, the current data does not.
+    NotInCurrent,
+    /// The current data has the column, the reference does not.
+    NotInReference,
 }
 
 /// A column [`compare`] could not test; the other columns are tested without it.
@@ -144,16 +160,20 @@ pub enum UntestedReason {
 pub struct UntestedColumn {
     /// Column name.
     pub column: String,
-    /// Kind, from the reference.
+    /// Kind, from the reference (from the current data for a column only there).
     pub kind: ColumnKind,
     /// Why it was not tested.
     pub reason: UntestedReason,
     /// The same, in words, with counts.
     pub message: String,
-    /// Missing shares.
+    /// Missing shares; a column absent from one dataset is all missing there.
     pub missing_share: MissingShare,
     /// Current values that did not match the reference kind.
     pub type_mismatches: usize,
+    /// Usable (present, and in a numeric column numeric) values in the reference.
+    pub reference_values: usize,
+    /// Usable values in the current data.
+    pub current_values: usize,
 }
 
 /// The dataset verdict.
@@ -163,10 +183,11 @@ pub struct DatasetVerdict {
     pub columns: usize,
     /// Columns found drifted.
     pub drifted_columns: usize,
-    /// `drifted_columns / columns`.
+    /// `drifted_columns / columns` (0 when no column was tested).
     pub share: f64,
-    /// Whether the share reached the configured drift share.
-    pub drifted: bool,
+    /// Whether the share reached the configured drift share; `None` (no verdict) when no
+    /// column could be tested.
+    pub drifted: Option<bool>,
 }
 
 /// The result of [`compare`]; serialises to the JSON `millwatch drift --format json` prints.
@@ -176,9 +197,12 @@ pub struct DatasetReport {
     pub columns: Vec<ColumnReport>,
     /// The dataset verdict, over the tested columns.
     pub dataset: DatasetVerdict,
-    /// Selected columns that could not be tested (no usable values on one side), in reference
-    /// order; they count neither as drifted nor in the verdict's columns.
+    /// Columns that could not be tested (absent from one side, no usable values, fewer than
+    /// `min_samples`), in reference order, then the columns only the current data has; they
+    /// count neither as drifted nor in the verdict's columns.
     pub not_tested: Vec<UntestedColumn>,
+    /// The minimum of usable values per column and side that a verdict needs.
+    pub min_samples: usize,
 }
 
 struct Prepared {
@@ -224,14 +248,19 @@ enum Preparation {
     Untestable(UntestedColumn),
 }
 
-fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result<Preparation> {
+fn prepare(
+    reference: &Column,
+    current: &Column,
+    rows: (usize, usize),
+    min_samples: NonZeroUsize,
+) -> Result<Preparation> {
     let name = &reference.name;
     let missing = MissingShare {
         reference: share(reference.values.missing(), rows.0),
         current: share(current.values.missing(), rows.1),
     };
     let mut type_mismatches = 0;
-    let untestable = |reason, message, type_mismatches| {
+    let untestable = |reason, message, type_mismatches, (r, c): (usize, usize)| {
         Ok(Preparation::Untestable(UntestedColumn {
             column: name.clone(),
             kind: reference.kind(),
@@ -239,6 +268,8 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
             message,
             missing_share: missing,
             type_mismatches,
+            reference_values: r,
+            current_values: c,
         }))
     };
     let pair = match &reference.values {
@@ -256,13 +287,14 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
                     })
                     .collect(),
             };
+            let counts = (r.len(), c.len());
             if let Some((empty, message)) = unusable(name, "reference", &r, 0) {
                 let reason = if empty {
                     UntestedReason::NoReferenceValues
                 } else {
                     UntestedReason::NonFiniteReference
                 };
-                return untestable(reason, message, type_mismatches);
+                return untestable(reason, message, type_mismatches, counts);
             }
             if let Some((empty, message)) = unusable(name, "current", &c, type_mismatches) {
                 let reason = if empty {
@@ -270,7 +302,15 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
                 } else {
                     UntestedReason::NonFiniteCurrent
                 };
-                return untestable(reason, message, type_mismatches);
+                return untestable(reason, message, type_mismatches, counts);
+            }
+            if let Some(message) = too_few(name, counts, min_samples) {
+                return untestable(
+                    UntestedReason::TooFewValues,
+                    message,
+                    type_mismatches,
+                    counts,
+                );
             }
             let pair = NumericPair::from_values(r, c)?;
             ColumnPair::Numeric(match reference.sorted_present() {
@@ -288,13 +328,17 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
                 }
             };
             let r: Vec<&str> = r.iter().flatten().map(String::as_str).collect();
+            let counts = (r.len(), c.len());
             if r.is_empty() {
                 let message = format!("column '{name}' has no reference values");
-                return untestable(UntestedReason::NoReferenceValues, message, 0);
+                return untestable(UntestedReason::NoReferenceValues, message, 0, counts);
             }
             if c.is_empty() {
                 let message = format!("column '{name}' has no current values");
-                return untestable(UntestedReason::NoCurrentValues, message, 0);
+                return untestable(UntestedReason::NoCurrentValues, message, 0, counts);
+            }
+            if let Some(message) = too_few(name, counts, min_samples) {
+                return untestable(UntestedReason::TooFewValues, message, 0, counts);
             }
             ColumnPair::Categorical(CategoricalPair::new(r, c)?)
         }
@@ -307,12 +351,82 @@ fn prepare(reference: &Column, current: &Column, rows: (usize, usize)) -> Result
     }))
 }
 
+/// The message for a column with fewer usable values than `min_samples` on a side, if it has.
+fn too_few(name: &str, (r, c): (usize, usize), min_samples: NonZeroUsize) -> Option<String> {
+    let min = min_samples.get();
+    let short: Vec<String> = [(r, "reference"), (c, "current")]
+        .into_iter()
+        .filter(|&(n, _)| n < min)
+        .map(|(n, which)| format!("{n} {which} value{}", if n == 1 { "" } else { "s" }))
+        .collect();
+    (!short.is_empty()).then(|| {
+        format!(
+            "column '{name}' has only {}; a verdict needs at least {min} on each side",
+            short.join(" and ")
+        )
+    })
+}
+
+/// A column that only one dataset has, listed as not tested.
+fn absent(column: &Column, rows: usize, in_reference: bool) -> UntestedColumn {
+    let name = &column.name;
+    let here = share(column.values.missing(), rows);
+    let usable = column.values.len() - column.values.missing();
+    let (reason, message, missing_share, counts) = if in_reference {
+        (
+            UntestedReason::NotInCurrent,
+            format!("column '{name}' is not in the current data"),
+            MissingShare {
+                reference: here,
+                current: 1.0,
+            },
+            (usable, 0),
+        )
+    } else {
+        (
+            UntestedReason::NotInReference,
+            format!("column '{name}' is not in the reference data"),
+            MissingShare {
+                reference: 1.0,
+                current: here,
+            },
+            (0, usable),
+        )
+    };
+    UntestedColumn {
+        column: name.clone(),
+        kind: column.kind(),
+        reason,
+        message,
+        missing_share,
+        type_mismatches: 0,
+        reference_values: counts.0,
+        current_values: counts.1,
+    }
+}
+
+/// `a, b, c` for at most the first eight names, then how many more.
+fn name_list(columns: &[Column]) -> String {
+    const SHOWN: usize = 8;
+    let mut out: Vec<String> = columns
+        .iter()
+        .take(SHOWN)
+        .map(|c| format!("'{}'", c.name))
+        .collect();
+    if columns.len() > SHOWN {
+        out.push(format!("and {} more", columns.len() - SHOWN));
+    }
+    out.join(", ")
+}
+
 /// Compares every selected column of `current` with `reference` and decides per column and for
-/// the dataset. A column with no usable values on one side (all missing, or NaN / infinite
-/// numbers) is not tested: it is listed in [`DatasetReport::not_tested`] with the reason, and
-/// the other columns are tested as usual. Errors, naming the column: an unknown column asked
-/// for, a test asked for that does not apply to that column, an invalid threshold; and an
-/// empty dataset or a drift share outside (0, 1].
+/// the dataset. A column that cannot be tested — absent from one dataset (when no columns are
+/// selected), no usable values on one side (all missing, or NaN / infinite numbers), fewer
+/// than [`DriftOptions::min_samples`] — is listed in [`DatasetReport::not_tested`] with the
+/// reason, and the other columns are tested as usual; with none tested the dataset has no
+/// verdict. Errors, naming the column: an unknown column asked for, a test asked for that does
+/// not apply to that column, an invalid threshold; and an empty dataset, two datasets without
+/// a column in common (nothing to compare), or a drift share outside (0, 1].
 pub fn compare(
     reference: &Dataset,
     current: &Dataset,
@@ -343,12 +457,24 @@ pub fn compare(
             }
             cols.iter().map(String::as_str).collect()
         }
-        None => reference
-            .columns()
-            .iter()
-            .map(|c| c.name.as_str())
-            .filter(|n| current.column(n).is_some())
-            .collect(),
+        None => {
+            if !reference
+                .columns()
+                .iter()
+                .any(|c| current.column(&c.name).is_some())
+            {
+                return Err(DetectorError::InvalidInput(format!(
+                    "nothing to compare: no column of the reference data ({}) is in the current data ({})",
+                    name_list(reference.columns()),
+                    name_list(current.columns())
+                )));
+            }
+            reference
+                .columns()
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect()
+        }
     };
     for (col, o) in &options.overrides {
         if let Some(t) = o.threshold
@@ -371,10 +497,15 @@ pub fn compare(
     let mut pending = Vec::with_capacity(names.len());
     let mut not_tested = Vec::new();
     for name in names {
-        let (Some(rc), Some(cc)) = (reference.column(name), current.column(name)) else {
+        let Some(rc) = reference.column(name) else {
             continue;
         };
-        let prepared = match prepare(rc, cc, (reference.rows(), current.rows()))? {
+        let Some(cc) = current.column(name) else {
+            not_tested.push(absent(rc, reference.rows(), true));
+            continue;
+        };
+        let rows = (reference.rows(), current.rows());
+        let prepared = match prepare(rc, cc, rows, options.min_samples)? {
             Preparation::Ready(p) => p,
             Preparation::Untestable(u) => {
                 not_tested.push(u);
@@ -459,6 +590,13 @@ pub fn compare(
             type_mismatches: p.prepared.type_mismatches,
         });
     }
+    if options.columns.is_none() {
+        for cc in current.columns() {
+            if reference.column(&cc.name).is_none() {
+                not_tested.push(absent(cc, current.rows(), false));
+            }
+        }
+    }
     let drifted_columns = columns.iter().filter(|c| c.drifted).count();
     let share = share(drifted_columns, columns.len());
     Ok(DatasetReport {
@@ -466,10 +604,11 @@ pub fn compare(
             columns: columns.len(),
             drifted_columns,
             share,
-            drifted: !columns.is_empty() && share >= options.drift_share,
+            drifted: (!columns.is_empty()).then_some(share >= options.drift_share),
         },
         columns,
         not_tested,
+        min_samples: options.min_samples.get(),
     })
 }
 
@@ -585,17 +724,25 @@ pub fn render_table(report: &DatasetReport) -> String {
         0 => String::new(),
         n => format!("; {n} not tested"),
     };
+    match d.drifted {
+        Some(drifted) => {
+            let _ = writeln!(
+                out,
+                "{} dataset: {} of {} columns drifted ({:.1}%){untested}",
+                if drifted { "✗ DRIFT" } else { "✓ no drift" },
+                d.drifted_columns,
+                d.columns,
+                d.share * 100.0
+            );
+        }
+        None => {
+            let _ = writeln!(out, "– no verdict: no column could be tested{untested}");
+        }
+    }
     let _ = writeln!(
         out,
-        "{} dataset: {} of {} columns drifted ({:.1}%){untested}",
-        if d.drifted {
-            "✗ DRIFT"
-        } else {
-            "✓ no drift"
-        },
-        d.drifted_columns,
-        d.columns,
-        d.share * 100.0
+        "A column needs at least {} usable values in each dataset to be tested.",
+        report.min_samples
     );
     out
 }
