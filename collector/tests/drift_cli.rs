@@ -40,7 +40,14 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
 
 fn expected(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(case(name).join("expected.json")).expect("expected.json");
-    serde_json::from_str(&text).expect("valid JSON")
+    let expected: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    // The figures are compared within the tolerance the file states.
+    assert_eq!(
+        expected["definitions"]["tolerance"],
+        tolerance::DEFINITION,
+        "{name}"
+    );
+    expected
 }
 
 /// Checks a test's statistic and p-value (`got`: a column, or one entry of its `tests`) against
