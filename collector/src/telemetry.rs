@@ -231,6 +231,7 @@ struct RemoteWriteFamilies {
     queue_bytes: OwnFamily,
     queue_max_bytes: OwnFamily,
     queue_samples: OwnFamily,
+    queue_skipped_bytes: OwnFamily,
 }
 
 impl SelfMetrics {
@@ -335,6 +336,11 @@ impl SelfMetrics {
                     "Samples waiting in the remote-write disk queue.",
                     Gauge,
                 )?,
+                queue_skipped_bytes: r(
+                    "millwatch_remote_write_queue_skipped_bytes_total",
+                    "Bytes of the remote-write disk queue skipped as damaged (torn or corrupt records, whose samples are lost); the log names the segment file and offset.",
+                    Counter,
+                )?,
             },
         })
     }
@@ -354,6 +360,8 @@ impl SelfMetrics {
             f.queue_bytes.set(&labels, s.queue_bytes as f64);
             f.queue_max_bytes.set(&labels, s.queue_max_bytes as f64);
             f.queue_samples.set(&labels, s.queue_samples as f64);
+            f.queue_skipped_bytes
+                .set(&labels, s.queue_skipped_bytes as f64);
         }
     }
 

@@ -1,9 +1,14 @@
 //! `millwatch drift` as a user runs it: the binary on the conformance data, as CSV and as
-//! Parquet, with the JSON compared with scipy's figures; columns on one side only, files with
-//! nothing in common and samples below the stated minimum, in both output formats.
+//! Parquet, with the JSON's statistics and p-values compared with scipy's figures, within the
+//! tolerance the conformance cases state; columns on one side only, files with nothing in common
+//! and samples below the stated minimum, in both output formats.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "../../detectors/tests/support/tolerance.rs"]
+mod tolerance;
+use tolerance::{p_close, p_relative_error, statistic_close};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_millwatch")
@@ -36,14 +41,38 @@ fn json_of(out: &std::process::Output) -> serde_json::Value {
 
 fn expected(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(case(name).join("expected.json")).expect("expected.json");
-    serde_json::from_str(&text).expect("valid JSON")
+    let expected: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    // The figures are compared within the tolerance the file states.
+    assert_eq!(
+        expected["definitions"]["tolerance"],
+        tolerance::DEFINITION,
+        "{name}"
+    );
+    expected
 }
 
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 || (a - b).abs() <= 1e-9 * b.abs()
+/// Checks a test's statistic and p-value (`got`: a column, or one entry of its `tests`) against
+/// the expected file's figures for that test (`want`).
+fn check_figures(got: &serde_json::Value, want: &serde_json::Value, what: &str) {
+    let stat = want["statistic"].as_f64().expect("expected statistic");
+    let have = got["statistic"].as_f64().expect("statistic");
+    assert!(
+        statistic_close(have, stat),
+        "{what}: statistic {have} vs {stat}"
+    );
+    match (got["p_value"].as_f64(), want["p_value"].as_f64()) {
+        (Some(have), Some(p)) => assert!(
+            p_close(have, p),
+            "{what}: p-value {have:e} vs {p:e} (relative error {:e})",
+            p_relative_error(have, p)
+        ),
+        (None, None) => {}
+        (have, p) => panic!("{what}: p-value {have:?} vs {p:?}"),
+    }
 }
 
-/// Checks every column's automatic test, statistic and verdict against the expected file.
+/// Checks every column's automatic test, its statistic, p-value and verdict, and every other
+/// test the report lists, against the expected file; returns the columns checked.
 fn check_auto(report: &serde_json::Value, expected: &serde_json::Value) -> usize {
     let mut checked = 0;
     for col in report["columns"].as_array().expect("columns") {
@@ -53,9 +82,10 @@ fn check_auto(report: &serde_json::Value, expected: &serde_json::Value) -> usize
         assert_eq!(col["test"], auto["test"], "{name}: test");
         assert_eq!(col["drifted"], auto["drifted"], "{name}: verdict");
         let test = auto["test"].as_str().expect("test name");
-        let stat = exp[test]["statistic"].as_f64().expect("expected statistic");
-        let got = col["statistic"].as_f64().expect("statistic");
-        assert!(close(got, stat), "{name}: {test} statistic {got} vs {stat}");
+        check_figures(col, &exp[test], &format!("{name}/{test}"));
+        for (t, figures) in col["tests"].as_object().expect("tests") {
+            check_figures(figures, &exp[t.as_str()], &format!("{name}/tests/{t}"));
+        }
         checked += 1;
     }
     checked
@@ -63,7 +93,13 @@ fn check_auto(report: &serde_json::Value, expected: &serde_json::Value) -> usize
 
 #[test]
 fn drift_json_on_csv_matches_scipy() {
-    for name in ["small_drift", "small_no_drift", "medium_drift"] {
+    for name in [
+        "small_drift",
+        "small_no_drift",
+        "medium_drift",
+        "medium_no_drift",
+        "large_drift",
+    ] {
         let dir = case(name);
         let out = drift(&[
             "--reference",
@@ -253,11 +289,11 @@ fn columns_and_named_tests_select_what_runs() {
     assert_eq!(tests, ["psi"]);
     for (col, test) in [(score, "ks"), (score, "psi"), (station, "psi")] {
         let name = col["column"].as_str().expect("name");
-        let want = exp["columns"][name][test]["statistic"]
-            .as_f64()
-            .expect("expected");
-        let got = col["tests"][test]["statistic"].as_f64().expect("statistic");
-        assert!(close(got, want), "{name} {test}: {got} vs {want}");
+        check_figures(
+            &col["tests"][test],
+            &exp["columns"][name][test],
+            &format!("{name}/{test}"),
+        );
     }
     assert_eq!(report["dataset"]["columns"], 2);
 }

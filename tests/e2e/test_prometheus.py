@@ -512,6 +512,75 @@ def test_remote_write_into_real_prometheus_survives_receiver_outage(make_collect
         sdk.close()
 
 
+def probe_request(value: float, attrs: dict) -> ExportMetricsServiceRequest:
+    """One gauge point of `machine.probe.reading` from the resource `attrs`, stamped now."""
+    metric = metrics_pb2.Metric(name="machine.probe.reading", unit="mm", gauge=metrics_pb2.Gauge(data_points=[
+        metrics_pb2.NumberDataPoint(time_unix_nano=time.time_ns(), as_double=value, attributes=kvs({"probe": "p"}))]))
+    return ExportMetricsServiceRequest(resource_metrics=[metrics_pb2.ResourceMetrics(
+        resource=resource(attrs),
+        scope_metrics=[metrics_pb2.ScopeMetrics(scope=scope(), metrics=[metric])],
+    )])
+
+
+def queue_records(segment: bytes) -> list[tuple[int, int]]:
+    """(offset, framed length) of each record of a remote-write queue segment: a 16-byte header
+    (marker "MWRW", payload length, sample count, CRC-32; little-endian) and the payload."""
+    records, at = [], 0
+    while at < len(segment):
+        assert segment[at:at + 4] == b"MWRW", f"no record marker at byte {at}"
+        length = 16 + int.from_bytes(segment[at + 4:at + 8], "little")
+        records.append((at, length))
+        at += length
+    return records
+
+
+def test_remote_write_queue_damage_loses_only_the_damaged_record(make_collector, make_prometheus, tmp_path):
+    """Prometheus: Debian's prometheus package with --web.enable-remote-write-receiver. Five
+    exports are queued while the receiver is down; one byte of the third record is flipped
+    with the collector stopped. After a restart the other four arrive, the loss is on /metrics
+    and in the log, and the damaged segment is kept once delivered."""
+    prom = make_prometheus(RECEIVER_CONFIG, name="receiver", remote_write_receiver=True)
+    prom.stop()
+    queue_dir = tmp_path / "rw-queue"
+    collector = make_collector(remote_write_config(prom.port, queue_dir))
+    attrs = resource_attrs("probes")  # one series: its instance id is drawn here
+    for r in range(5):
+        send_ok(collector, probe_request(float(r), attrs))
+        time.sleep(0.005)  # Prometheus keeps milliseconds
+    collector.stop_clean()
+
+    [segment] = sorted(queue_dir.glob("*.seg"))
+    data = bytearray(segment.read_bytes())
+    records = queue_records(bytes(data))
+    assert len(records) == 5, records  # one record per export
+    at, damaged_len = records[2]
+    data[at + 16 + 5] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+    prom.start()
+    collector.start()
+    selector = 'machine_probe_reading_mm{probe="p"}'
+    prom.wait_for(f"count_over_time({selector}[1h])",
+                  lambda res: res and float(res[0]["value"][1]) == 4, "the four undamaged records")
+    assert raw_samples(prom, selector) == [0.0, 1.0, 3.0, 4.0]
+    url = f"http://127.0.0.1:{prom.port}/api/v1/write"
+    _, samples = parse(get_metrics(collector).text)
+    assert value(samples, "millwatch_remote_write_queue_skipped_bytes_total", url=url) == damaged_len
+    log = re.sub(r"\x1b\[[0-9;]*m", "", collector.stderr_paths[-1].read_text(errors="replace"))
+    assert "skipping damaged bytes" in log and segment.name in log and f"offset={at}" in log, log[-3000:]
+
+    # Once the queue has moved past the damaged segment, it is kept, unchanged, as evidence.
+    send_ok(collector, probe_request(5.0, attrs))
+    prom.wait_for(f"count_over_time({selector}[1h])",
+                  lambda res: res and float(res[0]["value"][1]) == 5, "the record sent after the restart")
+    kept = segment.with_name(segment.name + ".damaged")
+    deadline = time.monotonic() + PEER_TIMEOUT_S
+    while not kept.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert kept.read_bytes() == bytes(data)
+    assert not segment.exists()
+
+
 # --- 4. the dashboards' metric names are on /metrics ------------------------------------------
 # Series of the detection engine (issue 4): on /metrics only once a model's windows close, so
 # this scenario (machine metrics, no inference events) cannot show them.
@@ -536,6 +605,7 @@ REMOTE_WRITE_SERIES = {
     "millwatch_remote_write_samples_sent_total", "millwatch_remote_write_samples_rejected_total",
     "millwatch_remote_write_samples_refused_queue_full_total", "millwatch_remote_write_requests_retried_total",
     "millwatch_remote_write_queue_bytes", "millwatch_remote_write_queue_max_bytes",
+    "millwatch_remote_write_queue_skipped_bytes_total",
 }
 
 

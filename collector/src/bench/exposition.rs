@@ -26,12 +26,22 @@ pub struct ExpositionArgs {
     /// Series to expose (gauges of 10,000 series each, the default cardinality limit per metric).
     #[arg(long, default_value_t = 100_000)]
     pub series: usize,
-    /// Timed GETs of /metrics per format (after 3 untimed ones).
-    #[arg(long, default_value_t = 50)]
+    /// Timed GETs of /metrics per format (after 3 untimed ones). A p99 needs at least 100:
+    /// over fewer it would be the maximum, and is not printed.
+    #[arg(long, default_value_t = 100)]
     pub requests: usize,
     /// Pin the started collector to these CPUs (`taskset -c`), e.g. `1`.
     #[arg(long)]
     pub collector_cpus: Option<String>,
+}
+
+/// Below this many GETs the nearest-rank p99 is the slowest GET.
+const P99_MIN_REQUESTS: usize = 100;
+
+/// The nearest-rank `p` quantile of sorted values (none when empty).
+fn nearest_rank(sorted: &[f64], p: f64) -> Option<f64> {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).max(1);
+    sorted.get(rank - 1).copied()
 }
 
 /// One OTLP request: metric `m` with `n` series, labelled like plant sensors.
@@ -214,21 +224,42 @@ pub async fn run(args: ExpositionArgs) -> anyhow::Result<()> {
             _ => "-".to_owned(),
         };
         took.sort_by(f64::total_cmp);
-        let pct = |p: f64| {
-            let i = ((p * took.len() as f64).ceil() as usize).clamp(1, took.len()) - 1;
-            took[i]
-        };
+        let p99 = nearest_rank(&took, 0.99)
+            .filter(|_| took.len() >= P99_MIN_REQUESTS)
+            .map_or("-".to_owned(), |v| format!("{v:.1}"));
         println!(
-            "{:<18} {:>12} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>14}",
+            "{:<18} {:>12} {:>9.1} {:>9} {:>9.1} {:>9.1} {:>14}",
             f.name,
             bytes,
-            pct(0.5),
-            pct(0.99),
+            nearest_rank(&took, 0.5).unwrap_or(f64::NAN),
+            p99,
             took[took.len() - 1],
             took.iter().sum::<f64>() / took.len() as f64,
             cpu
         );
     }
+    if args.requests < P99_MIN_REQUESTS {
+        println!(
+            "p99 not shown: over {} GETs it would be the maximum (take --requests {P99_MIN_REQUESTS} or more)",
+            args.requests
+        );
+    }
     drop(started);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_p99_needs_a_hundred_values_to_differ_from_the_maximum() {
+        let values = |n: usize| (1..=n).map(|i| i as f64).collect::<Vec<_>>();
+        // Nearest rank over 30 values: the 30th, the maximum.
+        assert_eq!(nearest_rank(&values(30), 0.99), Some(30.0));
+        assert_eq!(nearest_rank(&values(99), 0.99), Some(99.0));
+        assert_eq!(nearest_rank(&values(P99_MIN_REQUESTS), 0.99), Some(99.0));
+        assert_eq!(nearest_rank(&values(30), 0.5), Some(15.0));
+        assert_eq!(nearest_rank(&[], 0.5), None);
+    }
 }

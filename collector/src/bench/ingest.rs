@@ -59,6 +59,10 @@ pub struct IngestArgs {
     /// for gRPC). Without it, a collector is started for the run.
     #[arg(long)]
     pub target: Option<String>,
+    /// With --target: that collector's HTTP API, whose `/api/v1/stats` shows whether every
+    /// acknowledged item is stored (`http://127.0.0.1:9464`, the default `api.endpoint`).
+    #[arg(long, default_value = "http://127.0.0.1:9464")]
+    pub api: String,
     /// Data directory of the collector started for the run (default: a temporary directory).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -283,11 +287,25 @@ struct WorkerResult {
 pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     let load = Arc::new(build_load(&args)?);
     let (spawned, target, api) = match &args.target {
-        Some(t) => (None, t.trim_end_matches('/').to_owned(), None),
+        Some(t) => (
+            None,
+            t.trim_end_matches('/').to_owned(),
+            args.api.trim_end_matches('/').to_owned(),
+        ),
         None => {
             let (s, t, a) = spawn_collector(&args).await?;
-            (Some(s), t, Some(a))
+            (Some(s), t, a)
         }
+    };
+    let table = match args.signal {
+        BenchSignal::Metrics => "metric_points",
+        BenchSignal::Inferences => "inferences",
+    };
+    // A running collector may hold rows already: count what this run adds.
+    let client = http_client();
+    let rows_before = match fetch_stats(&client, &api).await {
+        Some(stats) => Ok(stats["tables"][table].as_u64().unwrap_or(0)),
+        None => Err(format!("{api}/api/v1/stats did not answer (pass --api)")),
     };
     let pid = spawned.as_ref().map(|s| s.child.id());
     println!(
@@ -341,16 +359,10 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     // Under load the collector acknowledges from its journal and commits to DuckDB within
     // `store.commit_interval`: wait for the tables to hold every acknowledged item (warm-up
     // included), so the CPU figure includes storing them.
-    let stored_after = match &api {
-        Some(api) => {
-            let table = match args.signal {
-                BenchSignal::Metrics => "metric_points",
-                BenchSignal::Inferences => "inferences",
-            };
-            let want = (total.ok + 1) * load.items as u64;
-            wait_until_stored(api, table, want).await
-        }
-        None => None,
+    let acknowledged = (total.ok + 1) * load.items as u64;
+    let stored = match &rows_before {
+        Ok(before) => wait_until_stored(&client, &api, table, before + acknowledged).await,
+        Err(why) => Stored::Unknown(why.clone()),
     };
     let usage_after = pid.and_then(process_usage);
     if let Some(s) = sampler {
@@ -391,24 +403,44 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             peak_rss.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1048576.0
         );
     }
-    if let Some(wait) = stored_after {
-        println!(
-            "all in DuckDB     {:.0} ms after the load",
+    let before = rows_before.as_ref().copied().unwrap_or(0);
+    match &stored {
+        Stored::All(wait) => println!(
+            "all in DuckDB     {acknowledged} acknowledged {table} rows stored {:.0} ms after the load",
             wait.as_secs_f64() * 1000.0
-        );
+        ),
+        Stored::TimedOut(rows) => println!(
+            "NOT all in DuckDB {} of {acknowledged} acknowledged {table} rows stored {} s after the load; \
+             the CPU figure leaves the rest out",
+            rows.saturating_sub(before),
+            STORE_WAIT.as_secs()
+        ),
+        Stored::Unknown(why) => println!("storage not checked: {why}"),
     }
-    if let Some(api) = api {
-        let client = http_client();
-        if let Some(stats) = fetch_stats(&client, &api).await {
-            println!("stored rows       {}", stats["tables"]);
-        }
-        if args.signal == BenchSignal::Inferences && !args.no_detection {
-            verdict_delay(&client, &api).await?;
-        }
+    if !matches!(stored, Stored::Unknown(_))
+        && let Some(stats) = fetch_stats(&client, &api).await
+    {
+        println!("stored rows       {}", stats["tables"]);
+    }
+    if spawned.is_some() && args.signal == BenchSignal::Inferences && !args.no_detection {
+        verdict_delay(&client, &api).await?;
     }
     drop(spawned);
     Ok(())
 }
+
+/// Whether the collector's tables hold every acknowledged item.
+enum Stored {
+    /// They do, this long after the load.
+    All(Duration),
+    /// After [`STORE_WAIT`] the table holds only this many rows.
+    TimedOut(u64),
+    /// The stats API did not answer.
+    Unknown(String),
+}
+
+/// How long the bench waits for acknowledged items to be stored.
+const STORE_WAIT: Duration = Duration::from_secs(60);
 
 /// The collector's `/api/v1/stats`, if it answers.
 async fn fetch_stats(client: &HttpClient, api: &str) -> Option<serde_json::Value> {
@@ -420,18 +452,21 @@ async fn fetch_stats(client: &HttpClient, api: &str) -> Option<serde_json::Value
     serde_json::from_slice(&body).ok()
 }
 
-/// Polls `/api/v1/stats` until `table` holds `want` rows (at most 60 s); how long that took.
-async fn wait_until_stored(api: &str, table: &str, want: u64) -> Option<Duration> {
-    let client = http_client();
+/// Polls `/api/v1/stats` until `table` holds `want` rows, for at most [`STORE_WAIT`].
+async fn wait_until_stored(client: &HttpClient, api: &str, table: &str, want: u64) -> Stored {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        let stats = fetch_stats(&client, api).await?;
-        if stats["tables"][table].as_u64().unwrap_or(0) >= want {
-            return Some(started.elapsed());
+    let mut rows = 0;
+    while started.elapsed() < STORE_WAIT {
+        let Some(stats) = fetch_stats(client, api).await else {
+            return Stored::Unknown(format!("{api}/api/v1/stats stopped answering"));
+        };
+        rows = stats["tables"][table].as_u64().unwrap_or(0);
+        if rows >= want {
+            return Stored::All(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    None
+    Stored::TimedOut(rows)
 }
 
 /// Waits for the started collector's detection engine to read every stored event, then prints
@@ -467,12 +502,21 @@ async fn verdict_delay(client: &HttpClient, api: &str) -> anyhow::Result<()> {
         return Ok(());
     };
     let within = h.at_most(1.0).unwrap_or(0.0);
+    // The histogram keeps counts per bucket, not the delays: a quantile is interpolated within
+    // its bucket, and the bucket is all that is known for sure.
+    let quantile = |q: f64| {
+        let bucket = h
+            .quantile_bucket(q)
+            .map_or(String::new(), |(lo, hi)| format!(" in ({lo}, {hi}]"));
+        format!("{:.3} s{bucket}", h.quantile(q).unwrap_or(f64::NAN))
+    };
     println!(
-        "verdict delay     {:.0} verdicts, mean {:.3} s, p50 {:.3} s, p99 {:.3} s (interpolated in the histogram's buckets)",
+        "verdict delay     {:.0} verdicts, mean {:.3} s, p50 {}, p99 {} (interpolated within the \
+         histogram bucket named)",
         h.count,
         h.sum / h.count,
-        h.quantile(0.5).unwrap_or(f64::NAN),
-        h.quantile(0.99).unwrap_or(f64::NAN),
+        quantile(0.5),
+        quantile(0.99),
     );
     println!(
         "verdicts <= 1 s   {within:.0} of {:.0} ({:.1}%)",

@@ -111,6 +111,24 @@ impl Histogram {
         Some(prev.0)
     }
 
+    /// The bounds `(lower, upper]` of the bucket the `q` quantile falls in: the resolution of
+    /// [`quantile`](Self::quantile), which only interpolates within it. None when empty.
+    pub fn quantile_bucket(&self, q: f64) -> Option<(f64, f64)> {
+        let total = self.buckets.last()?.1;
+        if total <= 0.0 {
+            return None;
+        }
+        let rank = q * total;
+        let mut lower = 0.0;
+        for &(le, cum) in &self.buckets {
+            if cum >= rank {
+                return Some((lower, le));
+            }
+            lower = le;
+        }
+        None
+    }
+
     /// Observations at or below `bound` (which must be one of the bucket bounds).
     pub fn at_most(&self, bound: f64) -> Option<f64> {
         self.buckets
@@ -145,6 +163,9 @@ mod tests {
         assert!((h.quantile(0.1).unwrap() - 0.05).abs() < 1e-12);
         // rank 9.9 in (0.5, 1] holding 6..10.
         assert!((h.quantile(0.99).unwrap() - (0.5 + 0.5 * 3.9 / 4.0)).abs() < 1e-12);
+        assert_eq!(h.quantile_bucket(0.5), Some((0.1, 0.5)));
+        assert_eq!(h.quantile_bucket(0.1), Some((0.0, 0.1)));
+        assert_eq!(h.quantile_bucket(0.99), Some((0.5, 1.0)));
         assert_eq!(h.at_most(1.0), Some(10.0));
         assert_eq!(sum(TEXT, "g"), Some(7.0));
         assert_eq!(sum(TEXT, "missing"), None);

@@ -86,6 +86,9 @@ pub struct RemoteWriteStats {
     pub queue_bytes: u64,
     /// The queue's size limit in bytes.
     pub queue_max_bytes: u64,
+    /// Bytes of the queue skipped as damaged since start (whatever records they held are lost;
+    /// the log says where).
+    pub queue_skipped_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -444,9 +447,14 @@ impl StatsHandle {
     /// A snapshot of the counters.
     pub fn stats(&self) -> RemoteWriteStats {
         let c = &self.shared.counters;
-        let (queue_samples, queue_bytes, queue_max_bytes) = {
+        let (queue_samples, queue_bytes, queue_max_bytes, queue_skipped_bytes) = {
             let q = self.shared.queue();
-            (q.pending_samples(), q.used_bytes(), q.max_bytes())
+            (
+                q.pending_samples(),
+                q.used_bytes(),
+                q.max_bytes(),
+                q.skipped_bytes(),
+            )
         };
         RemoteWriteStats {
             samples_queued: c.samples_queued.load(Ordering::Relaxed),
@@ -459,6 +467,7 @@ impl StatsHandle {
             queue_samples,
             queue_bytes,
             queue_max_bytes,
+            queue_skipped_bytes,
         }
     }
 }
