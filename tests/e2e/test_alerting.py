@@ -33,7 +33,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
 from collector import free_port, millwatch_bin
-from otlp import kvs, resource, scope
+from otlp import kvs, log_record, logs_request, resource, scope
 from pysdk import RecGrpcLogs, Sent, resource_attrs
 from rawhttp import send_ok
 
@@ -625,6 +625,133 @@ def test_smtp_down_for_a_minute_then_mail_arrives_exactly_once_across_a_restart(
     assert got[0]["Subject"] == f"[FIRING:4] MillwatchDrift (model={MODEL})"
 
 
+def inference_request(model: str, first: int, shifts: list[float], features: int = 3):
+    """One OTLP request holding one window (WINDOW events) per shift, each feature of a window
+    the same scrambled normal quantiles moved by its shift: every window is decided from this one
+    commit, in one pass of the detection engine."""
+    base = time.time_ns() - 3_600_000_000_000
+    draws = quantiles(WINDOW)
+    records = []
+    for w, shift in enumerate(shifts):
+        for k in range(WINDOW):
+            i = first + w * WINDOW + k
+            attrs = {"ml.model.name": model, "ml.model.version": VERSION,
+                     "ml.inference.id": f"{model}-{i}", "ml.prediction": "ok"}
+            for f in range(features):
+                attrs[f"ml.feature.f{f:02d}"] = draws[(k + 7 * f) % WINDOW] + shift
+            records.append(log_record(base + i * 1_000_000, attrs, event_name="ml.inference"))
+    return logs_request(records, resource_attrs("press-vision-service"))
+
+
+def json_log(c) -> list[dict]:
+    """The collector's log lines (it logs JSON: `log: {format: json}`), each line's fields."""
+    out = []
+    for path in c.stderr_paths:
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(line)["fields"])
+            except (ValueError, KeyError):
+                continue
+    return out
+
+
+def test_one_drifted_window_then_clean_ones_within_an_evaluation_fires_resolves_and_is_notified(
+        make_collector, peers, tmp_path):
+    """Issue 23: one drifted window and the clean windows after it are decided in one pass,
+    well within the 1 s evaluation interval. The newest verdict of every series is clean, yet
+    the drift and data-quality alerts fire, resolve, and reach the webhook both ways, with texts
+    that name what happened; the log says each step."""
+    port = free_port()
+    box = tmp_path / "hook"
+    peers.http(port, box)
+    c = make_collector(textwrap.dedent(f"""\
+        detection:
+          baseline_events: {BASELINE}
+          window_events: {WINDOW}
+          min_samples: 30
+          poll_interval: 100ms
+        alerting:
+          builtin:
+            collector: {{enabled: false}}
+          receivers:
+            hook: {{type: webhook, url: "http://127.0.0.1:{port}/alerts"}}
+          route:
+            receiver: hook
+            group_by: [alertname, model]
+            group_wait: 1s
+            group_interval: 1s
+        log: {{format: json}}
+        """))
+    send_ok(c, inference_request(MODEL, 0, [0.0]))  # the baseline
+    send_ok(c, inference_request(MODEL, BASELINE, [5.0, 0.0, 0.0]))
+
+    def groups_told_both_ways():
+        by_group: dict[str, list[dict]] = {}
+        for h in hooks(box):
+            body = json.loads(h["body"])
+            by_group.setdefault(body["groupLabels"]["alertname"], []).append(body)
+        done = {name: bodies for name, bodies in by_group.items()
+                if [b["status"] for b in bodies] == ["firing", "resolved"]}
+        return len(done) == 2 and done
+    got = wait_for(groups_told_both_ways, "firing then resolved notifications of both groups", collector=c)
+    assert set(got) == {"MillwatchDrift", "MillwatchDataQuality"}, list(got)
+    drift_firing, drift_resolved = got["MillwatchDrift"]
+    # Three features and the dataset's drift share, told firing (as they were), then resolved.
+    assert sorted(a["labels"].get("feature", "") for a in drift_firing["alerts"]) == ["", "f00", "f01", "f02"]
+    assert all(a["status"] == "firing" and a["endsAt"] == GO_ZERO_TIME for a in drift_firing["alerts"])
+    assert sorted(a["fingerprint"] for a in drift_resolved["alerts"]) == sorted(
+        a["fingerprint"] for a in drift_firing["alerts"])
+    assert all(a["status"] == "resolved" and a["endsAt"] != GO_ZERO_TIME for a in drift_resolved["alerts"])
+    # The texts name what happened: the feature, or how many columns drifted; the failed check
+    # and its share.
+    by_feature = {a["labels"].get("feature", ""): a["annotations"] for a in drift_firing["alerts"]}
+    assert by_feature["f01"]["summary"] == f"{MODEL} {VERSION}: f01 drifted"
+    assert by_feature["f01"]["description"].startswith(
+        f"The ks test on f01 of model {MODEL} version {VERSION} found drift: statistic "), by_feature["f01"]
+    share = by_feature[""]
+    assert re.fullmatch(rf"{MODEL} {VERSION}: 3 of \d+ columns drifted \(\d+(\.\d+)?%\)", share["summary"]), share
+    assert "  " not in share["summary"] and "  " not in share["description"], share
+    assert share["description"].startswith(f"In one window of model {MODEL} version {VERSION}, 3 of "), share
+    quality_firing, quality_resolved = got["MillwatchDataQuality"]
+    assert sorted(a["labels"]["feature"] for a in quality_firing["alerts"]) == ["f00", "f01", "f02"]
+    assert len(quality_resolved["alerts"]) == 3
+    q = next(a["annotations"] for a in quality_firing["alerts"] if a["labels"]["feature"] == "f01")
+    assert re.fullmatch(
+        rf"{MODEL} {VERSION}: f01 failed the data-quality check: out_of_range \d+(\.\d+)?%", q["summary"]), q
+    assert re.search(r"\d+(\.\d+)?% of values outside the baseline's range \(out_of_range\)", q["description"]), q
+    assert float(q["value"]) > 0.5, q  # the share out of range, not the missing share (0)
+    # The API lists them resolved, nothing active.
+    assert alerts(c) == []
+    assert len(alerts(c, "resolved")) == 7
+    # The log told each step once: the new version, the drift and its end, the alerts, the
+    # deliveries.
+    wait_for(lambda: sum(f.get("message") == "notification delivered" for f in json_log(c)) >= 1,
+             "a delivery line", collector=c)
+    lines = json_log(c)
+    said = [f.get("message") for f in lines]
+    new_version = [f for f in lines if f.get("message") == "new model version"]
+    assert [(f["model"], f["version"]) for f in new_version] == [(MODEL, VERSION)], new_version
+    assert f"its first {BASELINE} events" in new_version[0]["baseline"]
+    drifted = [f for f in lines if f.get("message") == "window drifted"]
+    assert len(drifted) == 1 and sorted(drifted[0]["features"].split(",")) == ["f00", "f01", "f02"], drifted
+    assert said.count("window recovered: no drift") == 1, said
+    assert said.count("alert firing") == 7 and said.count("alert resolved") == 7, said
+    firing_f01 = [f for f in lines if f.get("message") == "alert firing" and "feature=f01" in f["labels"]
+                  and f["alertname"] == "MillwatchDrift"]
+    assert firing_f01 and firing_f01[0]["summary"] == f"{MODEL} {VERSION}: f01 drifted", firing_f01
+    delivered = [f for f in lines if f.get("message") == "notification delivered"]
+    assert all(f["receiver"] == "hook" for f in delivered), delivered
+    assert any(f.get("message", "").startswith("a new group of alerts is notified after group_wait")
+               and f["group_wait"] == "1s" for f in lines), said
+
+
+def test_without_a_receiver_the_log_says_alerts_are_not_sent(make_collector):
+    c = make_collector("log: {format: json}\n")
+    hint = [f for f in json_log(c) if f.get("message", "").startswith("no receiver is configured")]
+    assert len(hint) == 1, c.stderr_tail()
+    assert "/api/v1/alerts" in hint[0]["message"] and "alerting.route" in hint[0]["message"]
+
+
 def test_silence_and_acknowledge_through_the_cli(make_collector, peers, tmp_path):
     port = free_port()
     box = tmp_path / "hook"
@@ -817,3 +944,27 @@ def test_validate_explains_alert_config_mistakes(tmp_path):
     fixed = good.read_text().replace("receiver: pager", "receiver: mail")
     good.write_text(fixed)
     mw("validate", "--config", str(good))
+    # `for` counts decided windows on rules over verdicts; a metric rule has none.
+    windows = tmp_path / "windows.yaml"
+    windows.write_text(textwrap.dedent("""\
+        alerting:
+          builtin:
+            drift: {for: 2 windows}
+          rules:
+            - name: ChurnDrift
+              detections: ['detector="drift"', 'model="churn"']
+              for: 3 windows
+        """))
+    mw("validate", "--config", str(windows))
+    metric = tmp_path / "metric-windows.yaml"
+    metric.write_text(textwrap.dedent("""\
+        alerting:
+          rules:
+            - name: Hot
+              metric: {name: hw.temperature, op: ">", threshold: 41}
+              for: 3 windows
+        """))
+    p = mw("validate", "--config", str(metric), check=False)
+    assert p.returncode == 1
+    assert (f"{metric}:5:7: alerting.rules[0].for: `3 windows` counts decided windows, which only "
+            "`detections` rules have") in p.stderr, p.stderr

@@ -7,6 +7,7 @@ use std::time::Duration;
 use millwatch_exporters::notify::NotifierConfig;
 use serde::{Deserialize, Serialize};
 
+use super::hold::For;
 use super::rules::{Matcher, Template};
 
 /// The `alerting:` section.
@@ -101,9 +102,11 @@ pub struct BuiltinRule {
     /// Whether the rule is evaluated.
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// How long the condition must hold before the alert fires.
-    #[serde(rename = "for", with = "millwatch_exporters::units::duration", default)]
-    pub for_: Duration,
+    /// How long the condition must hold before the alert fires: a duration (`30s`; `0s` fires
+    /// at once), or for the rules over verdicts (drift, data quality, performance) a number of
+    /// decided windows in a row (`3 windows`).
+    #[serde(rename = "for", default)]
+    pub for_: For,
     /// The `severity` label; each built-in rule has its own default.
     #[serde(default)]
     pub severity: Option<Severity>,
@@ -120,7 +123,7 @@ impl BuiltinRule {
     fn on(severity: Severity) -> Self {
         BuiltinRule {
             enabled: true,
-            for_: Duration::ZERO,
+            for_: For::default(),
             severity: Some(severity),
             labels: BTreeMap::new(),
         }
@@ -156,7 +159,7 @@ impl Default for BuiltinRules {
             machine_health: BuiltinRule::on(Severity::Critical),
             absence: BuiltinRule::on(Severity::Warning),
             collector: BuiltinRule {
-                for_: Duration::from_secs(60),
+                for_: For::Time(Duration::from_secs(60)),
                 ..BuiltinRule::on(Severity::Warning)
             },
         }
@@ -169,17 +172,23 @@ impl Default for BuiltinRules {
 pub struct RuleConfig {
     /// The alert's name, its `alertname` label.
     pub name: String,
-    /// Fires for every series of verdicts (model, version, feature, detector, test) whose newest
-    /// row has `drifted = true` and matches all of these matchers over the labels `detector`,
-    /// `test`, `feature`, `model`, `version` and `verdict`, e.g. `detector="drift"`.
+    /// Fires for a series of verdicts (model, version, feature, detector, test) when one of its
+    /// verdicts has `drifted = true` and matches all of these matchers over the labels
+    /// `detector`, `test`, `feature`, `model`, `version` and `verdict`, e.g. `detector="drift"`;
+    /// resolves at its next verdict that does not. Every verdict decided since the last
+    /// evaluation is looked at in the order decided, so a drifted window followed by clean
+    /// ones within one `evaluation_interval` fires and resolves.
     #[serde(default)]
     pub detections: Option<Vec<Matcher>>,
     /// Fires for every metric series whose newest point satisfies the comparison.
     #[serde(default)]
     pub metric: Option<MetricCondition>,
-    /// How long the condition must hold before the alert fires.
-    #[serde(rename = "for", with = "millwatch_exporters::units::duration", default)]
-    pub for_: Duration,
+    /// How long the condition must hold before the alert fires: a duration (`30s`), counted
+    /// from the evaluation that first found it; or, for a `detections` rule, a number of
+    /// decided windows in a row whose verdict matches (`3 windows`; a window that does not
+    /// match starts the count over). Default `0s`: the first matching verdict fires.
+    #[serde(rename = "for", default)]
+    pub for_: For,
     /// The `severity` label.
     #[serde(default = "warning")]
     pub severity: Severity,
@@ -386,6 +395,15 @@ impl AlertingConfig {
                 &format!("builtin.{name}.labels"),
                 &mut problems,
             );
+            // Machine-health verdicts are written when a rule's state changes, not per window,
+            // and the collector's own trouble has no windows at all.
+            let windowless = matches!(name, "machine_health" | "absence" | "collector");
+            if windowless && let For::Windows(_) = rule.for_ {
+                problems.push(format!(
+                    "builtin.{name}.for: `{}` counts decided windows, which this rule does not have; use a duration such as `30s`",
+                    rule.for_
+                ));
+            }
         }
         let mut names: Vec<&str> = vec![
             "MillwatchDrift",
@@ -422,6 +440,14 @@ impl AlertingConfig {
                 && m.name.trim().is_empty()
             {
                 problems.push(format!("{at}.metric.name: the metric name is empty"));
+            }
+            if rule.metric.is_some()
+                && let For::Windows(_) = rule.for_
+            {
+                problems.push(format!(
+                    "{at}.for: `{}` counts decided windows, which only `detections` rules have; a metric rule waits a duration such as `5m`",
+                    rule.for_
+                ));
             }
             check_labels(&rule.labels, &format!("{at}.labels"), &mut problems);
             for key in rule.annotations.keys() {
@@ -564,7 +590,7 @@ mod tests {
         assert!(!c.builtin.absence.enabled);
         assert!(c.builtin.drift.enabled);
         assert_eq!(c.rules.len(), 2);
-        assert_eq!(c.rules[0].for_, Duration::from_secs(30));
+        assert_eq!(c.rules[0].for_, For::Time(Duration::from_secs(30)));
         let route = c.route.expect("route");
         assert_eq!(route.group_wait, Some(Duration::from_secs(1)));
         assert!(route.routes[0].continue_);
@@ -637,6 +663,43 @@ mod tests {
             assert!(err.contains(want), "{err}\n--- wanted: {want}");
         }
         assert!(!err.contains("test.yaml:1:1"), "{err}");
+    }
+
+    #[test]
+    fn for_counts_windows_on_detection_rules_only() {
+        let c = load(
+            "alerting:\n  builtin:\n    drift: { for: 2 windows }\n    collector: { for: 90s }\n  rules:\n    - { name: X, detections: ['detector=\"drift\"'], for: 3 windows }\n    - { name: Y, detections: [], for: 1 window }\n",
+        )
+        .expect("valid");
+        assert_eq!(c.builtin.drift.for_, For::parse("2 windows").expect("2"));
+        assert_eq!(c.builtin.collector.for_, For::Time(Duration::from_secs(90)));
+        assert_eq!(c.rules[0].for_.to_string(), "3 windows");
+        assert_eq!(c.rules[1].for_.to_string(), "1 window");
+        assert_eq!(
+            AlertingConfig::default().builtin.drift.for_.to_string(),
+            "0s"
+        );
+        for (yaml, want) in [
+            (
+                "alerting:\n  rules:\n    - name: Hot\n      metric: { name: m, op: \">\", threshold: 1 }\n      for: 3 windows\n",
+                "test.yaml:5:7: alerting.rules[0].for: `3 windows` counts decided windows, which only `detections` rules have",
+            ),
+            (
+                "alerting:\n  builtin:\n    absence:\n      for: 2 windows\n",
+                "test.yaml:4:7: alerting.builtin.absence.for: `2 windows` counts decided windows",
+            ),
+            (
+                "alerting:\n  rules:\n    - { name: X, detections: [], for: 0 windows }\n",
+                "at least `1 window`",
+            ),
+            (
+                "alerting:\n  rules:\n    - { name: X, detections: [], for: soon }\n",
+                "`soon` is neither a duration (`30s`, `5m`) nor a number of windows (`3 windows`)",
+            ),
+        ] {
+            let err = load(yaml).expect_err(yaml);
+            assert!(err.contains(want), "{yaml}\n---\n{err}\n--- wanted: {want}");
+        }
     }
 
     #[test]

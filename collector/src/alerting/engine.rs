@@ -2,10 +2,10 @@
 //! alerts through their lifecycle, sorts them into notification groups and writes due
 //! notifications to the outbox; and a task that delivers the outbox.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 use millwatch_exporters::notify::{Labels, Notifier};
@@ -14,12 +14,14 @@ use serde::Serialize;
 
 use super::config::AlertingConfig;
 use super::groups::Groups;
-use super::lifecycle::{Ack, AlertEntry, Book, State};
+use super::hold::For;
+use super::lifecycle::{Ack, AlertEntry, Book, Changes, State};
+use super::log_limit::{self, LogLimit};
 use super::metrics::AlertMetrics;
 use super::routing::Route;
 use super::rules::{Condition, Rule, compile};
 use super::silences::Silence;
-use super::sources::{CollectorSource, DetectionSource, metric_candidates};
+use super::sources::{CollectorSource, DetectionSource, Verdicts, metric_candidates};
 use super::{AlertingError, Db, Result, inhibit, now_ns, outbox, persist, silences};
 use crate::telemetry::Telemetry;
 
@@ -92,6 +94,8 @@ struct Engine {
     telemetry: Arc<Telemetry>,
     metrics: Arc<AlertMetrics>,
     shared: Arc<Shared>,
+    /// Keeps "notification queued" to a line per receiver and interval.
+    log: LogLimit,
 }
 
 /// Starts the alert manager on its own connection `conn`. Must be called inside the runtime.
@@ -128,17 +132,27 @@ pub fn start(
         acks: Mutex::new(Vec::new()),
         wake: tokio::sync::Notify::new(),
     });
+    let rules = compile(&config);
+    let tail = rules
+        .iter()
+        .filter_map(|r| match (&r.condition, r.for_) {
+            (Condition::Detections(_), For::Windows(n)) => Some(n.get()),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1);
     let mut engine = Engine {
-        rules: compile(&config),
+        rules,
         route: config.route.as_ref().map(Route::tree),
         external_url: config.external_url.clone().unwrap_or(external_url),
         book: Book::default(),
         groups: Groups::default(),
-        detections: DetectionSource::default(),
+        detections: DetectionSource::new(tail),
         collector: CollectorSource::default(),
         telemetry,
         metrics: metrics.clone(),
         shared: shared.clone(),
+        log: LogLimit::new(log_limit::EVERY),
         config,
     };
     for e in alerts {
@@ -168,6 +182,17 @@ pub fn start(
         alerts = engine.book.alerts.len(),
         "alert manager started"
     );
+    match &engine.route {
+        Some(route) => tracing::info!(
+            receiver = %route.receiver,
+            group_wait = %humantime::format_duration(route.group_wait),
+            group_interval = %humantime::format_duration(route.group_interval),
+            "a new group of alerts is notified after group_wait, its changes every group_interval"
+        ),
+        None => tracing::info!(
+            "no receiver is configured: alerts are evaluated and listed at /api/v1/alerts but not sent; add `alerting.receivers` and `alerting.route` to send them"
+        ),
+    }
 
     let delivery = engine.config.delivery.clone();
     let rules = Arc::new(engine.rules.clone());
@@ -193,8 +218,11 @@ pub fn start(
         tokio::spawn(async move {
             let config = delivery;
             let mut pruned_at: Option<tokio::time::Instant> = None;
+            let mut log = LogLimit::new(log_limit::EVERY);
             loop {
-                match outbox::deliver_due(&db, &notifiers, &rules, &config, &metrics).await {
+                match outbox::deliver_due(&db, &notifiers, &rules, &config, &metrics, &mut log)
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "outbox round failed"),
                 }
@@ -271,8 +299,11 @@ impl Engine {
     }
 
     fn persist(&self, upserted: &[String], removed: &[String], now: i64) {
+        // An alert changed by several verdicts of one evaluation is written once, as it is now.
         let entries: Vec<AlertEntry> = upserted
             .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .filter_map(|fp| self.book.alerts.get(fp).cloned())
             .collect();
         let removed = removed.to_vec();
@@ -298,17 +329,37 @@ impl Engine {
                 upserted.push(fp);
             }
         }
+        // Read once for every detection rule; unread (an error) they wait for the next round.
+        let verdicts = if self
+            .rules
+            .iter()
+            .any(|r| matches!(r.condition, Condition::Detections(_)))
+        {
+            let source = &mut self.detections;
+            match self.shared.db.with(|c| source.read(c)) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the verdicts failed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut fired = BTreeSet::new();
         for i in 0..self.rules.len() {
             let rule = self.rules[i].clone();
-            let active = match self.evaluate(&rule, now) {
-                Ok(a) => a,
+            let changes = match self.evaluate(&rule, verdicts.as_ref(), now) {
+                Ok(Some(changes)) => changes,
+                Ok(None) => continue,
                 Err(e) => {
                     // Without an answer the rule's alerts stay as they are.
                     tracing::warn!(rule = %rule.name, error = %e, "rule evaluation failed");
                     continue;
                 }
             };
-            let changes = self.book.apply(&rule.name, rule.for_, active, now);
+            self.log_changes(&changes);
+            fired.extend(changes.fired);
             upserted.extend(changes.upserted);
             removed.extend(changes.removed);
         }
@@ -318,36 +369,69 @@ impl Engine {
             .expire(self.config.resolved_retention, now, &|fp| groups.owed(fp));
         removed.extend(expired);
         self.persist(&upserted, &removed, now);
-        self.notify(now);
+        self.notify(&fired, now);
         self.publish(now);
     }
 
-    fn evaluate(&mut self, rule: &Rule, now: i64) -> Result<Vec<super::rules::Active>> {
-        let db = self.shared.db.clone();
-        match &rule.condition {
-            Condition::Detections(_) => {
-                let detections = &mut self.detections;
-                let candidates = db.with(|c| detections.candidates(c).map(<[_]>::to_vec))?;
-                Ok(rule.alerts(&candidates))
-            }
-            Condition::Metric(m) => {
-                let candidates = db.with(|c| metric_candidates(c, m, now))?;
-                Ok(rule.alerts(&candidates))
-            }
-            Condition::Collector => {
-                let collector = &mut self.collector;
-                let telemetry = &self.telemetry;
-                let candidates = db.with(|c| collector.candidates(telemetry, c, now))?;
-                Ok(rule.alerts(&candidates))
+    /// One line per alert that fired or resolved.
+    fn log_changes(&self, changes: &Changes) {
+        for (fps, what) in [
+            (&changes.fired, "alert firing"),
+            (&changes.resolved, "alert resolved"),
+        ] {
+            for e in fps.iter().filter_map(|fp| self.book.alerts.get(fp)) {
+                let labels: Vec<String> = e
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k != "alertname")
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let summary = e.annotations.get("summary").map_or("", String::as_str);
+                tracing::info!(alertname = %e.rule, fingerprint = %e.fingerprint, labels = %labels.join(","), summary, "{what}");
             }
         }
     }
 
-    fn notify(&mut self, now: i64) {
+    /// One evaluation of `rule`: over the verdicts read for this round (none when reading them
+    /// failed: the rule waits), or over what its source holds now.
+    fn evaluate(
+        &mut self,
+        rule: &Rule,
+        verdicts: Option<&Verdicts>,
+        now: i64,
+    ) -> Result<Option<Changes>> {
+        let db = self.shared.db.clone();
+        let candidates = match &rule.condition {
+            Condition::Detections(_) => {
+                return Ok(verdicts.map(|v| {
+                    let steps = rule.steps(&v.rows);
+                    self.book
+                        .apply_verdicts(&rule.name, rule.for_, steps, v.complete, now)
+                }));
+            }
+            Condition::Metric(m) => db.with(|c| metric_candidates(c, m, now))?,
+            Condition::Collector => {
+                let collector = &mut self.collector;
+                let telemetry = &self.telemetry;
+                db.with(|c| collector.candidates(telemetry, c, now))?
+            }
+        };
+        let active = rule.alerts(&candidates);
+        Ok(Some(self.book.apply(
+            &rule.name,
+            rule.for_.duration(),
+            active,
+            now,
+        )))
+    }
+
+    /// Notifies the groups that are due; `fired` are the alerts that started firing in this
+    /// evaluation (some may have resolved in it too, and are notified all the same).
+    fn notify(&mut self, fired: &BTreeSet<String>, now: i64) {
         let Some(route) = &self.route else {
             return;
         };
-        self.groups.assign(route, &self.book, now);
+        self.groups.assign(route, &self.book, fired, now);
         let mut enqueued = 0;
         for key in self.groups.due(now) {
             let book = &self.book;
@@ -374,7 +458,10 @@ impl Engine {
             match result {
                 Ok(()) if flush.is_some() => {
                     enqueued += 1;
-                    tracing::info!(group = %key, receiver = %group.receiver, "notification queued");
+                    let queued = format!("queued {}", group.receiver);
+                    if let Some(suppressed) = self.log.admit(&queued, Instant::now()) {
+                        tracing::info!(group = %key, receiver = %group.receiver, suppressed, "notification queued");
+                    }
                 }
                 Ok(()) => {}
                 Err(e) => {

@@ -29,6 +29,9 @@ pub struct Group {
     /// The alerts the last notification reported firing.
     pub notified: BTreeSet<String>,
     pub last_notified: Option<i64>,
+    /// When the group was last looked at: an alert that fired after it and resolved before the
+    /// next look was never told, and is owed its firing notification.
+    pub looked_at: Option<i64>,
     /// The alerts in the group now (firing or resolved).
     pub members: BTreeSet<String>,
 }
@@ -53,6 +56,7 @@ impl Group {
             resend_interval: None,
             next_flush: now,
             notified,
+            looked_at: last_notified,
             last_notified,
             members: BTreeSet::new(),
         }
@@ -78,8 +82,9 @@ pub struct Groups {
 
 impl Groups {
     /// Sorts every firing or resolved alert into the groups of the routes it takes; a firing
-    /// alert with no group yet opens one, which waits `group_wait`.
-    pub fn assign(&mut self, root: &Route, book: &Book, now: i64) {
+    /// alert with no group yet opens one, which waits `group_wait` — and so does one that
+    /// fired in this evaluation (`fired`) and resolved in it too.
+    pub fn assign(&mut self, root: &Route, book: &Book, fired: &BTreeSet<String>, now: i64) {
         for g in self.map.values_mut() {
             g.members.clear();
         }
@@ -92,7 +97,7 @@ impl Groups {
                 let key = route.group_key(&labels);
                 let group = match self.map.get_mut(&key) {
                     Some(g) => g,
-                    None if e.state == State::Firing => {
+                    None if e.state == State::Firing || fired.contains(&e.fingerprint) => {
                         self.map.entry(key.clone()).or_insert_with(|| Group {
                             key: key.clone(),
                             receiver: route.receiver.clone(),
@@ -104,6 +109,7 @@ impl Groups {
                             next_flush: now.saturating_add(ns(route.group_wait)),
                             notified: BTreeSet::new(),
                             last_notified: None,
+                            looked_at: None,
                             members: BTreeSet::new(),
                         })
                     }
@@ -131,7 +137,9 @@ impl Groups {
     /// Looks at one group: a notification when its firing alerts changed since the last one (or
     /// some of those resolved), when `repeat_interval` passed with alerts still firing and
     /// not all acknowledged, or when the receiver's resend interval passed with alerts still
-    /// firing. Muted (silenced or inhibited) alerts are left out.
+    /// firing. Muted (silenced or inhibited) alerts are left out. An alert that fired since
+    /// the last look and resolved before this one is reported firing (as it was), and
+    /// resolved by the next notification: every alert that fires is told, both ways.
     pub fn flush(
         &mut self,
         key: &str,
@@ -145,13 +153,19 @@ impl Groups {
             .resend_interval
             .map_or(g.group_interval, |r| r.min(g.group_interval));
         g.next_flush = now.saturating_add(ns(look_again));
+        let looked_at = g.looked_at.replace(now);
+        let owed = |e: &AlertEntry| {
+            e.state == State::Resolved
+                && !g.notified.contains(&e.fingerprint)
+                && e.fired_at.is_some_and(|f| looked_at.is_none_or(|t| f > t))
+        };
         let firing: BTreeSet<String> = g
             .members
             .iter()
             .filter(|fp| {
                 book.alerts
                     .get(*fp)
-                    .is_some_and(|e| e.state == State::Firing && !muted(e))
+                    .is_some_and(|e| (e.state == State::Firing || owed(e)) && !muted(e))
             })
             .cloned()
             .collect();
@@ -183,9 +197,13 @@ impl Groups {
         let mut alerts: Vec<Alert> = firing
             .iter()
             .filter_map(|fp| book.alerts.get(fp))
-            .map(|e| to_alert(e, &generator))
+            .map(|e| to_alert(e, &generator, State::Firing))
             .collect();
-        alerts.extend(resolved.into_iter().map(|e| to_alert(e, &generator)));
+        alerts.extend(
+            resolved
+                .into_iter()
+                .map(|e| to_alert(e, &generator, State::Resolved)),
+        );
         g.notified = firing;
         if alerts.is_empty() {
             return None;
@@ -226,14 +244,16 @@ fn at(ns: i64) -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64)
 }
 
-fn to_alert(e: &AlertEntry, generator: &str) -> Alert {
+/// `e` as a notification reports it: firing (even when it has resolved since, and that is
+/// told next), or resolved.
+fn to_alert(e: &AlertEntry, generator: &str, reported: State) -> Alert {
     let mut a = Alert::firing(
         e.labels.clone(),
         e.annotations.clone(),
         at(e.fired_at.unwrap_or(e.active_at)),
     );
     a.generator_url = generator.to_string();
-    if e.state == State::Resolved {
+    if reported == State::Resolved {
         a = a.resolved_at(at(e.resolved_at.unwrap_or(e.active_at)));
     }
     a
@@ -243,6 +263,8 @@ fn to_alert(e: &AlertEntry, generator: &str) -> Alert {
 mod tests {
     use super::*;
     use crate::alerting::config::RouteConfig;
+    use crate::alerting::hold::For;
+    use crate::alerting::lifecycle::Step;
     use crate::alerting::rules::Active;
     use millwatch_exporters::notify::AlertStatus;
 
@@ -276,7 +298,7 @@ mod tests {
         let mut groups = Groups::default();
         let all: Vec<Active> = (0..50).map(|i| drift("churn", &format!("f{i}"))).collect();
         book.apply("drift", Duration::ZERO, all.clone(), 0);
-        groups.assign(&route, &book, 0);
+        groups.assign(&route, &book, &BTreeSet::new(), 0);
         assert_eq!(groups.map.len(), 1);
         assert!(
             groups.due(S).is_empty(),
@@ -296,7 +318,7 @@ mod tests {
         );
         // Unchanged: nothing new at the next interval.
         book.apply("drift", Duration::ZERO, all, 5 * S);
-        groups.assign(&route, &book, 5 * S);
+        groups.assign(&route, &book, &BTreeSet::new(), 5 * S);
         assert!(
             groups
                 .flush(&key, &book, &never, 12 * S, "http://mw")
@@ -304,7 +326,7 @@ mod tests {
         );
         // Drift ends: one resolved notification with all fifty.
         book.apply("drift", Duration::ZERO, vec![], 20 * S);
-        groups.assign(&route, &book, 20 * S);
+        groups.assign(&route, &book, &BTreeSet::new(), 20 * S);
         let f = groups
             .flush(&key, &book, &never, 22 * S, "http://mw")
             .expect("resolved");
@@ -318,7 +340,7 @@ mod tests {
                 .is_none()
         );
         book.expire(Duration::ZERO, 41 * S, &|fp| groups.owed(fp));
-        groups.assign(&route, &book, 41 * S);
+        groups.assign(&route, &book, &BTreeSet::new(), 41 * S);
         assert_eq!(groups.prune(), vec![key]);
     }
 
@@ -333,7 +355,7 @@ mod tests {
             vec![drift("churn", "a"), drift("churn", "b")],
             0,
         );
-        groups.assign(&route, &book, 0);
+        groups.assign(&route, &book, &BTreeSet::new(), 0);
         let key = groups.due(2 * S).pop().expect("due");
         let fp_b = book
             .alerts
@@ -383,7 +405,7 @@ mod tests {
                 at: 0,
             });
         }
-        groups.assign(&route, &book, 0);
+        groups.assign(&route, &book, &BTreeSet::new(), 0);
         let key = groups.due(2 * S).pop().expect("due");
         let never = |_: &AlertEntry| false;
         assert!(
@@ -405,7 +427,7 @@ mod tests {
         assert_eq!(again.notification.status, AlertStatus::Firing);
         // Resolved: one last notification, then nothing more to resend.
         book.apply("drift", Duration::ZERO, vec![], 6 * S);
-        groups.assign(&route, &book, 6 * S);
+        groups.assign(&route, &book, &BTreeSet::new(), 6 * S);
         let last = groups
             .flush(&key, &book, &never, 8 * S, "http://mw")
             .expect("resolved");
@@ -436,12 +458,88 @@ mod tests {
                 5 * S,
             ),
         );
-        groups.assign(&route, &book, 5 * S);
+        groups.assign(&route, &book, &BTreeSet::new(), 5 * S);
         assert_eq!(groups.due(5 * S), vec![key.clone()]);
         assert!(
             groups
                 .flush(&key, &book, &|_| false, 5 * S, "http://mw")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_alert_that_fired_and_resolved_between_two_looks_is_notified_firing_then_resolved() {
+        let route = root();
+        let mut book = Book::default();
+        let mut groups = Groups::default();
+        let never = |_: &AlertEntry| false;
+        // A drifted window then a clean one, read in one evaluation: fired and resolved at once.
+        let steps = vec![
+            Step {
+                alert: drift("churn", "a"),
+                holds: true,
+            },
+            Step {
+                alert: drift("churn", "a"),
+                holds: false,
+            },
+        ];
+        let c = book.apply_verdicts("drift", For::default(), steps, false, 0);
+        let fired: BTreeSet<String> = c.fired.into_iter().collect();
+        assert_eq!(fired.len(), 1);
+        groups.assign(&route, &book, &fired, 0);
+        let key = groups.due(2 * S).pop().expect("a group opened for it");
+        groups.assign(&route, &book, &BTreeSet::new(), 2 * S);
+        let f = groups
+            .flush(&key, &book, &never, 2 * S, "http://mw")
+            .expect("the firing notification");
+        assert_eq!(f.notification.status, AlertStatus::Firing);
+        assert_eq!(f.notification.alerts.len(), 1);
+        assert!(f.notification.alerts[0].ends_at.is_none());
+        let f = groups
+            .flush(&key, &book, &never, 12 * S, "http://mw")
+            .expect("the resolved notification");
+        assert_eq!(f.notification.status, AlertStatus::Resolved);
+        assert!(f.notification.alerts[0].ends_at.is_some());
+        assert!(
+            groups
+                .flush(&key, &book, &never, 22 * S, "http://mw")
+                .is_none()
+        );
+        // Once more in a group that exists: `b` fires at 30s and resolves at 31s, before the
+        // group's next look at 32s; `a` keeps firing throughout.
+        book.apply("drift", Duration::ZERO, vec![drift("churn", "a")], 25 * S);
+        groups.assign(&route, &book, &BTreeSet::new(), 25 * S);
+        groups.flush(&key, &book, &never, 25 * S, "http://mw");
+        book.apply(
+            "drift",
+            Duration::ZERO,
+            vec![drift("churn", "a"), drift("churn", "b")],
+            30 * S,
+        );
+        groups.assign(&route, &book, &BTreeSet::new(), 30 * S);
+        book.apply("drift", Duration::ZERO, vec![drift("churn", "a")], 31 * S);
+        groups.assign(&route, &book, &BTreeSet::new(), 31 * S);
+        let f = groups
+            .flush(&key, &book, &never, 35 * S, "http://mw")
+            .expect("b firing");
+        let b: Vec<_> = f
+            .notification
+            .alerts
+            .iter()
+            .filter(|a| a.labels["feature"] == "b")
+            .collect();
+        assert_eq!(b.len(), 1);
+        assert!(b[0].ends_at.is_none());
+        let f = groups
+            .flush(&key, &book, &never, 45 * S, "http://mw")
+            .expect("b resolved");
+        let ends: Vec<(&str, bool)> = f
+            .notification
+            .alerts
+            .iter()
+            .map(|a| (a.labels["feature"].as_str(), a.ends_at.is_some()))
+            .collect();
+        assert_eq!(ends, [("a", false), ("b", true)]);
     }
 }

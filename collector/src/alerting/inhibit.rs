@@ -53,6 +53,7 @@ mod tests {
             fired_at: Some(0),
             resolved_at: None,
             ack: None,
+            windows: 0,
         }
     }
 

@@ -1,14 +1,16 @@
 //! The life of an alert: pending while its condition holds for less than the rule's `for`,
 //! firing after, resolved once the condition stops holding. Identified by the fingerprint of
-//! its labels, as Alertmanager computes it.
+//! its labels, as Alertmanager computes it. Snapshot rules (metrics, the collector) say what
+//! holds now; detection rules replay every verdict decided since their last evaluation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use millwatch_exporters::notify::Labels;
 use millwatch_exporters::notify::alert::fingerprint;
 use serde::{Deserialize, Serialize};
 
+use super::hold::For;
 use super::rules::Active;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +64,9 @@ pub struct AlertEntry {
     pub fired_at: Option<i64>,
     pub resolved_at: Option<i64>,
     pub ack: Option<Ack>,
+    /// Verdicts in a row the condition held for (detection rules; not stored: the first
+    /// evaluation after a start counts them again from the stored verdicts).
+    pub windows: u32,
 }
 
 /// Every alert the engine knows, by fingerprint.
@@ -70,97 +75,195 @@ pub struct Book {
     pub alerts: BTreeMap<String, AlertEntry>,
 }
 
-/// What one evaluation changed, for persistence.
+/// What one evaluation changed: for persistence, the log and the notification groups.
 #[derive(Debug, Default, PartialEq)]
 pub struct Changes {
-    /// Fingerprints whose row must be written.
+    /// Fingerprints whose row must be written (possibly more than once).
     pub upserted: Vec<String>,
     /// Fingerprints whose row must be deleted.
     pub removed: Vec<String>,
+    /// Alerts that started firing, in order (one may also be in `resolved`).
+    pub fired: Vec<String>,
+    /// Alerts that resolved, in order.
+    pub resolved: Vec<String>,
+}
+
+impl Changes {
+    fn upsert(&mut self, fp: &str) {
+        if self.upserted.last().map(String::as_str) != Some(fp) {
+            self.upserted.push(fp.to_string());
+        }
+    }
+}
+
+/// One verdict as a detection rule sees it: the alert of the verdict's series, and whether the
+/// rule's condition holds for this verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub alert: Active,
+    pub holds: bool,
 }
 
 impl Book {
-    /// Applies one evaluation of `rule`: `active` is everything its condition holds for now.
+    /// Applies one evaluation of a rule over a snapshot (metric series, the collector's own
+    /// trouble): `active` is everything its condition holds for now; the rule's other alerts
+    /// stop.
     pub fn apply(&mut self, rule: &str, for_: Duration, active: Vec<Active>, now: i64) -> Changes {
         let mut changes = Changes::default();
-        let for_ns = for_.as_nanos().min(i64::MAX as u128) as i64;
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         for a in active {
             let fp = fingerprint(&a.labels);
-            if !seen.insert(fp.clone()) {
-                continue;
-            }
-            let entry = self
-                .alerts
-                .get_mut(&fp)
-                .filter(|e| e.state != State::Resolved);
-            let entry = match entry {
-                Some(e) => {
-                    let changed =
-                        e.value.to_bits() != a.value.to_bits() || e.annotations != a.annotations;
-                    e.value = a.value;
-                    e.annotations = a.annotations;
-                    if changed {
-                        changes.upserted.push(fp.clone());
-                    }
-                    e
-                }
-                None => {
-                    // New, or firing again after it was resolved: a new alert with the same
-                    // fingerprint, as in Prometheus.
-                    self.alerts.insert(
-                        fp.clone(),
-                        AlertEntry {
-                            fingerprint: fp.clone(),
-                            rule: rule.to_string(),
-                            labels: a.labels,
-                            annotations: a.annotations,
-                            value: a.value,
-                            state: State::Pending,
-                            active_at: now,
-                            fired_at: None,
-                            resolved_at: None,
-                            ack: None,
-                        },
-                    );
-                    changes.upserted.push(fp.clone());
-                    match self.alerts.get_mut(&fp) {
-                        Some(e) => e,
-                        None => continue,
-                    }
-                }
-            };
-            if entry.state == State::Pending && now.saturating_sub(entry.active_at) >= for_ns {
-                entry.state = State::Firing;
-                entry.fired_at = Some(now);
-                if changes.upserted.last() != Some(&fp) {
-                    changes.upserted.push(fp.clone());
-                }
+            if seen.insert(fp.clone()) {
+                self.hold(rule, fp, a, For::Time(for_), now, &mut changes);
             }
         }
+        self.stop_all_but(rule, &seen, now, &mut changes);
+        changes
+    }
+
+    /// Applies the verdicts a detection rule saw since its last evaluation, in the order they
+    /// were decided: a verdict that holds starts (or keeps) its series' alert, one that does
+    /// not stops it. With `complete` the steps hold every series still active (the first read
+    /// after a start), so the rule's alerts they do not hold stop too. Pending alerts whose
+    /// `for` duration passed meanwhile fire.
+    pub fn apply_verdicts(
+        &mut self,
+        rule: &str,
+        for_: For,
+        steps: Vec<Step>,
+        complete: bool,
+        now: i64,
+    ) -> Changes {
+        let mut changes = Changes::default();
+        let mut holding = HashSet::new();
+        for step in steps {
+            let fp = fingerprint(&step.alert.labels);
+            if step.holds {
+                holding.insert(fp.clone());
+                self.hold(rule, fp, step.alert, for_, now, &mut changes);
+            } else {
+                holding.remove(&fp);
+                self.stop(&fp, now, &mut changes);
+            }
+        }
+        if complete {
+            self.stop_all_but(rule, &holding, now, &mut changes);
+        }
+        let waiting: Vec<String> = self
+            .alerts
+            .values()
+            .filter(|e| e.rule == rule && e.state == State::Pending)
+            .map(|e| e.fingerprint.clone())
+            .collect();
+        for fp in waiting {
+            self.fire_if_due(&fp, for_, now, &mut changes);
+        }
+        changes
+    }
+
+    /// The condition holds for `a` once more: a new alert (pending), or the active one with the
+    /// new value; it fires once `for_` is met.
+    fn hold(
+        &mut self,
+        rule: &str,
+        fp: String,
+        a: Active,
+        for_: For,
+        now: i64,
+        changes: &mut Changes,
+    ) {
+        match self
+            .alerts
+            .get_mut(&fp)
+            .filter(|e| e.state != State::Resolved)
+        {
+            Some(e) => {
+                let changed =
+                    e.value.to_bits() != a.value.to_bits() || e.annotations != a.annotations;
+                e.value = a.value;
+                e.annotations = a.annotations;
+                e.windows = e.windows.saturating_add(1);
+                if changed {
+                    changes.upsert(&fp);
+                }
+            }
+            None => {
+                // New, or firing again after it was resolved: a new alert with the same
+                // fingerprint, as in Prometheus.
+                self.alerts.insert(
+                    fp.clone(),
+                    AlertEntry {
+                        fingerprint: fp.clone(),
+                        rule: rule.to_string(),
+                        labels: a.labels,
+                        annotations: a.annotations,
+                        value: a.value,
+                        state: State::Pending,
+                        active_at: now,
+                        fired_at: None,
+                        resolved_at: None,
+                        ack: None,
+                        windows: 1,
+                    },
+                );
+                changes.upsert(&fp);
+            }
+        }
+        self.fire_if_due(&fp, for_, now, changes);
+    }
+
+    fn fire_if_due(&mut self, fp: &str, for_: For, now: i64, changes: &mut Changes) {
+        if let Some(e) = self.alerts.get_mut(fp)
+            && e.state == State::Pending
+            && for_.met(e.active_at, e.windows, now)
+        {
+            e.state = State::Firing;
+            e.fired_at = Some(now);
+            changes.upsert(fp);
+            changes.fired.push(fp.to_string());
+        }
+    }
+
+    /// The condition stopped holding: a pending alert is forgotten, a firing one resolves.
+    fn stop(&mut self, fp: &str, now: i64, changes: &mut Changes) {
+        let Some(e) = self.alerts.get_mut(fp) else {
+            return;
+        };
+        match e.state {
+            State::Resolved => {}
+            State::Pending => {
+                // It never fired: nobody was told, so nobody needs to hear it ended.
+                self.alerts.remove(fp);
+                changes.removed.push(fp.to_string());
+            }
+            State::Firing => {
+                e.state = State::Resolved;
+                e.resolved_at = Some(now);
+                changes.upsert(fp);
+                changes.resolved.push(fp.to_string());
+            }
+        }
+    }
+
+    /// Stops every active alert of `rule` but those in `keep`.
+    fn stop_all_but(
+        &mut self,
+        rule: &str,
+        keep: &HashSet<String>,
+        now: i64,
+        changes: &mut Changes,
+    ) {
         let gone: Vec<String> = self
             .alerts
             .values()
             .filter(|e| {
-                e.rule == rule && e.state != State::Resolved && !seen.contains(&e.fingerprint)
+                e.rule == rule && e.state != State::Resolved && !keep.contains(&e.fingerprint)
             })
             .map(|e| e.fingerprint.clone())
             .collect();
         for fp in gone {
-            let Some(e) = self.alerts.get_mut(&fp) else {
-                continue;
-            };
-            if e.state == State::Pending {
-                // It never fired: nobody was told, so nobody needs to hear it ended.
-                self.alerts.remove(&fp);
-                changes.removed.push(fp);
-            } else {
-                e.state = State::Resolved;
-                e.resolved_at = Some(now);
-                changes.upserted.push(fp);
-            }
+            self.stop(&fp, now, changes);
         }
-        changes
     }
 
     /// Forgets resolved alerts older than `retention` that no group still has to report.
@@ -263,5 +366,97 @@ mod tests {
             1
         );
         assert!(book.alerts.is_empty());
+    }
+
+    fn step(feature: &str, holds: bool) -> Step {
+        Step {
+            alert: active(feature, if holds { 0.4 } else { 0.01 }),
+            holds,
+        }
+    }
+
+    fn windows(n: u32) -> For {
+        For::Windows(std::num::NonZeroU32::new(n).expect("n > 0"))
+    }
+
+    #[test]
+    fn one_drifted_window_then_clean_ones_in_one_evaluation_fires_and_resolves() {
+        let mut book = Book::default();
+        let c = book.apply_verdicts(
+            "r",
+            For::default(),
+            vec![step("a", true), step("a", false), step("a", false)],
+            false,
+            100 * S,
+        );
+        let fp = fingerprint(&active("a", 0.0).labels);
+        assert_eq!(c.fired, vec![fp.clone()]);
+        assert_eq!(c.resolved, vec![fp.clone()]);
+        assert_eq!(c.upserted, vec![fp.clone()]);
+        let e = &book.alerts[&fp];
+        assert_eq!(
+            (e.state, e.fired_at, e.resolved_at),
+            (State::Resolved, Some(100 * S), Some(100 * S))
+        );
+    }
+
+    #[test]
+    fn for_windows_counts_matching_verdicts_in_a_row() {
+        let mut book = Book::default();
+        let fp = fingerprint(&active("a", 0.0).labels);
+        // One drifted window, a clean one, then two drifted ones: the count starts over.
+        let c = book.apply_verdicts(
+            "r",
+            windows(2),
+            vec![step("a", true), step("a", false), step("a", true)],
+            false,
+            10 * S,
+        );
+        assert!(c.fired.is_empty());
+        assert_eq!(c.removed, vec![fp.clone()]);
+        assert_eq!(book.alerts[&fp].state, State::Pending);
+        // Evaluations without verdicts do not count, however long they take.
+        book.apply_verdicts("r", windows(2), vec![], false, 1000 * S);
+        assert_eq!(book.alerts[&fp].state, State::Pending);
+        let c = book.apply_verdicts("r", windows(2), vec![step("a", true)], false, 1001 * S);
+        assert_eq!(c.fired, vec![fp.clone()]);
+        let e = &book.alerts[&fp];
+        assert_eq!(
+            (e.state, e.active_at, e.windows),
+            (State::Firing, 10 * S, 2)
+        );
+        // Another series' verdicts leave it alone; its own clean one resolves it.
+        book.apply_verdicts("r", windows(2), vec![step("b", false)], false, 1002 * S);
+        assert_eq!(book.alerts[&fp].state, State::Firing);
+        let c = book.apply_verdicts("r", windows(2), vec![step("a", false)], false, 1003 * S);
+        assert_eq!(c.resolved, vec![fp.clone()]);
+    }
+
+    #[test]
+    fn a_for_duration_fires_between_verdicts_and_a_complete_read_stops_the_rest() {
+        let mut book = Book::default();
+        let for_ = For::Time(Duration::from_secs(10));
+        book.apply_verdicts("r", for_, vec![step("a", true), step("b", true)], false, 0);
+        assert!(book.alerts.values().all(|e| e.state == State::Pending));
+        let c = book.apply_verdicts("r", for_, vec![], false, 10 * S);
+        assert_eq!(c.fired.len(), 2);
+        // After a start: only `a` still holds; `b` resolves, and other rules are untouched.
+        book.apply_verdicts(
+            "other",
+            For::default(),
+            vec![step("c", true)],
+            false,
+            11 * S,
+        );
+        let c = book.apply_verdicts("r", for_, vec![step("a", true)], true, 12 * S);
+        let b = fingerprint(&active("b", 0.0).labels);
+        assert_eq!(c.resolved, vec![b]);
+        assert_eq!(
+            book.alerts
+                .values()
+                .filter(|e| e.state == State::Firing)
+                .count(),
+            2
+        );
     }
 }

@@ -3,11 +3,11 @@
 //! silences and acknowledgements; notifications through a durable outbox in DuckDB to the
 //! exporters' notifiers (email, webhook, Alertmanager); the HTTP API and CLI over it.
 //!
-//! Layout: `config` (the `alerting:` section), `charts` (the history an email chart draws), `rules` (matchers, templates, built-in rules),
-//! `sources` (what rules read), `lifecycle` (alert states), `routing` (the tree), `groups`
+//! Layout: `config` (the `alerting:` section), `hold` (a rule's `for`), `charts` (the history an email chart draws), `rules` (matchers, templates, built-in rules),
+//! `sources` (what rules read), `wording` (a verdict's summary and description), `lifecycle` (alert states), `routing` (the tree), `groups`
 //! (notification groups), `inhibit`, `silences`, `persist` (alerts and groups in DuckDB), `metrics` (its series on
 //! `/metrics`),
-//! `outbox` (durable delivery), `engine` (the loop), `api` (HTTP), `cli` (`millwatch alerts`,
+//! `outbox` (durable delivery), `log_limit` (a log line per receiver and interval), `engine` (the loop), `api` (HTTP), `cli` (`millwatch alerts`,
 //! `millwatch silence`).
 
 pub mod api;
@@ -16,8 +16,10 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod groups;
+pub mod hold;
 pub mod inhibit;
 pub mod lifecycle;
+pub mod log_limit;
 pub mod metrics;
 pub mod outbox;
 pub mod persist;
@@ -25,6 +27,7 @@ pub mod routing;
 pub mod rules;
 pub mod silences;
 pub mod sources;
+pub mod wording;
 
 use std::sync::{Arc, Mutex};
 

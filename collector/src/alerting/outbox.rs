@@ -5,13 +5,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 use millwatch_exporters::notify::{DeliveryOutcome, Notification, Notifier};
 use serde_json::json;
 
 use super::config::DeliveryConfig;
+use super::log_limit::LogLimit;
 use super::metrics::AlertMetrics;
 use super::rules::Rule;
 use super::{Db, charts, now_ns};
@@ -52,13 +53,15 @@ struct Due {
     payload: String,
     attempts: u32,
     created: i64,
+    /// `firing` or `resolved`.
+    status: String,
 }
 
 /// The oldest pending notification of every (receiver, group) whose time has come, so that a
 /// group's notifications arrive in the order they were made.
 fn due(conn: &Connection, now: i64) -> duckdb::Result<Vec<Due>> {
     let mut stmt = conn.prepare(
-        "SELECT id, receiver, payload, attempts, epoch_ns(created) FROM ( \
+        "SELECT id, receiver, payload, attempts, epoch_ns(created), status FROM ( \
             SELECT *, row_number() OVER (PARTITION BY receiver, group_key ORDER BY id) AS k \
             FROM alert_outbox WHERE delivery = 'pending') \
          WHERE k = 1 AND next_attempt <= make_timestamp_ns(?) ORDER BY id LIMIT ?",
@@ -70,6 +73,7 @@ fn due(conn: &Connection, now: i64) -> duckdb::Result<Vec<Due>> {
             payload: r.get(2)?,
             attempts: r.get(3)?,
             created: r.get(4)?,
+            status: r.get(5)?,
         })
     })?;
     rows.collect()
@@ -87,6 +91,7 @@ struct Attempt {
     /// `None`: delivered or given up.
     retry_at: Option<i64>,
     attempts: u32,
+    status: String,
 }
 
 fn record(conn: &mut Connection, attempts: &[Attempt]) -> duckdb::Result<()> {
@@ -120,6 +125,7 @@ pub async fn deliver_due(
     rules: &Arc<Vec<Rule>>,
     config: &DeliveryConfig,
     metrics: &AlertMetrics,
+    log: &mut LogLimit,
 ) -> Result<usize, super::AlertingError> {
     let now = now_ns();
     let due = db.run(move |c| due(c, now)).await?;
@@ -154,20 +160,23 @@ pub async fn deliver_due(
             let (outcome_name, reason, retry_at) = match outcome {
                 DeliveryOutcome::Delivered => ("delivered", None, None),
                 DeliveryOutcome::Permanent { reason } => ("permanent", Some(reason), None),
-                DeliveryOutcome::Retryable { reason, retry_after } => {
+                DeliveryOutcome::Retryable {
+                    reason,
+                    retry_after,
+                } => {
                     let wait = backoff(&config, attempts, retry_after);
                     let at = time.saturating_add(wait.as_nanos().min(i64::MAX as u128) as i64);
                     if at.saturating_sub(d.created) > max_age {
-                        ("retryable", Some(format!("{reason} (given up: older than max_age)")), None)
+                        (
+                            "retryable",
+                            Some(format!("{reason} (given up: older than max_age)")),
+                            None,
+                        )
                     } else {
                         ("retryable", Some(reason), Some(at))
                     }
                 }
             };
-            match outcome_name {
-                "delivered" => tracing::info!(receiver = %d.receiver, id = d.id, attempts, "notification delivered"),
-                _ => tracing::warn!(receiver = %d.receiver, id = d.id, attempts, reason = reason.as_deref().unwrap_or(""), retry = retry_at.is_some(), "notification not delivered"),
-            }
             Attempt {
                 id: d.id,
                 queued_for: time.saturating_sub(d.created),
@@ -177,6 +186,7 @@ pub async fn deliver_due(
                 reason,
                 retry_at,
                 attempts,
+                status: d.status,
             }
         });
     }
@@ -187,6 +197,7 @@ pub async fn deliver_due(
                 let delivered = a.outcome == "delivered";
                 let seconds = delivered.then_some(a.queued_for.max(0) as f64 / 1e9);
                 metrics.attempt(&a.receiver, a.outcome, seconds);
+                log_attempt(&a, log);
                 done.push(a)
             }
             Err(e) => tracing::error!(error = %e, "a notification send task failed"),
@@ -195,6 +206,32 @@ pub async fn deliver_due(
     let n = done.len();
     db.run(move |c| record(c, &done)).await?;
     Ok(n)
+}
+
+/// One line for an attempt, unless the receiver had a line of its kind within the last
+/// [`super::log_limit::EVERY`]; then it is counted into the next one.
+fn log_attempt(a: &Attempt, log: &mut LogLimit) {
+    let kind = match (a.outcome, a.retry_at) {
+        ("delivered", _) => "delivered",
+        (_, Some(_)) => "retrying",
+        _ => "given up",
+    };
+    let Some(suppressed) = log.admit(&format!("{kind} {}", a.receiver), Instant::now()) else {
+        return;
+    };
+    let (receiver, status, id, attempts) = (&a.receiver, &a.status, a.id, a.attempts);
+    let reason = a.reason.as_deref().unwrap_or("");
+    match kind {
+        "delivered" => {
+            tracing::info!(receiver = %receiver, status = %status, id, attempts, suppressed, "notification delivered")
+        }
+        "retrying" => {
+            tracing::warn!(receiver = %receiver, status = %status, id, attempts, reason, suppressed, "notification not delivered; will retry")
+        }
+        _ => {
+            tracing::warn!(receiver = %receiver, status = %status, id, attempts, reason, suppressed, "notification given up")
+        }
+    }
 }
 
 /// `n` with the history of its alerts for the email's charts; without them when that cannot

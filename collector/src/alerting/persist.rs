@@ -44,6 +44,7 @@ pub fn load_alerts(conn: &Connection) -> duckdb::Result<Vec<AlertEntry>> {
                 fired_at: r.get(7)?,
                 resolved_at: r.get(8)?,
                 ack,
+                windows: 0,
             },
             r.get::<_, String>(4)?,
         ))

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use millwatch_exporters::notify::Labels;
 use serde::{Deserialize, Serialize};
 
 use super::config::{AlertingConfig, BuiltinRule, MetricCondition, RuleConfig, Severity};
+use super::hold::For;
+use super::lifecycle::Step;
+use super::sources::Verdict;
 
 /// How a matcher compares a label's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,7 +262,8 @@ impl<'de> Deserialize<'de> for Template {
 /// Where a rule's candidates come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
-    /// Newest verdict per series of the `detections` table, drifted and matching.
+    /// Verdicts of the `detections` table, each in the order decided: drifted and matching
+    /// starts an alert, the series' next verdict that is not ends it.
     Detections(Vec<Matcher>),
     /// Newest point per metric series, compared with a threshold.
     Metric(MetricCondition),
@@ -274,7 +277,7 @@ pub struct Rule {
     /// The `alertname`.
     pub name: String,
     pub condition: Condition,
-    pub for_: Duration,
+    pub for_: For,
     /// Labels every alert of the rule gets (`alertname` and `severity` among them).
     pub labels: Labels,
     pub annotations: BTreeMap<String, Template>,
@@ -300,36 +303,57 @@ pub struct Active {
 }
 
 impl Rule {
-    /// The alerts the rule makes of what a source found.
+    /// The alerts the rule makes of what a source found now (metric series, the collector's
+    /// own trouble).
     pub fn alerts(&self, candidates: &[Candidate]) -> Vec<Active> {
+        candidates.iter().map(|c| self.active(c)).collect()
+    }
+
+    /// What a detection rule makes of verdicts, in the order they were decided: for each
+    /// verdict of a series it watches (all matchers but those on `verdict` match), that
+    /// series' alert, and whether the verdict holds (drifted, and every matcher matches).
+    pub fn steps(&self, verdicts: &[Verdict]) -> Vec<Step> {
+        let Condition::Detections(matchers) = &self.condition else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
-        for c in candidates {
-            if let Condition::Detections(matchers) = &self.condition {
-                let mut all = c.labels.clone();
-                all.extend(c.match_only.clone());
-                if !all_match(matchers, &all) {
-                    continue;
-                }
+        for v in verdicts {
+            let c = &v.candidate;
+            let mut all = c.labels.clone();
+            all.extend(c.match_only.clone());
+            let watches = matchers
+                .iter()
+                .filter(|m| !c.match_only.contains_key(&m.name))
+                .all(|m| m.matches(&all));
+            if !watches {
+                continue;
             }
-            let mut labels = c.labels.clone();
-            labels.extend(self.labels.clone());
-            if self.condition == Condition::Collector
-                && let Some(name) = c.labels.get("alertname")
-            {
-                // One built-in rule watches several kinds of trouble, each with its own name.
-                labels.insert("alertname".into(), name.clone());
-            }
-            let mut annotations = c.annotations.clone();
-            for (k, t) in &self.annotations {
-                annotations.insert(k.clone(), t.render(&labels, c.value));
-            }
-            out.push(Active {
-                labels,
-                annotations,
-                value: c.value,
+            out.push(Step {
+                alert: self.active(c),
+                holds: v.drifted && all_match(matchers, &all),
             });
         }
         out
+    }
+
+    fn active(&self, c: &Candidate) -> Active {
+        let mut labels = c.labels.clone();
+        labels.extend(self.labels.clone());
+        if self.condition == Condition::Collector
+            && let Some(name) = c.labels.get("alertname")
+        {
+            // One built-in rule watches several kinds of trouble, each with its own name.
+            labels.insert("alertname".into(), name.clone());
+        }
+        let mut annotations = c.annotations.clone();
+        for (k, t) in &self.annotations {
+            annotations.insert(k.clone(), t.render(&labels, c.value));
+        }
+        Active {
+            labels,
+            annotations,
+            value: c.value,
+        }
     }
 }
 
@@ -341,20 +365,14 @@ fn rule_labels(name: &str, severity: &str, extra: &BTreeMap<String, String>) -> 
     labels
 }
 
-fn templates(pairs: &[(&str, &str)]) -> BTreeMap<String, Template> {
-    pairs
-        .iter()
-        .filter_map(|(k, v)| Template::parse(v).ok().map(|t| (k.to_string(), t)))
-        .collect()
-}
-
 fn builtin(
     name: &str,
     rule: &BuiltinRule,
     severity: Severity,
     condition: Condition,
-    annotations: &[(&str, &str)],
 ) -> Option<Rule> {
+    // Their summary and description come with what they found: the verdict's own words
+    // (`wording`), or the collector's trouble.
     rule.enabled.then(|| Rule {
         name: name.into(),
         condition,
@@ -364,7 +382,7 @@ fn builtin(
             rule.severity.unwrap_or(severity).as_str(),
             &rule.labels,
         ),
-        annotations: templates(annotations),
+        annotations: BTreeMap::new(),
     })
 }
 
@@ -378,63 +396,43 @@ fn m(text: &str) -> Vec<Matcher> {
 /// The rules to evaluate: the enabled built-ins, then the configured ones.
 pub fn compile(config: &AlertingConfig) -> Vec<Rule> {
     let b = &config.builtin;
+    let detections = |text: &str| Condition::Detections(m(text));
     let mut rules: Vec<Rule> = [
         builtin(
             "MillwatchDrift",
             &b.drift,
             Severity::Warning,
-            Condition::Detections(m(r#"detector=~"drift|drift_share""#)),
-            &[
-                ("summary", "{{ $labels.model }} {{ $labels.version }}: {{ $labels.feature }} drifted"),
-                ("description", "The {{ $labels.test }} test on {{ $labels.feature }} of model {{ $labels.model }} version {{ $labels.version }} found drift: statistic {{ $value }}."),
-            ],
+            detections(r#"detector=~"drift|drift_share""#),
         ),
         builtin(
             "MillwatchDataQuality",
             &b.data_quality,
             Severity::Warning,
-            Condition::Detections(m(r#"detector="data_quality""#)),
-            &[
-                ("summary", "{{ $labels.model }} {{ $labels.version }}: data-quality problem in {{ $labels.feature }}"),
-                ("description", "Feature {{ $labels.feature }} of model {{ $labels.model }} failed the {{ $labels.test }} check (value {{ $value }})."),
-            ],
+            detections(r#"detector="data_quality""#),
         ),
         builtin(
             "MillwatchPerformanceDrop",
             &b.performance,
             Severity::Critical,
-            Condition::Detections(m(r#"detector=~"performance|performance_change""#)),
-            &[
-                ("summary", "{{ $labels.model }} {{ $labels.version }}: {{ $labels.feature }} dropped"),
-                ("description", "{{ $labels.feature }} of model {{ $labels.model }} version {{ $labels.version }} is {{ $value }}, below its baseline."),
-            ],
+            detections(r#"detector=~"performance|performance_change""#),
         ),
         builtin(
             "MillwatchMachineHealth",
             &b.machine_health,
             Severity::Critical,
-            Condition::Detections(m(r#"detector="machine_health";test!="absence""#)),
-            &[
-                ("summary", "{{ $labels.feature }}: {{ $labels.test }} rule violated"),
-                ("description", "Machine-health rule {{ $labels.test }} on {{ $labels.feature }} is violated (value {{ $value }})."),
-            ],
+            detections(r#"detector="machine_health";test!="absence""#),
         ),
         builtin(
             "MillwatchAbsence",
             &b.absence,
             Severity::Warning,
-            Condition::Detections(m(r#"detector="machine_health";test="absence""#)),
-            &[
-                ("summary", "{{ $labels.feature }} stopped arriving"),
-                ("description", "No points of {{ $labels.feature }} for {{ $value }}s."),
-            ],
+            detections(r#"detector="machine_health";test="absence""#),
         ),
         builtin(
             "MillwatchCollector",
             &b.collector,
             Severity::Warning,
             Condition::Collector,
-            &[],
         ),
     ]
     .into_iter()
@@ -513,7 +511,7 @@ mod tests {
     }
 
     #[test]
-    fn builtins_compile_with_every_matcher_and_template() {
+    fn builtins_compile_with_every_matcher() {
         let rules = compile(&AlertingConfig::default());
         let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
@@ -533,7 +531,6 @@ mod tests {
                 Condition::Detections(ms) => assert_eq!(ms.len(), n, "{}", r.name),
                 other => panic!("{}: {other:?}", r.name),
             }
-            assert_eq!(r.annotations.len(), 2, "{}", r.name);
         }
         let mut off = AlertingConfig::default();
         off.builtin.drift.enabled = false;
@@ -541,37 +538,62 @@ mod tests {
         assert_eq!(compile(&off).len(), 4);
     }
 
-    #[test]
-    fn a_rule_labels_and_annotates_what_matches() {
-        let rule = &compile(&AlertingConfig::default())[0];
-        let candidates = vec![
-            Candidate {
-                labels: labels(&[
-                    ("model", "churn"),
-                    ("feature", "f1"),
-                    ("detector", "drift"),
-                    ("test", "ks"),
-                ]),
-                match_only: labels(&[("verdict", "drift")]),
+    fn verdict(pairs: &[(&str, &str)], verdict: &str, drifted: bool) -> Verdict {
+        Verdict {
+            candidate: Candidate {
+                labels: labels(pairs),
+                match_only: labels(&[("verdict", verdict)]),
                 value: 0.5,
-                annotations: Labels::new(),
+                annotations: labels(&[("summary", "from the verdict")]),
             },
-            Candidate {
-                labels: labels(&[
-                    ("model", "churn"),
-                    ("feature", "f1"),
-                    ("detector", "data_quality"),
-                ]),
-                match_only: Labels::new(),
-                value: 1.0,
-                annotations: Labels::new(),
-            },
+            drifted,
+        }
+    }
+
+    #[test]
+    fn a_rule_steps_through_the_verdicts_of_the_series_it_watches() {
+        let drift = &compile(&AlertingConfig::default())[0];
+        let f1 = [
+            ("model", "churn"),
+            ("feature", "f1"),
+            ("detector", "drift"),
+            ("test", "ks"),
         ];
-        let out = rule.alerts(&candidates);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].labels["alertname"], "MillwatchDrift");
-        assert_eq!(out[0].labels["severity"], "warning");
-        assert!(!out[0].labels.contains_key("verdict"));
-        assert_eq!(out[0].annotations["summary"], "churn : f1 drifted");
+        let quality = [
+            ("model", "churn"),
+            ("feature", "f1"),
+            ("detector", "data_quality"),
+        ];
+        let steps = drift.steps(&[
+            verdict(&f1, "drift", true),
+            verdict(&quality, "out_of_range", true),
+            verdict(&f1, "no_drift", false),
+        ]);
+        assert_eq!(
+            steps.iter().map(|s| s.holds).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let a = &steps[0].alert;
+        assert_eq!(a.labels["alertname"], "MillwatchDrift");
+        assert_eq!(a.labels["severity"], "warning");
+        assert!(!a.labels.contains_key("verdict"));
+        assert_eq!(a.annotations["summary"], "from the verdict");
+        assert_eq!(steps[1].alert.labels, a.labels);
+        // A matcher on `verdict`: another verdict of the watched series ends its alert.
+        let config: AlertingConfig = serde_yaml::from_str(
+            "rules: [{name: OutOfRange, detections: ['detector=\"data_quality\"', 'verdict=~\".*out_of_range.*\"'], annotations: {summary: '{{ $labels.feature }} at {{ $value }}'}}]",
+        )
+        .expect("config");
+        let own = compile(&config).pop().expect("own rule");
+        let steps = own.steps(&[
+            verdict(&quality, "out_of_range", true),
+            verdict(&quality, "missing", true),
+            verdict(&f1, "drift", true),
+        ]);
+        assert_eq!(
+            steps.iter().map(|s| s.holds).collect::<Vec<_>>(),
+            [true, false]
+        );
+        assert_eq!(steps[0].alert.annotations["summary"], "f1 at 0.5");
     }
 }

@@ -1,5 +1,5 @@
-//! What rules look at: the newest verdict of every series in `detections`, the newest point of
-//! metric series, and the collector's own counters and outbox.
+//! What rules look at: the verdicts of `detections` decided since the last evaluation, the
+//! newest point of metric series, and the collector's own counters and outbox.
 
 use std::collections::VecDeque;
 
@@ -8,75 +8,176 @@ use millwatch_exporters::notify::Labels;
 
 use super::config::MetricCondition;
 use super::rules::{Candidate, all_match, format_value};
+use super::wording::{Row, describe};
 use crate::telemetry::Telemetry;
 
-/// The newest verdict per (model, version, feature, detector, test), re-read only when the
-/// table changed.
-#[derive(Default)]
-pub struct DetectionSource {
-    seen: Option<(u64, i64)>,
-    cached: Vec<Candidate>,
+/// One verdict, as detection rules see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The series' labels (model, version, feature, detector, test), `verdict` to match on,
+    /// the value, and the verdict's words.
+    pub candidate: Candidate,
+    pub drifted: bool,
 }
 
+/// Verdicts to evaluate, in the order decided.
+#[derive(Debug, Default)]
+pub struct Verdicts {
+    pub rows: Vec<Verdict>,
+    /// The first read after a start: the rows are every series' verdicts since its newest one
+    /// that did not drift (at most the newest `tail` per series), so a detection rule's
+    /// alerts they do not hold have ended meanwhile.
+    pub complete: bool,
+}
+
+/// The verdicts decided since the last read: the first read takes each series' drifted tail,
+/// later ones every row after the newest decision time seen. Every row of `detections` is
+/// written by the detection engine's one thread, one transaction at a time with the time it
+/// decided, so rows committed later never carry an earlier time.
+pub struct DetectionSource {
+    /// The newest decision time read (ns); none before the first read.
+    cursor: Option<i64>,
+    /// How many of a series' newest drifted verdicts the first read takes: enough for the
+    /// largest `for: N windows`.
+    tail: u32,
+}
+
+/// The columns a verdict is read from, in this order.
+const VERDICT_COLUMNS: &str = "epoch_ns(time), model, version, feature, detector, test, verdict, drifted, \
+     statistic, threshold, p_value, effect_size, CAST(details AS VARCHAR)";
+
+/// The order verdicts were decided in: by decision time, then by window (the windows one
+/// transaction decided share its time).
+const DECIDED_ORDER: &str = "time, first_event_id, window_end";
+
 impl DetectionSource {
-    /// Series whose newest verdict says `drifted`, as candidates.
-    pub fn candidates(&mut self, conn: &Connection) -> duckdb::Result<&[Candidate]> {
-        let marker: (u64, i64) = conn.query_row(
-            "SELECT count(*), coalesce(epoch_ns(max(time)), 0) FROM detections",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        if self.seen != Some(marker) {
-            self.cached = read_detections(conn)?;
-            self.seen = Some(marker);
+    pub fn new(tail: u32) -> DetectionSource {
+        DetectionSource {
+            cursor: None,
+            tail: tail.max(1),
         }
-        Ok(&self.cached)
+    }
+
+    /// The verdicts decided since the last call.
+    pub fn read(&mut self, conn: &mut Connection) -> duckdb::Result<Verdicts> {
+        let Some(cursor) = self.cursor else {
+            // The tails and the cursor from one snapshot: nothing falls between them.
+            let tx = conn.transaction()?;
+            let newest: i64 = tx.query_row(
+                "SELECT coalesce(epoch_ns(max(time)), 0) FROM detections",
+                [],
+                |r| r.get(0),
+            )?;
+            let rows = query_verdicts(
+                &tx,
+                &format!(
+                    "SELECT {VERDICT_COLUMNS} FROM ( \
+                        SELECT *, min(CASE WHEN drifted THEN NULL ELSE age END) \
+                                  OVER (PARTITION BY model, version, feature, detector, test) AS clean_age \
+                        FROM (SELECT *, row_number() OVER (PARTITION BY model, version, feature, detector, test \
+                                                           ORDER BY time DESC, first_event_id DESC, window_end DESC) AS age \
+                              FROM detections)) \
+                     WHERE age < coalesce(clean_age, age + 1) AND age <= ? \
+                     ORDER BY {DECIDED_ORDER}"
+                ),
+                duckdb::params![self.tail],
+            )?;
+            tx.commit()?;
+            self.cursor = Some(newest);
+            return Ok(Verdicts {
+                rows: rows.into_iter().map(|(_, v)| v).collect(),
+                complete: true,
+            });
+        };
+        let rows = query_verdicts(
+            conn,
+            &format!(
+                "SELECT {VERDICT_COLUMNS} FROM detections WHERE time > make_timestamp_ns(?) \
+                 ORDER BY {DECIDED_ORDER}"
+            ),
+            duckdb::params![cursor],
+        )?;
+        if let Some((newest, _)) = rows.last() {
+            self.cursor = Some((*newest).max(cursor));
+        }
+        Ok(Verdicts {
+            rows: rows.into_iter().map(|(_, v)| v).collect(),
+            complete: false,
+        })
     }
 }
 
-fn read_detections(conn: &Connection) -> duckdb::Result<Vec<Candidate>> {
-    let mut stmt = conn.prepare(
-        "SELECT model, version, feature, detector, test, verdict, statistic, threshold, p_value, effect_size \
-         FROM (SELECT *, row_number() OVER (PARTITION BY model, version, feature, detector, test \
-                                            ORDER BY time DESC) AS newest \
-               FROM detections) \
-         WHERE newest = 1 AND drifted \
-         ORDER BY model, version, feature, detector, test",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        let mut labels = Labels::new();
-        for (i, name) in ["model", "version", "feature", "detector", "test"]
-            .iter()
-            .enumerate()
-        {
-            if let Some(v) = r.get::<_, Option<String>>(i)?
-                && !v.is_empty()
-            {
-                labels.insert((*name).to_string(), v);
-            }
-        }
-        let mut match_only = Labels::new();
-        match_only.insert("verdict".into(), r.get::<_, String>(5)?);
-        let statistic: Option<f64> = r.get(6)?;
-        let mut annotations = Labels::new();
-        for (i, name) in [
-            (6usize, "value"),
-            (7, "threshold"),
-            (8, "p_value"),
-            (9, "effect_size"),
-        ] {
-            if let Some(v) = r.get::<_, Option<f64>>(i)? {
-                annotations.insert(name.to_string(), format_value(v));
-            }
-        }
-        Ok(Candidate {
-            labels,
-            match_only,
-            value: statistic.unwrap_or(f64::NAN),
-            annotations,
-        })
+/// Verdicts with their decision times (ns).
+fn query_verdicts(
+    conn: &Connection,
+    sql: &str,
+    params: impl duckdb::Params,
+) -> duckdb::Result<Vec<(i64, Verdict)>> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map(params, |r| {
+        let text = |i: usize| -> duckdb::Result<Option<String>> {
+            Ok(r.get::<_, Option<String>>(i)?.filter(|v| !v.is_empty()))
+        };
+        let row = Row {
+            model: text(1)?,
+            version: text(2)?,
+            feature: text(3)?,
+            detector: r.get(4)?,
+            test: text(5)?,
+            verdict: r.get(6)?,
+            statistic: r.get(8)?,
+            threshold: r.get(9)?,
+            p_value: r.get(10)?,
+            effect_size: r.get(11)?,
+            details: text(12)?
+                .and_then(|d| serde_json::from_str(&d).ok())
+                .unwrap_or_default(),
+        };
+        Ok((r.get::<_, i64>(0)?, verdict(row, r.get(7)?)))
     })?;
     rows.collect()
+}
+
+/// A row as rules see it: labels, `verdict` to match on, and its words and figures as
+/// annotations.
+fn verdict(row: Row, drifted: bool) -> Verdict {
+    let mut labels = Labels::new();
+    for (name, value) in [
+        ("model", &row.model),
+        ("version", &row.version),
+        ("feature", &row.feature),
+        ("detector", &Some(row.detector.clone())),
+        ("test", &row.test),
+    ] {
+        if let Some(v) = value {
+            labels.insert(name.to_string(), v.clone());
+        }
+    }
+    let mut match_only = Labels::new();
+    match_only.insert("verdict".into(), row.verdict.clone());
+    let words = describe(&row);
+    let mut annotations = Labels::new();
+    for (name, v) in [
+        ("value", words.value),
+        ("threshold", row.threshold),
+        ("p_value", row.p_value),
+        ("effect_size", row.effect_size),
+    ] {
+        if let Some(v) = v {
+            annotations.insert(name.to_string(), format_value(v));
+        }
+    }
+    annotations.insert("summary".into(), words.summary);
+    annotations.insert("description".into(), words.description);
+    Verdict {
+        candidate: Candidate {
+            labels,
+            match_only,
+            value: words.value.unwrap_or(f64::NAN),
+            annotations,
+        },
+        drifted,
+    }
 }
 
 /// Metric series named `cond.name` whose newest point within the lookback matches the
@@ -270,6 +371,85 @@ fn trouble(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().expect("duckdb");
+        for m in crate::store::schema::MIGRATIONS {
+            c.execute_batch(m.sql).expect("schema");
+        }
+        c
+    }
+
+    /// A drift verdict of `feature` decided at `time` on the window starting at event `first`.
+    fn decided(c: &Connection, time: i64, first: u64, feature: &str, drifted: bool) {
+        c.execute(
+            "INSERT INTO detections (time, first_event_id, model, version, feature, detector, test, statistic, drifted, verdict) \
+             VALUES (make_timestamp_ns(?), ?, 'press', '1', ?, 'drift', 'ks', ?, ?, ?)",
+            duckdb::params![time, first, feature, if drifted { 0.47 } else { 0.02 }, drifted, if drifted { "drift" } else { "no_drift" }],
+        )
+        .expect("insert");
+    }
+
+    fn seen(v: &Verdicts) -> Vec<(String, bool)> {
+        v.rows
+            .iter()
+            .map(|r| (r.candidate.labels["feature"].clone(), r.drifted))
+            .collect()
+    }
+
+    #[test]
+    fn every_verdict_since_the_last_read_in_the_order_decided() {
+        let mut c = db();
+        // One pass decided three windows of f1 (drifted, then clean twice); f2 drifted earlier.
+        decided(&c, 5 * S, 0, "f2", true);
+        for (first, drifted) in [(600, false), (200, true), (400, false)] {
+            decided(&c, 10 * S, first, "f1", drifted);
+        }
+        let mut source = DetectionSource::new(1);
+        // The first read after a start: the series still drifting, not their history.
+        let first = source.read(&mut c).expect("read");
+        assert!(first.complete);
+        assert_eq!(seen(&first), [("f2".to_string(), true)]);
+        let words = &first.rows[0].candidate;
+        assert_eq!(words.annotations["summary"], "press 1: f2 drifted");
+        assert_eq!(words.match_only["verdict"], "drift");
+        assert_eq!(words.value, 0.47);
+        assert!(seen(&source.read(&mut c).expect("read")).is_empty());
+        for (first, drifted) in [(1000, false), (800, true)] {
+            decided(&c, 11 * S, first, "f1", drifted);
+        }
+        decided(&c, 12 * S, 1200, "f1", true);
+        let next = source.read(&mut c).expect("read");
+        assert!(!next.complete);
+        assert_eq!(
+            seen(&next),
+            [
+                ("f1".to_string(), true),
+                ("f1".to_string(), false),
+                ("f1".to_string(), true)
+            ]
+        );
+        assert!(seen(&source.read(&mut c).expect("read")).is_empty());
+    }
+
+    #[test]
+    fn the_first_read_takes_as_many_drifted_verdicts_as_the_longest_for_needs() {
+        let mut c = db();
+        decided(&c, S, 0, "f1", false);
+        for i in 1..=5 {
+            decided(&c, i * 2 * S, i as u64 * 100, "f1", true);
+        }
+        assert_eq!(
+            seen(&DetectionSource::new(3).read(&mut c).expect("read")).len(),
+            3
+        );
+        assert_eq!(
+            seen(&DetectionSource::new(9).read(&mut c).expect("read")).len(),
+            5
+        );
+    }
 
     #[test]
     fn attributes_become_labels() {

@@ -15,6 +15,7 @@ use millwatch_exporters::prometheus::MetricsExposition;
 use super::baseline::{Baseline, Origin};
 use super::commit_times::CommitTimes;
 use super::config::{BaselineSource, DetectionConfig};
+use super::log_lines::{self, DriftLog};
 use super::machine_health::MachineHealth;
 use super::model_drift::{self, DriftSettings};
 use super::performance;
@@ -99,6 +100,8 @@ pub struct Engine {
     unsaved: bool,
     /// When the state was last committed; between decisions it is saved every [`SAVE_EVERY`].
     saved_at: Instant,
+    /// Which versions' last window drifted, to log when that changes.
+    drift_log: DriftLog,
 }
 
 /// How often the cursor and open windows are saved when no window closes. Events after the
@@ -138,6 +141,7 @@ impl Engine {
             names: Names::default(),
             unsaved: false,
             saved_at: Instant::now(),
+            drift_log: DriftLog::default(),
         };
         // On /metrics from the start, so that a fresh collector shows no lag and no verdicts
         // yet rather than no data; the first pass sets the real lag.
@@ -395,6 +399,7 @@ impl Engine {
         for (key, event) in events {
             if !self.models.contains_key(&key) {
                 let m = self.new_model(&key);
+                log_lines::model_seen(&key, m.baseline.as_ref(), m.settings.baseline_events);
                 if m.baseline.is_some() {
                     new_baselines.push(key.clone());
                 }
@@ -431,6 +436,7 @@ impl Engine {
             let windows = self.models.get(&w.key).map_or(0, |m| m.windows_closed);
             self.gauges
                 .publish_window(&w.key.model, &w.key.version, &d.findings, windows);
+            self.drift_log.window(&w.key, w.index, &d.findings);
             if let Some(p) = &d.predictions {
                 self.gauges
                     .publish_predictions(&w.key.model, &w.key.version, p);

@@ -5,14 +5,15 @@
 //! Layout: `config` (the `detection:` section), `tap` (committed events handed over in
 //! memory), `windows` (events as the engine holds them, read from the store or the tap),
 //! `baseline`, `model_drift`, `performance`, `prediction` (prediction distributions),
-//! `machine_health`, `results` (table rows and gauges), `state` (persistence), `engine` (the
-//! loop), `api` (HTTP routes).
+//! `machine_health`, `results` (table rows and gauges), `state` (persistence), `log_lines`
+//! (what the log is told), `engine` (the loop), `api` (HTTP routes).
 
 pub mod api;
 pub mod baseline;
 pub mod commit_times;
 pub mod config;
 pub mod engine;
+pub mod log_lines;
 pub mod machine_health;
 pub mod model_drift;
 pub mod performance;
