@@ -364,6 +364,8 @@ fn a_damaged_segment_end_before_a_later_segment_is_a_loss_not_a_torn_tail() {
     faults.fail_commits(u64::MAX);
     let ts = TestStore::open_in_with(dir, options);
     store_requests(&ts, 0, 4, 10);
+    // The committer fails on its own thread, maybe after the last acknowledgement.
+    wait_until(|| faults.commits_failed() >= 1);
     assert!(faults.commits_failed() >= 1);
     let dir = crash(ts);
     let folder = journal::path_in(&dir.0);
