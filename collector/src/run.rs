@@ -38,6 +38,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             )),
         })?;
     tracing::info!(path = %store.path.display(), "store open");
+    let _ = telemetry.journal_replay.set(store.replayed.clone());
     let writer_conn = store.connect()?;
     let observer_telemetry = telemetry.clone();
     let commit_times = Arc::new(crate::detection::CommitTimes::default());
@@ -70,6 +71,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     above_rows_per_second: config.store.journal.above_rows_per_second,
                 }),
             journal_rows: telemetry.journal_rows.clone(),
+            ..writer::WriterOptions::default()
         },
         Box::new(move |s: writer::WriterStats| {
             observer_telemetry.committed(s.rows, s.duration.as_secs_f64());

@@ -1,11 +1,14 @@
 //! The collector's own health as numbers: what each receiver accepted, refused and stored, how
-//! full the queue is, and how long commits take. Served on `/metrics` and `/api/v1/stats`.
+//! full the queue is, how long commits take, and what the journal lost. Served on `/metrics`
+//! and `/api/v1/stats`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 
 use millwatch_exporters::prometheus::{ExpositionError, MetricsExposition, OwnFamily, OwnType};
 use millwatch_exporters::remote_write::StatsHandle;
+
+use crate::store::replay::{self, Replayed};
 
 /// Which OTLP signal a request carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,9 @@ pub struct Telemetry {
     /// writer), and how many it holds before it refuses requests.
     pub journal_rows: Arc<AtomicU64>,
     pub journal_capacity: AtomicU64,
+    /// What the replay of the store's journal found when the store opened (set once, before
+    /// ingest starts).
+    pub journal_replay: OnceLock<Replayed>,
     commits: AtomicU64,
     commit_rows: AtomicU64,
     commit_seconds_micros: AtomicU64,
@@ -164,12 +170,22 @@ impl Telemetry {
                 });
             }
         }
+        let (journal_lost_records, journal_quarantined_segments) =
+            self.journal_replay.get().map_or((0, 0), |r| {
+                // Counted each time: the count drops once an operator removes what was inspected.
+                (
+                    r.lost_records(),
+                    replay::quarantined_segments(&r.quarantine),
+                )
+            });
         Snapshot {
             receivers,
             queue_items: self.queue_items.load(Relaxed),
             queue_capacity: self.queue_capacity.load(Relaxed),
             journal_rows: self.journal_rows.load(Relaxed),
             journal_capacity: self.journal_capacity.load(Relaxed),
+            journal_lost_records,
+            journal_quarantined_segments,
             commits: self.commits.load(Relaxed),
             commit_rows: self.commit_rows.load(Relaxed),
             commit_seconds: self.commit_seconds_micros.load(Relaxed) as f64 / 1e6,
@@ -196,6 +212,10 @@ pub struct Snapshot {
     pub queue_capacity: u64,
     pub journal_rows: u64,
     pub journal_capacity: u64,
+    /// Journal records (acknowledged requests) the replay at start could not read.
+    pub journal_lost_records: u64,
+    /// Damaged journal segments kept in `journal/quarantine/`.
+    pub journal_quarantined_segments: u64,
     pub commits: u64,
     pub commit_rows: u64,
     pub commit_seconds: f64,
@@ -215,6 +235,8 @@ pub struct SelfMetrics {
     queue_capacity: OwnFamily,
     journal_rows: OwnFamily,
     journal_capacity: OwnFamily,
+    journal_lost_records: OwnFamily,
+    journal_quarantined_segments: OwnFamily,
     commits: OwnFamily,
     committed_rows: OwnFamily,
     commit_duration: OwnFamily,
@@ -278,6 +300,16 @@ impl SelfMetrics {
             journal_capacity: r(
                 "millwatch_store_journal_capacity_rows",
                 "Journaled rows the writer holds before it refuses requests (store failing to commit).",
+                Gauge,
+            )?,
+            journal_lost_records: r(
+                "millwatch_store_journal_lost_records_total",
+                "Journal records (one per acknowledged request) the replay at start could not read: lost. The log names their seq numbers.",
+                Counter,
+            )?,
+            journal_quarantined_segments: r(
+                "millwatch_store_journal_quarantined_segments",
+                "Damaged journal segments kept in journal/quarantine/ for inspection.",
                 Gauge,
             )?,
             commits: r(
@@ -388,6 +420,10 @@ impl SelfMetrics {
         self.queue_capacity.set(&[], snap.queue_capacity as f64);
         self.journal_rows.set(&[], snap.journal_rows as f64);
         self.journal_capacity.set(&[], snap.journal_capacity as f64);
+        self.journal_lost_records
+            .set(&[], snap.journal_lost_records as f64);
+        self.journal_quarantined_segments
+            .set(&[], snap.journal_quarantined_segments as f64);
         self.commits.set(&[], snap.commits as f64);
         self.committed_rows.set(&[], snap.commit_rows as f64);
         self.commit_duration.set_histogram(

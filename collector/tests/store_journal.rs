@@ -1,15 +1,19 @@
 //! The store's journal: under load a request is acknowledged once journaled and committed to
 //! DuckDB later with others. Acknowledged rows are in the tables after a commit interval, after a
-//! clean shutdown, and after a crash (the replay at start), each exactly once.
+//! clean shutdown, and after a crash (the replay at start), each exactly once; damage to the
+//! journal loses only the records it hit, is reported and its evidence kept. The writer's failure
+//! paths (a failed commit, a journal that cannot be synced) run on injected faults.
 
 mod detection_support;
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use detection_support::*;
-use millwatch::signals::{FeatureValue, Prediction};
-use millwatch::store::journal;
+use millwatch::signals::{Batch, FeatureValue, Prediction};
 use millwatch::store::writer::{JournalOptions, WriterOptions};
+use millwatch::store::{Store, journal, replay, writer};
 
 /// Every request journaled; held until `commit_interval` (or a shutdown).
 fn journal_always(dir: &TempDir, commit_interval: Duration) -> WriterOptions {
@@ -53,16 +57,37 @@ fn features(i: u64) -> Vec<(String, FeatureValue)> {
     ]
 }
 
+/// A request of `per` events, numbered from `from`.
+fn request(from: u64, per: u64) -> Batch {
+    let rows = (from..from + per)
+        .map(|i| inference("m", "1", i, features(i), Prediction::Number(i as f64)))
+        .collect();
+    batch_of(rows)
+}
+
 /// Requests of `per` events each, events numbered from `from`.
 fn store_requests(ts: &TestStore, from: u64, requests: u64, per: u64) {
     for r in 0..requests {
-        let rows = (0..per)
-            .map(|k| {
-                let i = from + r * per + k;
-                inference("m", "1", i, features(i), Prediction::Number(i as f64))
-            })
-            .collect();
-        ts.store(batch_of(rows));
+        ts.store(request(from + r * per, per));
+    }
+}
+
+/// Where each record of a journal segment starts, by its framing (`[u32 length][u32 CRC]`).
+fn record_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        starts.push(at);
+        at += 8 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    }
+    starts
+}
+
+/// Waits (without asserting how long it takes) until `done`, for at most a minute.
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -155,14 +180,7 @@ fn a_record_torn_by_a_crash_is_dropped_and_the_whole_ones_are_replayed() {
         panic!("one segment");
     };
     let bytes = std::fs::read(file).expect("journal");
-    let third_starts = {
-        let mut at = 0usize;
-        for _ in 0..2 {
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-            at += 8 + len;
-        }
-        at
-    };
+    let third_starts = record_starts(&bytes)[2];
     let cut = third_starts + (bytes.len() - third_starts) / 2;
     std::fs::write(file, &bytes[..cut]).expect("cut");
     let torn = journal::read(&folder).expect("reads");
@@ -171,6 +189,12 @@ fn a_record_torn_by_a_crash_is_dropped_and_the_whole_ones_are_replayed() {
 
     let ts = TestStore::open_in(dir);
     assert_eq!(stored_events(&ts), expected_events(20));
+    assert_eq!(ts.store.replayed.torn_bytes, (cut - third_starts) as u64);
+    assert!(
+        ts.store.replayed.lost.is_empty(),
+        "a torn tail loses nothing acknowledged"
+    );
+    assert!(ts.store.replayed.quarantined.is_empty());
 }
 
 #[test]
@@ -258,4 +282,330 @@ fn full_commits_are_stored_while_journaling_goes_on_and_a_crash_loses_none_of_ei
         "only the new, empty one"
     );
     assert_eq!(journal::bytes_on_disk(&folder).expect("sizes"), 0);
+}
+
+#[test]
+fn damage_inside_a_segment_loses_only_the_records_it_hit_keeps_the_segment_and_says_so() {
+    let ts = open_journaled("journal-damage", Duration::from_secs(3600));
+    store_requests(&ts, 0, 5, 10);
+    let dir = crash(ts);
+    let folder = journal::path_in(&dir.0);
+    let [file] = &journal::segments(&folder).expect("lists")[..] else {
+        panic!("one segment");
+    };
+    let mut bytes = std::fs::read(file).expect("journal");
+    let starts = record_starts(&bytes);
+    assert_eq!(starts.len(), 5);
+    // A media error in the middle of the third record (seq 3), not a torn write: the fourth
+    // and fifth records after it are whole and were acknowledged.
+    bytes[(starts[2] + starts[3]) / 2] ^= 0xff;
+    std::fs::write(file, &bytes).expect("damage");
+    let kept = replay::quarantine_in(&folder).join(file.file_name().expect("name"));
+
+    let options = journal_always(&dir, Duration::from_secs(3600));
+    let ts = TestStore::open_in_with(dir, options);
+    let readable: Vec<_> = expected_events(50)
+        .into_iter()
+        .filter(|e| !(20..30).contains(&e.0))
+        .collect();
+    assert_eq!(
+        stored_events(&ts),
+        readable,
+        "every record still readable is stored"
+    );
+    let replayed = &ts.store.replayed;
+    assert_eq!(
+        replayed.lost,
+        vec![3..=3],
+        "the record hit, and only it, is lost"
+    );
+    assert_eq!(replayed.lost_records(), 1);
+    assert_eq!(replayed.records, 4);
+    assert_eq!(replayed.torn_bytes, 0, "damage, not a torn tail");
+    assert_eq!(replayed.quarantined, vec![kept.clone()]);
+    assert_eq!(
+        std::fs::read(&kept).expect("the evidence is kept"),
+        bytes,
+        "as it was found"
+    );
+    assert!(journal::segments(&folder).expect("lists").len() <= 1);
+    assert_eq!(journal::bytes_on_disk(&folder).expect("sizes"), 0);
+    let report = replayed.damage_report().expect("reported");
+    assert!(
+        report.contains("1 acknowledged request (journal record seq 3) could not be read"),
+        "{report}"
+    );
+    assert!(report.contains(&kept.display().to_string()), "{report}");
+    assert_eq!(ts.query_u64("SELECT applied_seq FROM store_journal"), 5);
+
+    // Numbering goes on after the records written; a restart stores nothing twice, reports
+    // nothing again and leaves the evidence in place.
+    store_requests(&ts, 50, 1, 10);
+    let next = journal::read(&folder).expect("reads");
+    assert_eq!(
+        next.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![6]
+    );
+    let ts = ts.reopen();
+    assert!(ts.store.replayed.lost.is_empty());
+    assert!(kept.exists());
+    let mut all = readable;
+    all.extend(expected_events(60).into_iter().skip(50));
+    assert_eq!(stored_events(&ts), all);
+}
+
+#[test]
+fn a_damaged_segment_end_before_a_later_segment_is_a_loss_not_a_torn_tail() {
+    // DuckDB fails every commit, so each hand-off leaves its segment and starts a new one.
+    let dir = TempDir::new("journal-gap");
+    let mut options = journal_always(&dir, Duration::from_secs(3600));
+    options.max_rows_per_commit = 60; // two requests of 10 events with 2 features each
+    let faults = options.faults.clone();
+    faults.fail_commits(u64::MAX);
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 4, 10);
+    // The committer fails on its own thread, maybe after the last acknowledgement.
+    wait_until(|| faults.commits_failed() >= 1);
+    assert!(faults.commits_failed() >= 1);
+    let dir = crash(ts);
+    let folder = journal::path_in(&dir.0);
+    let segments = journal::segments(&folder).expect("lists");
+    assert!(segments.len() >= 2, "{segments:?}");
+    let first = &segments[0];
+    let bytes = std::fs::read(first).expect("journal");
+    let starts = record_starts(&bytes);
+    assert_eq!(starts.len(), 2, "records 1 and 2, handed off together");
+    // The first segment loses the end of its last record, as a lost disk block would: a
+    // crash cannot tear it, since a later segment was written after it was synced.
+    std::fs::write(first, &bytes[..starts[1] + 20]).expect("damage");
+
+    let ts = TestStore::open_in(dir);
+    let mut readable = expected_events(10);
+    readable.extend(expected_events(40).into_iter().skip(20));
+    assert_eq!(stored_events(&ts), readable);
+    let replayed = &ts.store.replayed;
+    assert_eq!(replayed.lost, vec![2..=2]);
+    assert_eq!(replayed.torn_bytes, 0);
+    let kept = replay::quarantine_in(&folder).join(first.file_name().expect("name"));
+    assert_eq!(
+        replayed.quarantined,
+        vec![kept.clone()],
+        "only the damaged one"
+    );
+    assert_eq!(std::fs::read(&kept).expect("kept").len(), starts[1] + 20);
+    assert_eq!(journal::bytes_on_disk(&folder).expect("sizes"), 0);
+}
+
+#[test]
+fn a_failed_commit_of_journaled_requests_is_retried_and_stores_them_once() {
+    let dir = TempDir::new("journal-commit-retry");
+    let options = journal_always(&dir, Duration::from_millis(50));
+    let faults = options.faults.clone();
+    faults.fail_commits(1);
+    let gauge = options.journal_rows.clone();
+    let ts = TestStore::open_in_with(dir, options);
+    store_requests(&ts, 0, 3, 10);
+    // The first commit fails; the writer keeps the rows and tries again a second later.
+    wait_until(|| gauge.load(Ordering::Relaxed) == 0);
+    assert_eq!(faults.commits_failed(), 1);
+    assert_eq!(ts.query_u64("SELECT count(*) FROM inferences"), 30);
+    assert_eq!(stored_events(&ts), expected_events(30));
+    assert_eq!(
+        journal::bytes_on_disk(&journal::path_in(&ts.dir.0)).expect("sizes"),
+        0,
+        "the segments are deleted once stored"
+    );
+}
+
+#[test]
+fn a_failed_group_commit_is_retried_request_by_request() {
+    let dir = TempDir::new("group-commit-retry");
+    let options = WriterOptions::default();
+    let faults = options.faults.clone();
+    let store = Store::open(&dir.0).expect("store opens");
+    // The observer holds the writer after the first commit, so that the next requests queue up
+    // and are committed as one group.
+    let (entered, held) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let commits = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = commits.clone();
+    let handle = writer::spawn_observed(
+        store.connect().expect("connection"),
+        store.known.clone(),
+        options,
+        Box::new(move |stats: writer::WriterStats| {
+            let mut seen = seen.lock().expect("lock");
+            seen.push(stats.requests);
+            if seen.len() == 1 {
+                let _ = entered.send(());
+                let _ = released.recv();
+            }
+        }),
+    )
+    .expect("writer");
+    let ts = TestStore {
+        dir,
+        handle,
+        store: Arc::new(store),
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime"),
+    };
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut first = Box::pin(ts.handle.store(request(0, 10)));
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    held.recv().expect("the first commit reaches the observer");
+    let mut queued: Vec<_> = (1..5)
+        .map(|r| Box::pin(ts.handle.store(request(r * 10, 10))))
+        .collect();
+    for q in &mut queued {
+        assert!(
+            q.as_mut().poll(&mut cx).is_pending(),
+            "queued behind the first"
+        );
+    }
+    faults.fail_commits(1);
+    release.send(()).expect("release");
+    let answers = ts.runtime.block_on(async {
+        let mut answers = vec![first.await];
+        for q in queued {
+            answers.push(q.await);
+        }
+        answers
+    });
+    for a in &answers {
+        assert!(a.is_ok(), "{answers:?}");
+    }
+    assert_eq!(faults.commits_failed(), 1, "the group's commit failed");
+    assert_eq!(
+        *commits.lock().expect("lock"),
+        vec![1, 1, 1, 1, 1],
+        "then each request was committed on its own"
+    );
+    assert_eq!(stored_events(&ts), expected_events(50));
+}
+
+#[test]
+fn a_failed_commit_refuses_its_request_and_keeps_nothing_of_it() {
+    let dir = TempDir::new("commit-fails");
+    let options = WriterOptions::default();
+    let faults = options.faults.clone();
+    let ts = TestStore::open_in_with(dir, options);
+    faults.fail_commits(1);
+    let refused = ts.runtime.block_on(ts.handle.store(request(0, 10)));
+    let e = refused.expect_err("refused");
+    assert!(e.to_string().contains("injected by a test"), "{e}");
+    assert_eq!(ts.query_u64("SELECT count(*) FROM inferences"), 0);
+    assert_eq!(ts.query_u64("SELECT count(*) FROM feature_keys"), 0);
+    // The client sends it again: its feature keys and event ids were rolled back, not lost.
+    store_requests(&ts, 0, 2, 10);
+    assert_eq!(stored_events(&ts), expected_events(20));
+    assert_eq!(ts.query_u64("SELECT count(*) FROM feature_keys"), 2);
+}
+
+#[test]
+fn while_duckdb_fails_requests_past_four_commits_of_held_rows_are_refused() {
+    let dir = TempDir::new("journal-refuses");
+    let mut options = journal_always(&dir, Duration::from_secs(3600));
+    options.max_rows_per_commit = 90; // three requests of 10 events with 2 features each
+    let limit = 90 * writer::HELD_LIMIT_COMMITS as u64;
+    let faults = options.faults.clone();
+    faults.fail_commits(u64::MAX);
+    let gauge = options.journal_rows.clone();
+    let ts = TestStore::open_in_with(dir, options);
+    let send = |r: u64| ts.runtime.block_on(ts.handle.store(request(r * 10, 10)));
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for r in 0..60 {
+        match send(r) {
+            Ok(()) => acked.push(r),
+            Err(e) => {
+                refused = Some((e.to_string(), gauge.load(Ordering::Relaxed)));
+                break;
+            }
+        }
+    }
+    let (message, held) = refused.expect("a request is refused");
+    assert!(
+        message.contains("journaled rows are waiting for DuckDB, which fails to commit them"),
+        "{message}"
+    );
+    assert!(
+        held >= limit,
+        "{held} rows held when refusing, limit {limit}"
+    );
+    assert!(
+        acked.len() as u64 >= limit / 30,
+        "{} acknowledged",
+        acked.len()
+    );
+    assert!(faults.commits_failed() >= 1);
+    assert_eq!(ts.query_u64("SELECT count(*) FROM inferences"), 0);
+
+    // DuckDB commits again: the held rows are stored and requests are taken again.
+    faults.fail_commits(0);
+    let mut next = acked.len() as u64 + 1;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = next;
+        next += 1;
+        if send(r).is_ok() {
+            acked.push(r);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still refusing after DuckDB recovered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ts = ts.reopen();
+    let ids: Vec<String> = acked
+        .iter()
+        .flat_map(|r| (r * 10..r * 10 + 10).map(|i| format!("m-1-{i}")))
+        .collect();
+    assert_eq!(
+        ts.query_strings("SELECT inference_id FROM inferences ORDER BY event_id"),
+        ids,
+        "every acknowledged request, once; none refused"
+    );
+}
+
+#[test]
+fn when_the_journal_cannot_be_synced_requests_are_in_duckdb_before_their_ack() {
+    let dir = TempDir::new("journal-sync-fails");
+    let options = journal_always(&dir, Duration::from_secs(3600));
+    let faults = options.faults.clone();
+    let ts = TestStore::open_in_with(dir, options);
+    let folder = journal::path_in(&ts.dir.0);
+    faults.fail_syncs(1);
+    store_requests(&ts, 0, 1, 10);
+    assert_eq!(faults.syncs_failed(), 1);
+    assert_eq!(
+        ts.query_u64("SELECT count(*) FROM inferences"),
+        10,
+        "committed to DuckDB before the acknowledgement"
+    );
+    // A new segment takes the next requests: acknowledged once journaled again.
+    store_requests(&ts, 10, 2, 10);
+    assert_eq!(ts.query_u64("SELECT count(*) FROM inferences"), 10);
+    let journaled = journal::read(&folder).expect("reads");
+    assert_eq!(
+        journaled.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![2, 3],
+        "the segment that failed was deleted once stored"
+    );
+
+    // The sync and the commit both fail: the client hears of it; the rows stay held and are
+    // stored later (so a client's retry may store them twice).
+    faults.fail_syncs(1);
+    faults.fail_commits(1);
+    let e = ts
+        .runtime
+        .block_on(ts.handle.store(request(30, 10)))
+        .expect_err("refused");
+    assert!(e.to_string().contains("injected by a test"), "{e}");
+    let ts = ts.reopen();
+    assert_eq!(stored_events(&ts), expected_events(40));
 }

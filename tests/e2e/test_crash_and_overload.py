@@ -1,6 +1,7 @@
 """Case 5: SIGKILL while clients send; after a restart on the same data dir every acknowledged
-request is entirely in DuckDB. Case 6: a tiny queue refuses with 429 / UNAVAILABLE and a retry
-hint, and nothing acknowledged is lost (nothing refused is stored either)."""
+request is entirely in DuckDB; a journal damaged on disk loses only the requests it hit, keeps
+the evidence and tells the operator. Case 6: a tiny queue refuses with 429 / UNAVAILABLE and a
+retry hint, and nothing acknowledged is lost (nothing refused is stored either)."""
 
 from __future__ import annotations
 
@@ -163,6 +164,98 @@ def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector, sto
     failed = sum(len(s.failed) for s in senders)
     assert failed > 0, "the kill interrupted no request: nothing was in flight"
     print(f"acknowledged {len(acked)} requests ({acked_before_kill} before the kill); {failed} failed")
+
+
+# As JOURNAL_CONFIG, and the collector's own alerts fire at once.
+DAMAGE_CONFIG = JOURNAL_CONFIG + """\
+alerting:
+  builtin:
+    collector: {for: 0s}
+"""
+
+
+def record_starts(segment: bytes) -> list[int]:
+    """Where each record of a journal segment starts: `[u32 length][u32 CRC][payload]`."""
+    starts, at = [], 0
+    while at + 8 <= len(segment):
+        starts.append(at)
+        at += 8 + int.from_bytes(segment[at:at + 4], "little")
+    return starts
+
+
+def own_sample(c, name: str) -> float | None:
+    text = requests.get(f"{c.api_base}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def journal_alerts(c) -> list[dict]:
+    r = requests.get(f"{c.api_base}/api/v1/alerts", timeout=10)
+    assert r.status_code == 200, r.text
+    return [a for a in r.json()["alerts"] if a["labels"].get("alertname") == "MillwatchJournalDamaged"]
+
+
+def test_journal_damage_keeps_every_readable_request_and_tells_the_operator(make_collector):
+    c = make_collector(config=DAMAGE_CONFIG, name="journal-damage")
+    traffic = Traffic("damage")
+    for _ in range(5):
+        r = requests.post(f"{c.http_base}/v1/logs", data=traffic.inferences(4).SerializeToString(),
+                          headers={"Content-Type": PROTOBUF}, timeout=60)
+        assert r.status_code == 200, r.content[:300]
+    c.kill()  # acknowledged from the journal, none committed (commit_interval: 1h)
+
+    journal = c.data_dir / "journal"
+    [segment] = sorted(journal.glob("*.journal"))
+    data = bytearray(segment.read_bytes())
+    starts = record_starts(bytes(data))
+    assert len(starts) == 5, starts
+    # A disk error in the middle of the third request's record; the two after it are whole.
+    data[(starts[2] + starts[3]) // 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+
+    c.start()
+    kept = journal / "quarantine" / segment.name
+    log = c.stderr_paths[-1].read_text(errors="replace")
+    assert "1 acknowledged request (journal record seq 3) could not be read and is lost" in log, log[-3000:]
+    assert str(kept) in log, log[-3000:]
+    assert kept.read_bytes() == bytes(data), "the damaged segment is kept as it was found"
+    assert len(list(journal.glob("*.journal"))) == 1, "only the new, empty segment is left"
+    assert own_sample(c, "millwatch_store_journal_lost_records_total") == 1
+    assert own_sample(c, "millwatch_store_journal_quarantined_segments") == 1
+    stats = c.stats()["journal"]
+    assert (stats["lost_records"], stats["quarantined_segments"]) == (1, 1), stats
+
+    deadline = time.monotonic() + 30
+    while not journal_alerts(c) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [alert] = journal_alerts(c)
+    assert alert["value"] == 1, alert
+    assert "journal record seq 3" in alert["annotations"]["description"], alert
+    assert str(kept) in alert["annotations"]["description"], alert
+
+    # Once inspected and removed, the alert resolves.
+    kept.unlink()
+    deadline = time.monotonic() + 30
+    while journal_alerts(c) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not journal_alerts(c), "still active after the kept segment was removed"
+    assert own_sample(c, "millwatch_store_journal_quarantined_segments") == 0
+    c.stop_clean()
+
+    with c.db() as db:
+        checker = StoreChecker(db)
+        lost = traffic.made[2]
+        for req in traffic.made[:2] + traffic.made[3:]:
+            checker.check(req)
+        ids = sorted({kv.value.string_value for rl in lost.resource_logs for sl in rl.scope_logs
+                      for lr in sl.log_records for kv in lr.attributes if kv.key == "ml.inference.id"})
+        assert len(ids) == 4, ids
+        placeholders = ", ".join("?" for _ in ids)
+        [(n,)] = db.execute(f"SELECT count(*) FROM inferences WHERE inference_id IN ({placeholders})",
+                            ids).fetchall()
+        assert n == 0, "the lost request's events were not made up"
 
 
 OVERLOAD_CONFIG = """\

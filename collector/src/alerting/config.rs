@@ -145,8 +145,8 @@ pub struct BuiltinRules {
     pub machine_health: BuiltinRule,
     /// `MillwatchAbsence`: a watched metric series stopped arriving.
     pub absence: BuiltinRule,
-    /// `MillwatchRefusingData`, `MillwatchQueueFull`, `MillwatchDeliveryFailing`: the
-    /// collector's own trouble.
+    /// `MillwatchRefusingData`, `MillwatchQueueFull`, `MillwatchDeliveryFailing`,
+    /// `MillwatchJournalDamaged`: the collector's own trouble.
     pub collector: BuiltinRule,
 }
 

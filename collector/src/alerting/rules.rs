@@ -267,7 +267,8 @@ pub enum Condition {
     Detections(Vec<Matcher>),
     /// Newest point per metric series, compared with a threshold.
     Metric(MetricCondition),
-    /// The collector's own trouble: refused data, a full queue, failing deliveries.
+    /// The collector's own trouble: refused data, a full queue, failing deliveries, a damaged
+    /// store journal.
     Collector,
 }
 

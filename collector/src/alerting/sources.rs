@@ -9,7 +9,7 @@ use millwatch_exporters::notify::Labels;
 use super::config::MetricCondition;
 use super::rules::{Candidate, all_match, format_value};
 use super::wording::{Row, describe};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{Snapshot, Telemetry};
 
 /// One verdict, as detection rules see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -313,6 +313,9 @@ impl CollectorSource {
                 ));
             }
         }
+        if let Some(report) = journal_damage(telemetry, &snap) {
+            out.push(report);
+        }
         let mut stmt = conn.prepare(
             "SELECT receiver, count(*), max(last_error) FROM alert_outbox \
              WHERE (delivery = 'pending' AND attempts >= ?) \
@@ -346,6 +349,31 @@ impl CollectorSource {
         }
         Ok(out)
     }
+}
+
+/// Damaged journal segments kept for inspection: active until an operator removes them; the
+/// value is the records the replay at this start could not read.
+fn journal_damage(telemetry: &Telemetry, snap: &Snapshot) -> Option<Candidate> {
+    if snap.journal_quarantined_segments == 0 {
+        return None;
+    }
+    let replayed = telemetry.journal_replay.get()?;
+    let description = replayed.damage_report().unwrap_or_else(|| {
+        "damaged segments of the store's journal were kept at an earlier start (its log says \
+         what was lost)"
+            .into()
+    });
+    Some(trouble(
+        "MillwatchJournalDamaged",
+        Labels::new(),
+        snap.journal_lost_records as f64,
+        "Millwatch's store journal was damaged",
+        format!(
+            "{description}. Files kept in {}: {}; the alert resolves once they are removed.",
+            replayed.quarantine.display(),
+            snap.journal_quarantined_segments
+        ),
+    ))
 }
 
 fn trouble(
@@ -449,6 +477,47 @@ mod tests {
             seen(&DetectionSource::new(9).read(&mut c).expect("read")).len(),
             5
         );
+    }
+
+    #[test]
+    fn kept_journal_segments_raise_an_alert_until_removed() {
+        let dir = std::env::temp_dir().join(format!(
+            "millwatch-journal-alert-{}-{}",
+            std::process::id(),
+            crate::pipeline::now_ns()
+        ));
+        let quarantine = dir.join("quarantine");
+        std::fs::create_dir_all(&quarantine).expect("dir");
+        let telemetry = Telemetry::default();
+        let kept = quarantine.join("00000000000000000001.journal");
+        telemetry
+            .journal_replay
+            .set(crate::store::replay::Replayed {
+                lost: vec![3..=3],
+                quarantined: vec![kept.clone()],
+                quarantine: quarantine.clone(),
+                ..Default::default()
+            })
+            .expect("set once");
+        assert_eq!(journal_damage(&telemetry, &telemetry.snapshot()), None);
+
+        std::fs::write(&kept, b"damaged").expect("write");
+        let alert = journal_damage(&telemetry, &telemetry.snapshot()).expect("alert");
+        assert_eq!(alert.labels["alertname"], "MillwatchJournalDamaged");
+        assert_eq!(alert.value, 1.0);
+        let description = &alert.annotations["description"];
+        assert!(
+            description.contains("(journal record seq 3)"),
+            "{description}"
+        );
+        assert!(
+            description.contains(&kept.display().to_string()),
+            "{description}"
+        );
+
+        std::fs::remove_file(&kept).expect("removed");
+        assert_eq!(journal_damage(&telemetry, &telemetry.snapshot()), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

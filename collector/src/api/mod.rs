@@ -103,7 +103,12 @@ async fn stats(State(state): State<Arc<ApiState>>) -> Response {
         "refused_requests": total(|r| r.refused.iter().map(|(_, n)| n).sum()),
         "receivers": receivers,
         "queue": { "rows": snap.queue_items, "capacity": snap.queue_capacity },
-        "journal": { "rows": snap.journal_rows, "capacity": snap.journal_capacity },
+        "journal": {
+            "rows": snap.journal_rows,
+            "capacity": snap.journal_capacity,
+            "lost_records": snap.journal_lost_records,
+            "quarantined_segments": snap.journal_quarantined_segments,
+        },
         "commits": { "count": snap.commits, "rows": snap.commit_rows, "seconds": snap.commit_seconds },
     }))
     .into_response()

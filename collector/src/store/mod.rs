@@ -3,9 +3,11 @@
 //! connections so that a query never waits behind ingest.
 
 pub(crate) mod columns;
+pub mod faults;
 mod feature_keys;
 pub mod journal;
 pub mod lock;
+pub mod replay;
 pub mod schema;
 pub mod writer;
 
@@ -82,6 +84,8 @@ pub struct Store {
     conn: Mutex<Connection>,
     reader: Mutex<Connection>,
     pub known: Arc<KnownIds>,
+    /// What the replay of the journal did when the store opened.
+    pub replayed: replay::Replayed,
 }
 
 impl Store {
@@ -105,27 +109,15 @@ impl Store {
                 known: newest,
             });
         }
-        let mut replayed = journal::Replayed::default();
+        let mut replayed = replay::Replayed::default();
         if before >= schema::JOURNAL_VERSION {
-            replayed = journal::replay(&conn, &journal_path)?;
+            replayed = replay::replay(&conn, &journal_path)?;
         }
         migrate(&conn, before)?;
         if before < schema::JOURNAL_VERSION {
-            replayed = journal::replay(&conn, &journal_path)?;
+            replayed = replay::replay(&conn, &journal_path)?;
         }
-        if replayed.records > 0 {
-            tracing::info!(
-                records = replayed.records,
-                rows = replayed.rows,
-                "committed the journal's acknowledged requests left by the last run"
-            );
-        }
-        if replayed.torn_bytes > 0 {
-            tracing::warn!(
-                bytes = replayed.torn_bytes,
-                "the journal ended in a record cut short by a crash (never acknowledged); dropped"
-            );
-        }
+        replayed.log();
         let known = Arc::new(load_known(&conn)?);
         let reader = Mutex::new(conn.try_clone()?);
         Ok(Store {
@@ -133,6 +125,7 @@ impl Store {
             conn: Mutex::new(conn),
             reader,
             known,
+            replayed,
         })
     }
 

@@ -21,6 +21,7 @@ use duckdb::Connection;
 use duckdb::arrow::record_batch::RecordBatch;
 use tokio::sync::oneshot;
 
+use super::faults::Faults;
 use super::feature_keys::FeatureKeys;
 use super::journal::{self, Journal};
 use super::{Result, StoreError, columns};
@@ -42,6 +43,8 @@ pub struct WriterOptions {
     pub journal: Option<JournalOptions>,
     /// Set to the rows journaled and not yet committed, for `/metrics`.
     pub journal_rows: Arc<std::sync::atomic::AtomicU64>,
+    /// Failures to inject, for tests of the failure paths.
+    pub faults: Faults,
 }
 
 /// Where the journal is and from what load on it is used.
@@ -61,6 +64,7 @@ impl Default for WriterOptions {
             commit_interval: Duration::from_millis(250),
             journal: None,
             journal_rows: Arc::default(),
+            faults: Faults::default(),
         }
     }
 }
@@ -331,13 +335,14 @@ fn commit_loop(
     done: mpsc::Sender<Done>,
     observer: SharedObserver,
     journal_rows: Arc<AtomicU64>,
+    faults: Faults,
 ) {
     let mut checkpoint = true;
     for job in jobs {
         match job {
             Job::Held(commit) => {
                 let rows = commit.rows as u64;
-                let finished = store_held(&conn, commit, &observer);
+                let finished = store_held(&conn, commit, &observer, &faults);
                 if finished.is_ok() {
                     journal_rows.fetch_sub(rows, Ordering::Relaxed);
                 }
@@ -360,13 +365,18 @@ fn commit_loop(
 
 /// Commits held requests in one transaction that also records the newest journal record they
 /// hold, then deletes their journal segments.
-fn store_held(conn: &Connection, commit: HeldCommit, observer: &SharedObserver) -> Done {
+fn store_held(
+    conn: &Connection,
+    commit: HeldCommit,
+    observer: &SharedObserver,
+    faults: &Faults,
+) -> Done {
     let Some(last) = commit.held.last().map(|h| h.seq) else {
         return Ok(());
     };
     let started = Instant::now();
     let tables = journal::by_table(commit.held.iter().map(|h| &h.tables));
-    if let Err(e) = journal::commit_applied(conn, tables, last) {
+    if let Err(e) = journal::commit_applied(conn, tables, last, faults) {
         return Err(Box::new((e.into(), commit)));
     }
     for segment in &commit.segments {
@@ -425,7 +435,11 @@ impl Writer {
         let next_event_id = conn.query_row(NEXT_EVENT_ID, [], |r| r.get::<_, u64>(0))?;
         let feature_keys = FeatureKeys::load(&conn)?;
         let journal = match &options.journal {
-            Some(j) => Some(Journal::open(&j.path, journal::applied_seq(&conn)? + 1)?),
+            Some(j) => Some(Journal::open(
+                &j.path,
+                journal::applied_seq(&conn)? + 1,
+                options.faults.clone(),
+            )?),
             None => None,
         };
         let load = Load::new(
@@ -442,9 +456,10 @@ impl Writer {
         let committer = {
             let observer = observer.clone();
             let journal_rows = options.journal_rows.clone();
+            let faults = options.faults.clone();
             std::thread::Builder::new()
                 .name("millwatch-commit".into())
-                .spawn(move || commit_loop(conn, jobs_rx, done_tx, observer, journal_rows))
+                .spawn(move || commit_loop(conn, jobs_rx, done_tx, observer, journal_rows, faults))
                 .map_err(|e| StoreError::Write(format!("cannot start the committer thread: {e}")))?
         };
         Ok(Writer {
@@ -573,9 +588,15 @@ impl Writer {
         }
     }
 
-    /// When the held requests are to be committed, if any are held.
+    /// When the held requests are to be committed, if any are held. With none held but a commit
+    /// in flight, when to learn how it ended: if it failed, its requests come back to be retried,
+    /// which must not wait for the next request.
     fn commit_due(&self) -> Option<Instant> {
-        let since = self.held_since?;
+        let Some(since) = self.held_since else {
+            return self
+                .committing
+                .then(|| Instant::now() + self.options.commit_interval);
+        };
         let due = since + self.options.commit_interval;
         Some(self.retry_at.map_or(due, |r| r.max(due)))
     }
@@ -846,8 +867,9 @@ impl Writer {
     /// Commits `queued` to DuckDB in one transaction, on the committer's connection.
     fn commit(&mut self, queued: &[Queued]) -> Result<()> {
         let Prepared { tables, taken } = self.prepare(queued)?;
+        let faults = self.options.faults.clone();
         let appended = self.on_connection(move |conn| {
-            columns::append_in_one_transaction(conn, tables, |_| Ok(()))
+            columns::append_in_one_transaction(conn, tables, |conn| faults.commit(conn))
         });
         if let Err(e) = appended {
             self.feature_keys.rollback();

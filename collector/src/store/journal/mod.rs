@@ -10,24 +10,29 @@
 //! to the newest; when it hands its records to the committer it starts a new segment, and the
 //! committer deletes the segments it has stored. Each record carries a sequence number; the
 //! DuckDB transaction that stores records also sets `store_journal.applied_seq` to the newest of
-//! them. At start, [`replay`] commits the records after it, so nothing acknowledged is lost and
-//! nothing is stored twice.
+//! them. At start, [`replay`](super::replay) commits the records after it, so nothing
+//! acknowledged is lost and nothing is stored twice.
 //!
 //! A record on disk: `[u32 payload length][u32 CRC-32 of the length and payload][payload]`,
 //! little-endian (a zero-filled tail, as a crash can leave, fails the check);
 //! the payload is `[u64 seq][u8 tables]`, then per table `[u8 name length][name][u32 length]`
-//! and an Arrow IPC stream of that table's batches. A torn record at the end of a segment (a
-//! crash or a failed write during it, so never acknowledged) ends that segment's reading.
+//! and an Arrow IPC stream of that table's batches. A record that fails its check is skipped:
+//! the reading resynchronises at the next offset where a whole record checks out (see
+//! [`read`]); [`replay`](super::replay) tells a torn tail (a crash or a failed write during the
+//! last record, so never acknowledged) from damage that lost acknowledged records.
+
+mod read;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Cursor, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use duckdb::Connection;
 use duckdb::arrow::record_batch::RecordBatch;
 
+pub use self::read::{Contents, Record, Segment, Span, read};
+use super::faults::Faults;
 use super::{StoreError, columns};
 
 /// The journal folder inside a data directory.
@@ -63,21 +68,20 @@ pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut found = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| io_error(dir, "listing", e))?.path();
-        // `<seq>.journal` or `<seq>.<n>.journal`
-        let order = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".journal"))
-            .and_then(|n| {
-                let (seq, n) = n.split_once('.').unwrap_or((n, "0"));
-                Some((seq.parse::<u64>().ok()?, n.parse::<u32>().ok()?))
-            });
-        if let Some(order) = order {
+        if let Some(order) = segment_order(&path) {
             found.push((order, path));
         }
     }
     found.sort();
     Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// A segment's place among the others, from its name `<seq>.journal` or `<seq>.<n>.journal`:
+/// `seq` is the number its first record has (or would have had).
+fn segment_order(path: &Path) -> Option<(u64, u32)> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".journal")?;
+    let (seq, n) = name.split_once('.').unwrap_or((name, "0"));
+    Some((seq.parse().ok()?, n.parse().ok()?))
 }
 
 /// Bytes in a journal folder's segments: 0 once everything in it is stored.
@@ -119,12 +123,13 @@ pub struct Journal {
     /// A write or sync failed and the segment may now hold a damaged record before good ones:
     /// no more records until a new segment is started.
     broken: bool,
+    faults: Faults,
 }
 
 impl Journal {
     /// Opens the journal folder for writing; records are numbered from `next_seq`. The folder
-    /// must hold no segment: [`replay`] deletes them when the store opens.
-    pub fn open(dir: &Path, next_seq: u64) -> Result<Journal, StoreError> {
+    /// must hold no segment: [`replay`](super::replay) deletes them when the store opens.
+    pub fn open(dir: &Path, next_seq: u64, faults: Faults) -> Result<Journal, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io_error(dir, "creating", e))?;
         if let Some(left) = segments(dir)?.first() {
             return Err(StoreError::Write(format!(
@@ -146,6 +151,7 @@ impl Journal {
             pending: Vec::new(),
             buf: Vec::new(),
             broken: false,
+            faults,
         })
     }
 
@@ -193,7 +199,8 @@ impl Journal {
     pub fn sync(&mut self) -> Result<(), StoreError> {
         // After a failed fsync the kernel may have dropped the dirty pages and report the next
         // one as done: a later record could then sit behind a damaged one.
-        self.file.sync_data().map_err(|e| {
+        let synced = self.faults.sync().and_then(|()| self.file.sync_data());
+        synced.map_err(|e| {
             self.broken = true;
             io_error(&self.path, "syncing", e)
         })
@@ -253,7 +260,7 @@ fn create_segment(dir: &Path, seq: u64) -> Result<(File, PathBuf), StoreError> {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io_error(dir, "syncing", e))
@@ -270,7 +277,7 @@ fn checksum(len: &[u8], payload: &[u8]) -> u32 {
 /// Bytes of the smallest payload: a record number and a table count.
 const MIN_PAYLOAD: usize = 9;
 
-fn io_error(path: &Path, what: &str, e: std::io::Error) -> StoreError {
+pub(super) fn io_error(path: &Path, what: &str, e: std::io::Error) -> StoreError {
     StoreError::Write(format!("{what} the journal {}: {e}", path.display()))
 }
 
@@ -303,107 +310,6 @@ fn encode(
     Ok(())
 }
 
-/// One record read back.
-#[derive(Debug)]
-pub struct Record {
-    pub seq: u64,
-    pub tables: Tables,
-}
-
-/// What [`read`] found in a journal file.
-#[derive(Debug, Default)]
-pub struct Contents {
-    pub records: Vec<Record>,
-    /// Bytes after the last whole record: a record whose write a crash interrupted.
-    pub torn_bytes: u64,
-}
-
-/// Reads every whole record of a journal folder's segments, in order (none if it does not
-/// exist).
-pub fn read(dir: &Path) -> Result<Contents, StoreError> {
-    let mut contents = Contents::default();
-    for path in segments(dir)? {
-        read_segment(&path, &mut contents)?;
-    }
-    Ok(contents)
-}
-
-/// Adds the whole records of one segment to `contents`.
-fn read_segment(path: &Path, contents: &mut Contents) -> Result<(), StoreError> {
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(mut f) => f
-            .read_to_end(&mut bytes)
-            .map_err(|e| io_error(path, "reading", e))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error(path, "opening", e)),
-    };
-    let mut at = 0usize;
-    while at < bytes.len() {
-        let whole = bytes.len() - at >= 8 && {
-            let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-            bytes.len() - at - 8 >= len
-        };
-        if !whole {
-            break;
-        }
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        let payload = &bytes[at + 8..at + 8 + len];
-        if len < MIN_PAYLOAD || checksum(&bytes[at..at + 4], payload) != crc {
-            break;
-        }
-        let record = decode(payload).map_err(|e| {
-            StoreError::Write(format!(
-                "the journal {} has an unreadable record at byte {at}: {e}",
-                path.display()
-            ))
-        })?;
-        contents.records.push(record);
-        at += 8 + len;
-    }
-    contents.torn_bytes += (bytes.len() - at) as u64;
-    Ok(())
-}
-
-fn decode(payload: &[u8]) -> Result<Record, String> {
-    let mut r = Cursor::new(payload);
-    let mut u64b = [0u8; 8];
-    let mut u32b = [0u8; 4];
-    let mut u8b = [0u8; 1];
-    let short = |e: std::io::Error| format!("record too short: {e}");
-    r.read_exact(&mut u64b).map_err(short)?;
-    let seq = u64::from_le_bytes(u64b);
-    r.read_exact(&mut u8b).map_err(short)?;
-    let mut tables = Vec::with_capacity(u8b[0] as usize);
-    for _ in 0..u8b[0] {
-        r.read_exact(&mut u8b).map_err(short)?;
-        let mut name = vec![0u8; u8b[0] as usize];
-        r.read_exact(&mut name).map_err(short)?;
-        let name = TABLE_ORDER
-            .iter()
-            .find(|t| t.as_bytes() == name.as_slice())
-            .ok_or_else(|| format!("unknown table {:?}", String::from_utf8_lossy(&name)))?;
-        r.read_exact(&mut u32b).map_err(short)?;
-        let len = u32::from_le_bytes(u32b) as usize;
-        let start = r.position() as usize;
-        let ipc = payload
-            .get(start..start + len)
-            .ok_or("record too short for its table")?;
-        r.set_position((start + len) as u64);
-        let mut batches = Vec::new();
-        if len > 0 {
-            let reader = StreamReader::try_new(Cursor::new(ipc), None)
-                .map_err(|e| format!("table {name}: {e}"))?;
-            for batch in reader {
-                batches.push(batch.map_err(|e| format!("table {name}: {e}"))?);
-            }
-        }
-        tables.push((*name, batches));
-    }
-    Ok(Record { seq, tables })
-}
-
 /// The newest journal record DuckDB holds.
 pub fn applied_seq(conn: &Connection) -> duckdb::Result<u64> {
     conn.query_row(
@@ -415,8 +321,14 @@ pub fn applied_seq(conn: &Connection) -> duckdb::Result<u64> {
 
 /// Appends `tables` and records `seq` as the newest record applied, in one transaction (rolled
 /// back on failure).
-pub fn commit_applied(conn: &Connection, tables: Tables, seq: u64) -> duckdb::Result<()> {
+pub fn commit_applied(
+    conn: &Connection,
+    tables: Tables,
+    seq: u64,
+    faults: &Faults,
+) -> duckdb::Result<()> {
     columns::append_in_one_transaction(conn, tables, |conn| {
+        faults.commit(conn)?;
         conn.execute("UPDATE store_journal SET applied_seq = ?", [seq])
             .map(|_| ())
     })
@@ -437,43 +349,6 @@ pub fn by_table<'a>(records: impl Iterator<Item = &'a Tables>) -> Tables {
     out
 }
 
-/// What [`replay`] did at start.
-#[derive(Debug, Default, PartialEq)]
-pub struct Replayed {
-    pub records: usize,
-    pub rows: usize,
-    pub torn_bytes: u64,
-}
-
-/// Commits the journal's records that DuckDB does not hold yet (those after `applied_seq`), in
-/// one transaction, then deletes the segments. Run before the writer starts.
-pub fn replay(conn: &Connection, dir: &Path) -> Result<Replayed, StoreError> {
-    let contents = read(dir)?;
-    let applied = applied_seq(conn)?;
-    let pending: Vec<&Record> = contents
-        .records
-        .iter()
-        .filter(|r| r.seq > applied)
-        .collect();
-    let mut replayed = Replayed {
-        records: pending.len(),
-        torn_bytes: contents.torn_bytes,
-        ..Replayed::default()
-    };
-    if let Some(last) = pending.last().map(|r| r.seq) {
-        let tables = by_table(pending.iter().map(|r| &r.tables));
-        replayed.rows = tables
-            .iter()
-            .flat_map(|(_, b)| b.iter().map(|b| b.num_rows()))
-            .sum();
-        commit_applied(conn, tables, last)?;
-    }
-    for path in segments(dir)? {
-        remove_segment(&path)?;
-    }
-    Ok(replayed)
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -482,7 +357,7 @@ mod tests {
 
     use super::*;
 
-    fn batch(values: &[i64], names: &[Option<&str>]) -> RecordBatch {
+    pub(super) fn batch(values: &[i64], names: &[Option<&str>]) -> RecordBatch {
         // One schema for every batch, as each table's columns have.
         RecordBatch::try_from_iter_with_nullable([
             (
@@ -499,7 +374,7 @@ mod tests {
         .expect("batch")
     }
 
-    fn temp_file(name: &str) -> PathBuf {
+    pub(super) fn temp_file(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "millwatch-journal-{name}-{}-{}",
             std::process::id(),
@@ -510,9 +385,9 @@ mod tests {
     }
 
     #[test]
-    fn records_read_back_as_written_and_a_bad_checksum_ends_the_reading() {
+    fn records_read_back_as_written_and_a_bad_last_record_is_a_torn_tail() {
         let path = temp_file("roundtrip");
-        let mut j = Journal::open(&path, 7).expect("opens");
+        let mut j = Journal::open(&path, 7, Faults::default()).expect("opens");
         let a = batch(&[1, 2], &[Some("x"), None]);
         let b = batch(&[3], &[Some("y")]);
         assert_eq!(
@@ -547,6 +422,11 @@ mod tests {
         let damaged = read(&path).expect("reads");
         assert_eq!(damaged.records.len(), 1);
         assert!(damaged.torn_bytes > 0);
+        let tail = Span::Damaged {
+            at: bytes.len() as u64 - damaged.torn_bytes,
+            bytes: damaged.torn_bytes,
+        };
+        assert_eq!(damaged.segments[0].spans, vec![Span::Record(7), tail]);
 
         // A crash can leave the file longer than what was written, zero-filled: a torn tail,
         // not an unreadable record.
@@ -559,13 +439,13 @@ mod tests {
         assert_eq!(padded.torn_bytes, 64);
 
         // A journal that still holds segments is not written over.
-        assert!(Journal::open(&path, 9).is_err());
+        assert!(Journal::open(&path, 9, Faults::default()).is_err());
     }
 
     #[test]
     fn taken_segments_hold_every_record_before_and_later_records_go_to_a_new_one() {
         let path = temp_file("segments");
-        let mut j = Journal::open(&path, 1).expect("opens");
+        let mut j = Journal::open(&path, 1, Faults::default()).expect("opens");
         let a = batch(&[1], &[None]);
         assert!(
             j.take_segments().is_empty(),
