@@ -7,10 +7,14 @@
 //! [`MetricsExposition::encode`].
 
 mod exposition;
+mod ingest;
 pub mod names;
+mod own;
 pub(crate) mod render;
+mod series;
 pub(crate) mod translate;
 
-pub use exposition::{ExpositionConfig, ExpositionError, MetricsExposition, OwnFamily, OwnType};
+pub use exposition::{ExpositionConfig, ExpositionError, MetricsExposition};
+pub use own::{OwnFamily, OwnType};
 pub use render::{Encoded, Format, gzip_accepted, negotiate};
 pub use translate::TranslationConfig;

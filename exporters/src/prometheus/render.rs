@@ -6,8 +6,9 @@ use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::exposition::{FamilyState, MetricsExposition, SeriesValue};
+use super::exposition::MetricsExposition;
 use super::names::{MetricType, float_label, push_float};
+use super::series::{FamilyState, SeriesValue};
 
 /// A text format of `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,7 +490,7 @@ mod tests {
     /// A gzip body larger than the pieces it is compressed in inflates to the plain render.
     #[test]
     fn gzip_body_is_the_plain_render() {
-        use super::super::exposition::OwnType;
+        use super::super::OwnType;
         use std::io::Read as _;
         let e = MetricsExposition::default();
         let gauges = e
