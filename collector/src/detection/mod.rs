@@ -4,7 +4,8 @@
 //!
 //! Layout: `config` (the `detection:` section), `tap` (committed events handed over in
 //! memory), `windows` (events as the engine holds them, read from the store or the tap),
-//! `baseline`, `model_drift`, `performance`, `prediction` (prediction distributions),
+//! `baseline`, `model_drift`, `performance`, `task` (classification or regression, for
+//! `performance`), `prediction` (prediction distributions),
 //! `machine_health`, `results` (table rows and gauges), `state` (persistence), `engine` (the
 //! loop), `api` (HTTP routes).
 
@@ -20,6 +21,7 @@ pub mod prediction;
 pub mod results;
 pub mod state;
 pub mod tap;
+pub mod task;
 pub mod windows;
 
 pub use commit_times::CommitTimes;
