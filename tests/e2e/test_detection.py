@@ -216,7 +216,7 @@ def test_a_scored_failure_classifier_gets_classifier_metrics_and_roc_auc(make_co
         "performance of both windows with all their labels",
         lambda: {
             d["first_event_id"] for d in newest(found(detector="performance"))
-            if d["feature"] == "accuracy" and d["details"]["labelled"] == 300
+            if d["details"]["labelled"] == 300
         } == {300, 600},
     )
     measured = newest(found(detector="performance"))
