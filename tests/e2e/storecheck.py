@@ -168,12 +168,12 @@ class StoreChecker:
         row = self.one(
             "SELECT event_id, epoch_ns(time), epoch_ns(observed_time), model, version, prediction, "
             "prediction_label, score, duration_s, feature_count, trace_id, span_id, attributes, "
-            "resource_id, scope_id FROM inferences WHERE inference_id = ?",
+            "resource_id, scope_id, task FROM inferences WHERE inference_id = ?",
             [iid],
             what,
         )
         (event_id, t, obs, model, version, pred, label, score, dur, nfeat, tid, sid, stored_attrs,
-         resource_id, scope_id) = row
+         resource_id, scope_id, task) = row
         want_time = lr.time_unix_nano or lr.observed_time_unix_nano
         assert t == want_time, f"{what}: time {t} != {want_time}"
         assert obs == nanos_or_none(lr.observed_time_unix_nano), f"{what}: observed_time {obs}"
@@ -188,6 +188,7 @@ class StoreChecker:
             assert (pred, label) == (float(p), None), f"{what}: prediction {pred!r}/{label!r} != {p!r}"
         assert score == attrs.get("ml.prediction.score"), f"{what}: score {score!r}"
         assert dur == attrs.get("ml.inference.duration"), f"{what}: duration_s {dur!r}"
+        assert task == attrs.get("ml.model.task"), f"{what}: task {task!r}"
         feats = {k[len(FEATURE_PREFIX):]: v for k, v in attrs.items() if k.startswith(FEATURE_PREFIX)}
         assert nfeat == len(feats), f"{what}: feature_count {nfeat} != {len(feats)}"
         assert tid == hex_or_none(lr.trace_id), f"{what}: trace_id {tid!r} != {lr.trace_id.hex()!r}"

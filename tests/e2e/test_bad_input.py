@@ -194,22 +194,27 @@ def test_attributes_of_unexpected_types_are_partial_success(session):
             _event("score-as-string", t + 1, ml__prediction__score="high"),
             _event("version-as-bool", t + 2, ml__model__version=True),
             _event("ok-odd-feature", t + 3, ml__feature__weird=[1, 2, 3]),
+            _event("task-unknown", t + 4, ml__model__task="classifier"),
+            _event("ok-task", t + 5, ml__model__task="classification"),
         ],
         RESOURCE,
     )
     a = send(session.c, req)
     assert a.status == 200, f"{a.status} {a.body[:300]!r}"
     ps = a.export_response("logs").partial_success
-    assert ps.rejected_log_records == 3, f"partial_success: {ps}"
-    for key in ("ml.model.name", "ml.prediction.score", "ml.model.version"):
+    assert ps.rejected_log_records == 4, f"partial_success: {ps}"
+    for key in ("ml.model.name", "ml.prediction.score", "ml.model.version", "ml.model.task"):
         assert key in ps.error_message, f"{key} not named in {ps.error_message!r}"
+    assert '"classifier"' in ps.error_message and "regression" in ps.error_message, ps.error_message
     session.send_good()
     session.c.stop_clean()
     with session.c.db() as db:
         StoreChecker(db).check_all(session.good.made)
         ids = {r[0] for r in db.execute("SELECT inference_id FROM inferences").fetchall()}
-        assert {"model-as-int", "score-as-string", "version-as-bool"}.isdisjoint(ids)
-        assert "ok-odd-feature" in ids
+        assert {"model-as-int", "score-as-string", "version-as-bool", "task-unknown"}.isdisjoint(ids)
+        assert {"ok-odd-feature", "ok-task"} <= ids
+        task = db.execute("SELECT task FROM inferences WHERE inference_id = 'ok-task'").fetchone()
+        assert task == ("classification",), task
         row = db.execute(
             "SELECT f.value_type, f.value_string FROM inference_features f JOIN inferences i USING (event_id) "
             "WHERE i.inference_id = 'ok-odd-feature' AND f.feature = 'weird'"

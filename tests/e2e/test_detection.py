@@ -158,3 +158,97 @@ def test_drift_and_performance_drop_after_the_shift_only(make_collector):
             [SHIFT_AT],
         ).fetchone()[0]
         assert before == 0
+
+
+FAILURE_MODEL = "spindle-failure"
+FAILURE_CONFIG = """
+detection:
+  poll_interval: 100ms
+  performance_interval: 1s
+  baseline_events: 300
+  window_events: 300
+"""
+CLASSIFIER_METRICS = {"accuracy", "precision", "recall", "f1", "error_rate", "roc_auc"}
+REGRESSION_METRICS = {"mae", "rmse", "r2", "mape"}
+
+
+def test_a_scored_failure_classifier_gets_classifier_metrics_and_roc_auc(make_collector):
+    """README's example shape: `ml.prediction` 1.0/0.0 with `ml.prediction.score`, then
+    `ml.feedback` labels 0/1. Measured as a binary classifier (accuracy, precision, recall, F1,
+    ROC AUC from the scores), never as a regression (MAE, RMSE, R², and a MAPE of ~1e15 from
+    the 0 labels); from event 600 the scores stop separating the classes: the AUC drops."""
+    collector = make_collector(config=FAILURE_CONFIG)
+    client = SdkClient(collector, "grpc", service="spindle-predictor")
+    rng = random.Random(7)
+    logger = client.logger_provider.get_logger("spindle.model", "1.0.0")
+    base = time.time_ns() - 3_600_000_000_000
+    for i in range(900):
+        failing = rng.random() < 0.3
+        if i >= 600:
+            score = rng.random()
+        elif failing:
+            score = 0.4 + 0.6 * rng.random()
+        else:
+            score = 0.6 * rng.random()
+        iid = f"inf-{i:04d}"
+        t = base + i * 1_000_000
+        logger.emit(timestamp=t, event_name="ml.inference", attributes={
+            "ml.model.name": FAILURE_MODEL, "ml.model.version": "3.2.0", "ml.inference.id": iid,
+            "ml.feature.vibration_rms": rng.gauss(4.2, 0.5), "ml.feature.bearing_temp_c": rng.gauss(71.5, 2.0),
+            "ml.prediction": 1.0 if score >= 0.5 else 0.0, "ml.prediction.score": score,
+            "ml.inference.duration": 0.004,
+        })
+        logger.emit(timestamp=t + 60_000_000_000, event_name="ml.feedback", attributes={
+            "ml.model.name": FAILURE_MODEL, "ml.inference.id": iid, "ml.label": 1 if failing else 0,
+        })
+        if i % 300 == 299:
+            assert client.logger_provider.force_flush(30_000), "logs force_flush timed out"
+    client.shutdown()
+    client.sent.assert_all_succeeded()
+
+    def found(**params) -> list[dict]:
+        r = requests.get(f"{collector.api_base}/api/v1/models/{FAILURE_MODEL}/detections", params=params, timeout=30)
+        assert r.status_code == 200, r.text[:500]
+        return r.json()
+
+    def newest(rows: list[dict]) -> list[dict]:
+        """The newest evaluation of each window (late feedback re-evaluates; rows come newest first)."""
+        at: dict[int, str] = {}
+        for d in rows:
+            at.setdefault(d["first_event_id"], d["time"])
+        return [d for d in rows if d["time"] == at[d["first_event_id"]]]
+
+    # Both windows (300-599, 600-899) measured with all their 300 labels.
+    wait_for(
+        "performance of both windows with all their labels",
+        lambda: {
+            d["first_event_id"] for d in newest(found(detector="performance"))
+            if d["details"]["labelled"] == 300
+        } == {300, 600},
+    )
+    measured = newest(found(detector="performance"))
+    for start in (300, 600):
+        names = {d["feature"] for d in measured if d["first_event_id"] == start}
+        assert names == CLASSIFIER_METRICS, (start, sorted(names))
+    assert all(d["details"]["task"] == "binary_classification" for d in measured), measured[0]
+    assert all(d["details"]["task_rule"] == "score" for d in measured), measured[0]
+    auc = {d["first_event_id"]: d["statistic"] for d in measured if d["feature"] == "roc_auc"}
+    assert auc[300] > 0.9 and 0.35 < auc[600] < 0.65, auc
+    changes = newest(found(detector="performance_change"))
+    degraded = {(d["first_event_id"], d["feature"]) for d in changes if d["drifted"]}
+    assert (600, "roc_auc") in degraded and not {d for d in degraded if d[0] == 300}, changes
+
+    def shown() -> dict[str, float]:
+        metrics = requests.get(f"{collector.api_base}/metrics", timeout=30).text
+        out = {}
+        for m in re.finditer(r"^millwatch_model_performance(_degraded)?\{([^}]*)\} (\S+)$", metrics, re.M):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+            if labels.get("model") == FAILURE_MODEL and labels.get("version") == "3.2.0":
+                out[("degraded " if m.group(1) else "") + labels["metric"]] = float(m.group(3))
+        return out
+
+    # The gauges follow the newest window's evaluation once its pass has published it.
+    gauges = wait_for("the newest window's AUC on /metrics", lambda: (g := shown()).get("roc_auc") == auc[600] and g)
+    assert {k for k in gauges if not k.startswith("degraded ")} == CLASSIFIER_METRICS, sorted(gauges)
+    assert not {k.removeprefix("degraded ") for k in gauges} & REGRESSION_METRICS, sorted(gauges)
+    assert gauges["degraded roc_auc"] == 1.0, gauges

@@ -4,9 +4,10 @@
 //!
 //! Layout: `config` (the `detection:` section), `tap` (committed events handed over in
 //! memory), `windows` (events as the engine holds them, read from the store or the tap),
-//! `baseline`, `model_drift`, `performance`, `prediction` (prediction distributions),
-//! `machine_health`, `results` (table rows and gauges), `state` (persistence), `log_lines`
-//! (what the log is told), `engine` (the loop), `api` (HTTP routes).
+//! `baseline`, `model_drift`, `performance`, `task` (classification or regression, for
+//! `performance`), `prediction` (prediction distributions), `machine_health`, `results` (table
+//! rows and gauges), `state` (persistence), `log_lines` (what the log is told), `engine` (the
+//! loop), `api` (HTTP routes).
 
 pub mod api;
 pub mod baseline;
@@ -21,6 +22,7 @@ pub mod prediction;
 pub mod results;
 pub mod state;
 pub mod tap;
+pub mod task;
 pub mod windows;
 
 pub use commit_times::CommitTimes;

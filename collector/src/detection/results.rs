@@ -432,8 +432,13 @@ impl Gauges {
         }
     }
 
-    /// Publishes performance findings (the metric values, and the drop verdict).
+    /// Publishes performance findings (the metric values, and the drop verdict) in place of the
+    /// model version's previous ones: a metric this window leaves undefined (no ROC AUC with one
+    /// class, say) is not left showing an older window's value.
     pub fn publish_performance(&self, model: &str, version: &str, findings: &[Finding]) {
+        let key = [("model", model), ("version", version)];
+        self.performance.clear_where(&key);
+        self.performance_degraded.clear_where(&key);
         for f in findings {
             match f.detector {
                 "performance" => {
@@ -448,7 +453,8 @@ impl Gauges {
                         );
                     }
                 }
-                "performance_change" => {
+                // Untested is not "as the baseline": no series.
+                "performance_change" if f.verdict != "not_tested" => {
                     self.performance_degraded.set(
                         &[
                             ("model", model),

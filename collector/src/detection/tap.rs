@@ -108,6 +108,7 @@ mod tests {
                 prediction: Prediction::Number(0.0),
                 score: None,
                 duration_s: None,
+                task: None,
                 trace_id: None,
                 span_id: None,
                 attributes: None,

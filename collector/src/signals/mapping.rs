@@ -532,6 +532,7 @@ fn inference(
     let mut pred = None;
     let mut score = None;
     let mut duration = None;
+    let mut task = None;
     let mut features = Vec::new();
     for kv in &record.attributes {
         let v = kv.value.as_ref();
@@ -542,6 +543,7 @@ fn inference(
             "ml.prediction" => pred = Some(v),
             "ml.prediction.score" => score = optional_number(v, "ml.prediction.score")?,
             "ml.inference.duration" => duration = optional_number(v, "ml.inference.duration")?,
+            "ml.model.task" => task = optional_string(v, "ml.model.task")?,
             key => {
                 if let Some(name) = key.strip_prefix(FEATURE_PREFIX) {
                     features.push((name.to_owned(), feature(v)));
@@ -562,6 +564,12 @@ fn inference(
     {
         return Err(format!("with a negative ml.inference.duration ({d})"));
     }
+    let task = match task {
+        None => None,
+        Some(t) => Some(ModelTask::parse(&t).ok_or_else(|| {
+            format!("with ml.model.task {t:?} (expected \"classification\" or \"regression\")")
+        })?),
+    };
     Ok(InferenceRow {
         time: event_time(record, now),
         observed_time: nanos(record.observed_time_unix_nano),
@@ -571,6 +579,7 @@ fn inference(
         prediction,
         score,
         duration_s: duration,
+        task,
         trace_id: hex_id(&record.trace_id),
         span_id: hex_id(&record.span_id),
         attributes: other_attributes(record),

@@ -79,6 +79,33 @@ pub enum Prediction {
     Class(String),
 }
 
+/// What a model does, as its events say in `ml.model.task`: it decides which performance
+/// metrics apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelTask {
+    Classification,
+    Regression,
+}
+
+impl ModelTask {
+    /// The attribute's (and the `inferences.task` column's) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelTask::Classification => "classification",
+            ModelTask::Regression => "regression",
+        }
+    }
+
+    /// Reads the attribute's spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<ModelTask> {
+        match s {
+            "classification" => Some(ModelTask::Classification),
+            "regression" => Some(ModelTask::Regression),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct InferenceRow {
     pub time: i64,
@@ -89,6 +116,8 @@ pub struct InferenceRow {
     pub prediction: Prediction,
     pub score: Option<f64>,
     pub duration_s: Option<f64>,
+    /// `ml.model.task`, when the event says.
+    pub task: Option<ModelTask>,
     pub trace_id: Option<String>,
     pub span_id: Option<String>,
     pub attributes: Option<String>,

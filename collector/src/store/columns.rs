@@ -245,6 +245,8 @@ const INFERENCE_COLUMNS: &[(&str, Kind)] = &[
     ("attributes", Kind::Str),
     ("resource_id", Kind::U64),
     ("scope_id", Kind::U64),
+    // Added by migration 6, so after the columns of the first release.
+    ("task", Kind::Str),
 ];
 
 const FEATURE_COLUMNS: &[(&str, Kind)] = &[
@@ -297,6 +299,7 @@ impl InferenceColumns {
             strings(n, rows.iter().map(|r| r.attributes.as_deref())),
             u64s(n, rows.iter().map(|r| Some(r.resource_id))),
             u64s(n, rows.iter().map(|r| Some(r.scope_id))),
+            strings(n, rows.iter().map(|r| r.task.map(ModelTask::as_str))),
         ];
         let values = || rows.iter().flat_map(|r| r.features.iter().map(|(_, v)| v));
         let event_times = || rows.iter().flat_map(|r| r.features.iter().map(|_| r.time));

@@ -327,4 +327,13 @@ CREATE TABLE store_journal (
 INSERT INTO store_journal VALUES (0);
 "#,
     },
+    Migration {
+        version: 6,
+        description: "inferences.task: the model's task (ml.model.task) when the event says",
+        // Appended at the end of the table: the Arrow appender fills columns by position. A
+        // journal from before is replayed before this step runs (see Store::open).
+        sql: r#"
+ALTER TABLE inferences ADD COLUMN task VARCHAR;  -- ml.model.task: classification | regression
+"#,
+    },
 ];

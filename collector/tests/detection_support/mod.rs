@@ -172,6 +172,7 @@ pub fn inference(
         prediction,
         score: None,
         duration_s: None,
+        task: None,
         trace_id: None,
         span_id: None,
         attributes: None,
