@@ -1,6 +1,7 @@
 //! Machine-health rules on stored metric points: a slow temperature ramp trips the EWMA chart
 //! before a static threshold does, a sensor that stops trips absence, rule state survives
-//! a restart of the engine, and the charts' statistics and limits reach `/metrics`.
+//! a restart of the engine, the charts' statistics and limits reach `/metrics`, a threshold
+//! alert releases only past its hysteresis, and rate of change is per second between points.
 
 mod detection_support;
 
@@ -255,4 +256,129 @@ machine_health:
     close(statistic(&t, "s3-ewma", "ewma", "ewma"), 8.475);
     let half = 3.0 * sigma * (1.0f64 / 3.0 * (1.0 - 0.5f64.powi(6))).sqrt();
     limits(&t, "s3-ewma", "ewma", [10.8, 10.8 + half, 10.8 - half]);
+}
+
+/// A rule's findings as (seconds after T0, firing, statistic), oldest first.
+fn findings(ts: &TestStore, rule: &str) -> Vec<(i64, bool, f64)> {
+    ts.store
+        .read(|c| {
+            let mut s = c.prepare(
+                "SELECT (epoch_ns(window_start) - ?) // 1000000000, drifted, statistic FROM detections \
+                 WHERE detector = 'machine_health' AND details->>'rule' = ? ORDER BY window_start",
+            )?;
+            let rows = s.query_map(duckdb::params![T0, rule], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            rows.collect::<duckdb::Result<Vec<_>>>()
+        })
+        .expect("query")
+}
+
+/// One series per entry of `values`, a point a second from T0 for each value.
+fn store_series(ts: &TestStore, values: &[(u64, &str, &[f64])]) {
+    ts.store(Batch {
+        series: values.iter().map(|(id, hw, _)| series(*id, hw)).collect(),
+        points: values
+            .iter()
+            .flat_map(|(id, _, vs)| vs.iter().enumerate().map(|(i, v)| point(*id, i as i64, *v)))
+            .collect(),
+        ..Batch::default()
+    });
+}
+
+/// A threshold alert stops only once the value is back past the threshold by the hysteresis,
+/// above and below, and its firing state carries over from one pass to the next.
+#[test]
+fn a_threshold_alert_releases_only_past_its_hysteresis() {
+    let ts = TestStore::open("hysteresis");
+    let cfg: DetectionConfig = serde_yaml::from_str(
+        r#"
+machine_health:
+  - name: oven-hot
+    metric: hw.temperature
+    attributes: {hw.id: oven-1}
+    check: {kind: threshold, above: 80, hysteresis: 2}
+  - name: chiller-cold
+    metric: hw.temperature
+    attributes: {hw.id: chiller-1}
+    check: {kind: threshold, below: 20, hysteresis: 2}
+"#,
+    )
+    .expect("config");
+    // oven-1: fires at 81 (t=1); 79.5 and 78.5 are under the threshold but within the
+    // hysteresis, so it keeps firing; 78 = 80 - 2 releases it (t=4); 80.5 fires again (t=6).
+    // chiller-1: fires at 19 (t=1); 21 and 21.9 keep it firing; 22 releases (t=4); 19.5 fires.
+    let oven = [79.0, 81.0, 79.5, 78.5, 78.0, 79.0, 80.5];
+    let chiller = [21.0, 19.0, 21.0, 21.9, 22.0, 19.5];
+    // The first three points in one pass, the rest in the next: the firing state carries over.
+    store_series(
+        &ts,
+        &[(11, "oven-1", &oven[..3]), (12, "chiller-1", &chiller[..3])],
+    );
+    let mut engine = ts.engine(cfg);
+    engine.health_pass(T0 + 3 * SECOND).expect("pass");
+    assert_eq!(findings(&ts, "oven-hot"), [(1, true, 81.0)]);
+    assert_eq!(findings(&ts, "chiller-cold"), [(1, true, 19.0)]);
+    ts.store(Batch {
+        points: (3..oven.len())
+            .map(|i| point(11, i as i64, oven[i]))
+            .chain((3..chiller.len()).map(|i| point(12, i as i64, chiller[i])))
+            .collect(),
+        ..Batch::default()
+    });
+    engine.health_pass(T0 + 10 * SECOND).expect("pass");
+    assert_eq!(
+        findings(&ts, "oven-hot"),
+        [(1, true, 81.0), (4, false, 78.0), (6, true, 80.5)]
+    );
+    assert_eq!(
+        findings(&ts, "chiller-cold"),
+        [(1, true, 19.0), (4, false, 22.0), (5, true, 19.5)]
+    );
+}
+
+/// Rate of change is the change per second between consecutive points, either way: a step
+/// over a long gap is slow, a fall as fast as a rise fires, and the alert stops with the
+/// first point that changes slowly again.
+#[test]
+fn rate_of_change_fires_on_fast_rises_and_falls_per_second_of_time_between_points() {
+    let ts = TestStore::open("rate-of-change");
+    let cfg: DetectionConfig = serde_yaml::from_str(
+        r#"
+machine_health:
+  - name: press-ramp
+    metric: hw.temperature
+    attributes: {hw.id: press-1}
+    check: {kind: rate_of_change, max_per_second: 0.5}
+"#,
+    )
+    .expect("config");
+    // (second, value): 0.25/s, 0.25/s, 1/s (fires), 0.25/s (stops), then 1.5 in 4 s = 0.375/s
+    // (a step of 1.5 in one second would fire), -1/s (fires), 0/s (stops).
+    let points = [
+        (0, 50.0),
+        (1, 50.25),
+        (2, 50.5),
+        (3, 51.5),
+        (4, 51.75),
+        (8, 53.25),
+        (9, 52.25),
+        (10, 52.25),
+    ];
+    ts.store(Batch {
+        series: vec![series(21, "press-1")],
+        points: points.iter().map(|(t, v)| point(21, *t, *v)).collect(),
+        ..Batch::default()
+    });
+    let mut engine = ts.engine(cfg);
+    engine.health_pass(T0 + 11 * SECOND).expect("pass");
+    assert_eq!(
+        findings(&ts, "press-ramp"),
+        [
+            (3, true, 1.0),
+            (4, false, 0.25),
+            (9, true, -1.0),
+            (10, false, 0.0)
+        ]
+    );
 }

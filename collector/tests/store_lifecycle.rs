@@ -1,10 +1,14 @@
 //! The store over its life: versioned migrations recorded in the database (a fresh one, an old
-//! one upgraded, one newer than this binary refused) and retention deleting only old rows.
+//! one upgraded, one newer than this binary refused) and retention deleting only old rows, in
+//! every table that grows with time.
 
 mod detection_support;
 
 use detection_support::*;
-use millwatch::signals::{FeatureValue, Prediction};
+use millwatch::signals::{
+    Batch, DistributionRow, FeatureValue, FeedbackRow, InferenceRow, LogRow, MetricType, PointRow,
+    Prediction, SeriesRow, SpanRow,
+};
 use millwatch::store::schema::MIGRATIONS;
 use millwatch::store::{Store, StoreError, database_path};
 
@@ -160,4 +164,189 @@ fn event_ids_continue_after_the_engines_cursor_when_retention_emptied_the_store(
         10,
         "ids restarting at 0 would sit behind the engine's cursor and never be read"
     );
+}
+
+/// The rows retention is told to prune are those before this time.
+const CUTOFF: i64 = 1_700_000_000_000_000_000;
+const OLD: i64 = CUTOFF - 1;
+
+fn span(span_id: &str, start_time: i64, end_time: i64) -> SpanRow {
+    SpanRow {
+        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        span_id: span_id.into(),
+        parent_span_id: None,
+        trace_state: None,
+        name: "predict".into(),
+        kind: 2,
+        start_time,
+        end_time,
+        duration_s: (end_time - start_time) as f64 / 1e9,
+        status_code: 0,
+        status_message: None,
+        model: None,
+        version: None,
+        attributes: None,
+        events: None,
+        links: None,
+        flags: 0,
+        resource_id: 1,
+        scope_id: 1,
+    }
+}
+
+fn log(body: &str, time: Option<i64>, observed_time: Option<i64>) -> LogRow {
+    LogRow {
+        time,
+        observed_time,
+        severity_number: 9,
+        severity_text: None,
+        event_name: None,
+        body: Some(format!("\"{body}\"")),
+        attributes: None,
+        trace_id: None,
+        span_id: None,
+        flags: 0,
+        resource_id: 1,
+        scope_id: 1,
+    }
+}
+
+/// The seven tables retention prunes, each with rows just before the cutoff and rows at it:
+/// every old row goes, every recent one stays, and the definitions rows point to stay too.
+#[test]
+fn retention_prunes_all_seven_signal_tables_and_keeps_recent_rows() {
+    let ts = TestStore::open("retention-all-tables");
+    let features = || {
+        vec![
+            ("temp".to_owned(), FeatureValue::Double(71.5)),
+            ("shift".to_owned(), FeatureValue::String("night".into())),
+        ]
+    };
+    let at = |i: u64, time: i64| InferenceRow {
+        time,
+        ..inference("m", "1", i, features(), Prediction::Number(1.0))
+    };
+    let label = |id: &str, time: i64| FeedbackRow {
+        time,
+        ..feedback("m", id.into(), Prediction::Class("ok".into()))
+    };
+    let series = |series_id: u64, metric_type: MetricType| SeriesRow {
+        series_id,
+        name: "hw.temperature".into(),
+        description: None,
+        unit: None,
+        metric_type,
+        temporality: None,
+        monotonic: None,
+        attributes: "{}".into(),
+        resource_id: 1,
+        scope_id: 1,
+        first_seen: OLD,
+    };
+    let point = |time: i64, value: f64| PointRow {
+        series_id: 1,
+        time,
+        start_time: None,
+        value,
+        int_value: None,
+        flags: 0,
+    };
+    let distribution = |time: i64, count: u64| DistributionRow {
+        series_id: 2,
+        time,
+        count,
+        ..DistributionRow::default()
+    };
+    ts.store(Batch {
+        inferences: vec![at(0, OLD - 5), at(1, OLD), at(2, CUTOFF)],
+        feedback: vec![label("m-1-0", OLD), label("m-1-2", CUTOFF)],
+        series: vec![
+            series(1, MetricType::Gauge),
+            series(2, MetricType::Histogram),
+        ],
+        points: vec![point(OLD, 1.0), point(CUTOFF, 2.0)],
+        distributions: vec![distribution(OLD, 10), distribution(CUTOFF, 20)],
+        // Spans go by their end: one that started before the cutoff and ended at it stays.
+        spans: vec![
+            span("00000000000000a1", OLD - 9, OLD),
+            span("00000000000000a2", OLD - 9, CUTOFF),
+            span("00000000000000a3", CUTOFF, CUTOFF + 9),
+        ],
+        // Logs go by their time, else by when they were observed.
+        logs: vec![
+            log("old", Some(OLD), Some(CUTOFF)),
+            log("observed-old", None, Some(OLD)),
+            log("observed-recent", None, Some(CUTOFF)),
+            log("recent", Some(CUTOFF), Some(OLD)),
+        ],
+        ..Batch::default()
+    });
+    // (table, rows before, rows after, a column that names the rows kept)
+    let tables: [(&str, u64, u64, &str, &[&str]); 7] = [
+        ("inferences", 3, 1, "inference_id", &["m-1-2"]),
+        (
+            "inference_feature_values",
+            6,
+            2,
+            "CAST(event_id AS VARCHAR)",
+            &["2", "2"],
+        ),
+        ("feedback", 2, 1, "inference_id", &["m-1-2"]),
+        ("metric_points", 2, 1, "CAST(value AS VARCHAR)", &["2.0"]),
+        (
+            "metric_distributions",
+            2,
+            1,
+            "CAST(count AS VARCHAR)",
+            &["20"],
+        ),
+        (
+            "spans",
+            3,
+            2,
+            "span_id",
+            &["00000000000000a2", "00000000000000a3"],
+        ),
+        (
+            "logs",
+            4,
+            2,
+            "CAST(body ->> '$' AS VARCHAR)",
+            &["observed-recent", "recent"],
+        ),
+    ];
+    for (table, before, _, _, _) in tables {
+        assert_eq!(
+            ts.query_u64(&format!("SELECT count(*) FROM {table}")),
+            before,
+            "{table} before retention"
+        );
+    }
+    let definitions =
+        "SELECT (SELECT count(*) FROM metric_series) + (SELECT count(*) FROM feature_keys)";
+    assert_eq!(ts.query_u64(definitions), 4);
+
+    let deleted = ts
+        .runtime
+        .block_on(ts.handle.retain(CUTOFF))
+        .expect("retention runs");
+
+    for (table, _, after, column, kept) in tables {
+        assert_eq!(
+            ts.query_u64(&format!("SELECT count(*) FROM {table}")),
+            after,
+            "{table} after retention"
+        );
+        assert_eq!(
+            ts.query_strings(&format!("SELECT {column} FROM {table} ORDER BY 1")),
+            kept,
+            "{table}: the rows kept"
+        );
+    }
+    let pruned: u64 = tables
+        .iter()
+        .map(|(_, before, after, _, _)| before - after)
+        .sum();
+    assert_eq!(deleted, pruned, "retain() reports every row it deleted");
+    assert_eq!(ts.query_u64(definitions), 4, "definitions are kept");
 }

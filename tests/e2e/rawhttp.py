@@ -153,13 +153,13 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-def grpc_raw(collector, signal: str, payload: bytes, timeout: float = 30):
-    """Calls the OTLP gRPC Export method with raw bytes as the message. Returns (response bytes,
-    None) or (None, grpc.RpcError)."""
+def grpc_raw(collector, signal: str, payload: bytes, timeout: float = 30, compression=None):
+    """Calls the OTLP gRPC Export method with raw bytes as the message, gzip'd on the wire with
+    `compression=grpc.Compression.Gzip`. Returns (response bytes, None) or (None, grpc.RpcError)."""
     with grpc.insecure_channel(collector.grpc_endpoint) as channel:
         call = channel.unary_unary(GRPC_METHODS[signal], request_serializer=None, response_deserializer=None)
         try:
-            return call(payload, timeout=timeout), None
+            return call(payload, timeout=timeout, compression=compression), None
         except grpc.RpcError as e:
             return None, e
 

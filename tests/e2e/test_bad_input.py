@@ -264,6 +264,45 @@ def test_grpc_malformed_message_is_invalid_argument(session, signal):
     session.finish()
 
 
+LIMIT_CONFIG = """\
+receivers:
+  otlp:
+    max_body_size: 1MiB
+"""
+
+
+def log_with_body(tag: str, body_bytes: int):
+    """One log record whose body is `body_bytes` of text (gzip makes it a few KiB)."""
+    return logs_request([log_record(Traffic(tag).base, {"component": tag}, body="x" * body_bytes)], RESOURCE)
+
+
+def test_grpc_message_over_the_limit_is_out_of_range_or_resource_exhausted_once_inflated(make_collector):
+    """README's "What comes back": a gRPC message over max_body_size is OUT_OF_RANGE, and
+    RESOURCE_EXHAUSTED when it is over the limit only once decompressed; one under it is stored."""
+    session = Session(make_collector(config=LIMIT_CONFIG))
+    session.send_good()
+    over = log_with_body("over", 2 * MIB).SerializeToString()
+    _, err = grpc_raw(session.c, "logs", over)
+    assert err is not None, "a 2 MiB message passed a 1 MiB limit"
+    assert err.code() == grpc.StatusCode.OUT_OF_RANGE, f"{err.code()}: {err.details()}"
+    assert readable(err.details() or "") and str(MIB) in err.details(), err.details()
+
+    _, err = grpc_raw(session.c, "logs", over, compression=grpc.Compression.Gzip)
+    assert err is not None, "a message inflating to 2 MiB passed a 1 MiB limit"
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, f"{err.code()}: {err.details()}"
+    assert readable(err.details() or "") and str(MIB) in err.details(), err.details()
+
+    under = {compression: log_with_body(f"under-{compression}", MIB - 4096)
+             for compression in (grpc.Compression.NoCompression, grpc.Compression.Gzip)}
+    for compression, req in under.items():
+        _, err = grpc_raw(session.c, "logs", req.SerializeToString(), compression=compression)
+        assert err is None, f"a message under the limit ({compression}): {err.code()}: {err.details()}"
+    (grpc_logs,) = [r for r in session.c.stats()["receivers"] if (r["signal"], r["protocol"]) == ("logs", "grpc")]
+    assert grpc_logs["requests_refused"]["too_large"] == 2, grpc_logs
+    assert sum(grpc_logs["requests_refused"].values()) == 2, grpc_logs
+    session.finish(list(under.values()))
+
+
 def test_grpc_partial_success(session):
     t = session.good.base + 5
     req = logs_request([_event("grpc-keep", t), _event("grpc-drop", t + 1, ml__model__name=None)], RESOURCE)

@@ -1,7 +1,9 @@
 """Case 5: SIGKILL while clients send; after a restart on the same data dir every acknowledged
-request is entirely in DuckDB; a journal damaged on disk loses only the requests it hit, keeps
-the evidence and tells the operator. Case 6: a tiny queue refuses with 429 / UNAVAILABLE and a
-retry hint, and nothing acknowledged is lost (nothing refused is stored either)."""
+request is entirely in DuckDB, with every group committed before its acknowledgement and with
+the journal; a journal damaged on disk loses only the requests it hit, keeps the evidence and
+tells the operator. Case 6: a tiny queue refuses with 429 / UNAVAILABLE and a retry hint, and
+nothing acknowledged is lost; no refused request of any signal (logs, metrics, traces) is
+stored."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import time
 import grpc
 import pytest
 import requests
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from otlp import GRPC_METHODS, RESPONSE_TYPES, signal_of
 from rawhttp import PROTOBUF
@@ -35,14 +37,17 @@ class Sender(threading.Thread):
         self.events = events_per_request
         self.traffic = Traffic(name)
         self.acked: list = []
-        self.refused: list = []  # (request, status, retry hint)
+        self.refused: list = []  # (request, status, retry hint, message)
         self.failed: list = []  # (request, error): transport errors, e.g. the process was killed
         self.unexpected: list = []
 
     def next_request(self, i: int):
-        if i % 3 == 2:
+        kind = i % 4
+        if kind == 2:
             return self.traffic.metrics(20)
-        return self.traffic.inferences(self.events, feedback=(i % 2 == 0))
+        if kind == 3:
+            return self.traffic.spans(20)
+        return self.traffic.inferences(self.events, feedback=(kind == 0))
 
     def run(self) -> None:
         channel = grpc.insecure_channel(self.c.grpc_endpoint) if self.protocol == "grpc" else None
@@ -75,7 +80,9 @@ class Sender(threading.Thread):
             resp.ParseFromString(r.content)
             self.acked.append(req)
         elif r.status_code in (429, 503):
-            self.refused.append((req, r.status_code, r.headers.get("Retry-After")))
+            st = status_pb2.Status()
+            st.ParseFromString(r.content)
+            self.refused.append((req, r.status_code, r.headers.get("Retry-After"), (st.code, st.message)))
         else:
             self.unexpected.append((req, r.status_code, r.content[:300]))
 
@@ -87,7 +94,7 @@ class Sender(threading.Thread):
             self.acked.append(req)
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.UNAVAILABLE and retry_info(e) is not None:
-                self.refused.append((req, "UNAVAILABLE", retry_info(e)))
+                self.refused.append((req, "UNAVAILABLE", retry_info(e), (code_pb2.UNAVAILABLE, e.details())))
             else:
                 # after SIGKILL: UNAVAILABLE without RetryInfo (connection refused) and the like
                 self.failed.append((req, f"{e.code()}: {e.details()}"))
@@ -115,18 +122,25 @@ def run_senders(collector, protocols: list[str], **kw) -> tuple[list[Sender], th
     return senders, stop
 
 
-# Every request journaled and acknowledged before its DuckDB commit, and no commit for an hour:
-# what the kill leaves is in the journal only, and the restart must commit it.
-JOURNAL_CONFIG = """\
+STORE_CONFIGS = {
+    # No journal: every group of requests is committed to DuckDB before it is acknowledged.
+    "commit-per-group": """\
+store:
+  journal: { enabled: false }
+""",
+    # Every request journaled and acknowledged before its DuckDB commit, and no commit for an
+    # hour: what the kill leaves is in the journal only, and the restart must commit it.
+    "journal": """\
 store:
   commit_interval: 1h
   journal: { above_rows_per_second: 0 }
-"""
+""",
+}
 
 
-@pytest.mark.parametrize("store", ["commit-per-group", "journal"])
+@pytest.mark.parametrize("store", sorted(STORE_CONFIGS))
 def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector, store):
-    c = make_collector(config=JOURNAL_CONFIG if store == "journal" else None, name=f"crash-{store}")
+    c = make_collector(config=STORE_CONFIGS[store], name=f"crash-{store}")
     senders, stop = run_senders(c, ["http", "http", "http", "grpc"], events_per_request=150)
     # kill once a fair amount is acknowledged and requests are in flight
     deadline = time.monotonic() + 60
@@ -149,9 +163,14 @@ def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector, sto
                       headers={"Content-Type": PROTOBUF}, timeout=60)
     assert r.status_code == 200, r.content[:300]
     c.stop_clean()
+    restart_log = c.stderr_paths[-1].read_text(errors="replace")
+    replayed = "committed the journal's acknowledged requests" in restart_log
     if store == "journal":
-        restart_log = c.stderr_paths[-1].read_text(errors="replace")
-        assert "committed the journal's acknowledged requests" in restart_log, restart_log[-3000:]
+        assert replayed, restart_log[-3000:]
+    else:
+        # the journal was never opened: what was acknowledged was in DuckDB already
+        assert not (c.data_dir / "journal").exists(), "commit-per-group ran with the journal on"
+        assert not replayed, restart_log[-3000:]
 
     acked = [req for s in senders for req in s.acked]
     with c.db() as db:
@@ -159,7 +178,7 @@ def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector, sto
         for req in [*acked, *after.made]:
             checker.check(req)
         # every acknowledged request is whole: each request had a fixed number of items
-        for table in ("inferences", "inference_features", "feedback", "metric_points"):
+        for table in ("inferences", "inference_features", "feedback", "metric_points", "spans"):
             assert count_rows(db, table) > 0
     failed = sum(len(s.failed) for s in senders)
     assert failed > 0, "the kill interrupted no request: nothing was in flight"
@@ -265,13 +284,47 @@ pipeline:
 """
 
 
+def refused_by_reason(collector, protocol: str) -> dict[str, dict[str, int]]:
+    """/api/v1/stats: the refused requests of each signal by reason, for one protocol."""
+    name = "grpc" if protocol == "grpc" else "http_protobuf"
+    return {r["signal"]: r["requests_refused"] for r in collector.stats()["receivers"] if r["protocol"] == name}
+
+
+def stored_ids(db) -> dict[str, set[str]]:
+    """What identifies each stored item of Traffic's requests, by signal."""
+    def one(sql: str) -> set[str]:
+        return {r[0] for r in db.execute(sql).fetchall()}
+
+    return {
+        "logs": one("SELECT inference_id FROM inferences") | one("SELECT inference_id FROM feedback"),
+        "metrics": one("SELECT coalesce(attributes->>'hw.id', attributes->>'machine.id') FROM metric_series")
+        | one("SELECT coalesce(s.attributes->>'hw.id', s.attributes->>'machine.id') "
+              "FROM metric_points p JOIN metric_series s USING (series_id)"),
+        "traces": one("SELECT span_id FROM spans"),
+    }
+
+
+def item_ids(req) -> set[str]:
+    """What identifies each item of a Traffic request (see stored_ids)."""
+    signal = signal_of(req)
+    if signal == "logs":
+        return {kv.value.string_value for rl in req.resource_logs for sl in rl.scope_logs for lr in sl.log_records
+                for kv in lr.attributes if kv.key == "ml.inference.id"}
+    if signal == "metrics":
+        return {kv.value.string_value for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+                for p in getattr(m, m.WhichOneof("data")).data_points
+                for kv in p.attributes if kv.key in ("hw.id", "machine.id")}
+    return {sp.span_id.hex() for rs in req.resource_spans for ss in rs.scope_spans for sp in ss.spans}
+
+
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_tiny_queue_refuses_with_retry_hint_and_loses_nothing(make_collector, protocol):
     c = make_collector(config=OVERLOAD_CONFIG, name=f"overload-{protocol}")
     senders, stop = run_senders(c, [protocol] * 6, max_requests=60, deadline_s=60, events_per_request=200)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(s.is_alive() for s in senders):
-        if sum(len(s.refused) for s in senders) >= 5 and sum(len(s.acked) for s in senders) >= 10:
+        refused_signals = {signal_of(x[0]) for s in senders for x in list(s.refused)}
+        if refused_signals == {"logs", "metrics", "traces"} and sum(len(s.acked) for s in senders) >= 10:
             break
         time.sleep(0.05)
     stop.set()
@@ -282,20 +335,36 @@ def test_tiny_queue_refuses_with_retry_hint_and_loses_nothing(make_collector, pr
     for s in senders:
         assert not s.unexpected, f"{s.name}: unexpected answers {[u[1:] for u in s.unexpected[:3]]}"
         assert not s.failed, f"{s.name}: transport errors {[f[1] for f in s.failed[:3]]}"
-    assert refused, f"a queue of 1 row refused none of {len(acked)} concurrent requests"
     assert acked, "nothing was acknowledged"
-    for _, status, hint in refused:
+    by_signal = {sig: [x for x in refused if signal_of(x[0]) == sig] for sig in ("logs", "metrics", "traces")}
+    assert all(by_signal.values()), (
+        f"a queue of 1 row refused {({k: len(v) for k, v in by_signal.items()})} of each signal "
+        f"while acknowledging {len(acked)} concurrent requests"
+    )
+    for _, status, hint, (code, message) in refused:
+        # README's "What comes back": a full queue is 429 with Retry-After / UNAVAILABLE with
+        # RetryInfo; 503 is for a store that cannot commit, which this is not.
         if protocol == "http":
-            assert status == 429 or status == 503, status
-            assert hint is not None and hint.isdigit() and int(hint) >= 1, f"Retry-After: {hint!r}"
+            assert status == 429, f"{status}: {message}"
+            assert hint is not None and hint.isdigit() and int(hint) == 2, f"Retry-After: {hint!r}"
         else:
-            assert hint.retry_delay.seconds >= 1 or hint.retry_delay.nanos > 0, f"RetryInfo: {hint}"
+            assert hint.retry_delay.seconds == 2 and hint.retry_delay.nanos == 0, f"RetryInfo: {hint}"
+        assert code == code_pb2.UNAVAILABLE and "the ingest queue is full" in message, (code, message)
+    # the collector counted each refusal as a full queue, and nothing else was refused
+    counted = refused_by_reason(c, protocol)
+    for signal, items in by_signal.items():
+        reasons = counted.get(signal, {})
+        assert reasons.get("queue_full") == len(items), f"{signal}: {reasons}, {len(items)} refused"
+        assert sum(reasons.values()) == len(items), f"{signal}: {reasons}"
     c.stop_clean()
     with c.db() as db:
         StoreChecker(db).check_all(acked)
-        stored = {r[0] for r in db.execute("SELECT inference_id FROM inferences").fetchall()}
-        for req, _, _ in refused:
-            if signal_of(req) == "logs":
-                ids = {kv.value.string_value for lr in req.resource_logs[0].scope_logs[0].log_records
-                       for kv in lr.attributes if kv.key == "ml.inference.id"}
-                assert ids.isdisjoint(stored), "a refused request was stored"
+        stored = stored_ids(db)
+    for signal, items in by_signal.items():
+        refused_ids = set().union(*(item_ids(req) for req, *_ in items))
+        assert refused_ids, f"{signal}: the refused requests carry no ids"
+        assert refused_ids.isdisjoint(stored[signal]), (
+            f"{len(refused_ids & stored[signal])} items of refused {signal} requests were stored"
+        )
+    print(f"{protocol}: acknowledged {len(acked)} requests, refused "
+          f"{ {k: len(v) for k, v in by_signal.items()} }")

@@ -1,7 +1,10 @@
 """deploy/: the example configs pass `millwatch validate`, the Prometheus config and rules of
 the compose stack pass promtool, the systemd unit passes `systemd-analyze verify`, every YAML
-file parses, and the Kubernetes manifests build with kustomize. The Dockerfile is not built
-here (no container engine on the test machines)."""
+file parses, the Kubernetes manifests build with kustomize and match the Kubernetes API's
+schemas. The Dockerfile is not built here (no container engine on the test machines).
+
+scripts/test installs every tool these tests use; where one is missing they skip, and a skip
+fails the run under CI=true or MILLWATCH_REQUIRE_PEERS (conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate.utils import all_versions, latest_version
 
 from collector import millwatch_bin
 
@@ -19,6 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PROMTOOL = os.environ.get("PROMTOOL", "/usr/bin/promtool")
 YAML_FILES = sorted([*DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml"), *(ROOT / "dashboards/provisioning").glob("*.yaml")])
+K8S_MANIFESTS = sorted(p for p in (DEPLOY / "kubernetes").glob("*.yaml") if p.name != "kustomization.yaml")
+# The oldest and the newest Kubernetes whose API schemas kubernetes-validate carries.
+K8S_VERSIONS = [all_versions()[0], latest_version()]
 
 
 def load_yaml_documents(path: Path) -> list:
@@ -92,7 +100,7 @@ def test_compose_prometheus_config_and_rules_pass_promtool():
 
 
 def test_systemd_unit_verifies(tmp_path):
-    """systemd-analyze: Debian's systemd package (skipped where it is not installed)."""
+    """systemd-analyze: Debian's systemd package."""
     tool = shutil.which("systemd-analyze")
     if tool is None:
         pytest.skip("systemd-analyze is not installed")
@@ -110,7 +118,7 @@ def test_systemd_unit_verifies(tmp_path):
 
 
 def test_kubernetes_manifests_build_with_kustomize():
-    """kubectl (its built-in kustomize; skipped where kubectl is not installed)."""
+    """kubectl (its built-in kustomize): Debian's kubernetes-client package."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed")
@@ -119,6 +127,27 @@ def test_kubernetes_manifests_build_with_kustomize():
     kinds = sorted(line.split(":", 1)[1].strip() for line in r.stdout.splitlines() if line.startswith("kind:"))
     assert kinds == ["ConfigMap", "ConfigMap", "DaemonSet", "Deployment", "Namespace", "PersistentVolumeClaim",
                      "Service"]
+    for doc in yaml.safe_load_all(r.stdout):
+        assert doc["metadata"].get("namespace") == "millwatch" or doc["kind"] == "Namespace", doc["metadata"]
+        kubernetes_validate.validate(doc, latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", K8S_MANIFESTS, ids=lambda p: p.name)
+def test_kubernetes_manifest_matches_the_api_schema(path, version):
+    """kubernetes-validate (PyPI) carries the API's JSON schemas, so this runs offline; strict:
+    a field the API does not know fails as a wrong type does."""
+    for doc in load_yaml_documents(path):
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_kubernetes_schema_check_refuses_a_misspelt_field():
+    """The schema test above can fail: a copy of the gateway with `volumeMount` for `volumeMounts`."""
+    (doc,) = load_yaml_documents(DEPLOY / "kubernetes/gateway-deployment.yaml")
+    (container,) = doc["spec"]["template"]["spec"]["containers"]
+    container["volumeMount"] = container.pop("volumeMounts")
+    with pytest.raises(kubernetes_validate.ValidationError, match="volumeMount"):
+        kubernetes_validate.validate(doc, latest_version(), strict=True)
 
 
 def test_kubernetes_workloads_run_as_non_root():

@@ -1,17 +1,25 @@
 """Detection end to end: a simulated model sends 20,000 inference events through the
 OpenTelemetry Python SDK, with a shift in two features and in the error rate after event 10,000
 (feedback events carry the labels). The detections table, the API and /metrics report drift on
-exactly those two features and the performance drop, and nothing before the shift."""
+exactly those two features and the performance drop, and nothing before the shift. A model
+whose baseline is a CSV or Parquet file is compared with that file from its first event."""
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import time
+from pathlib import Path
 
+import duckdb
+import pytest
 import requests
 
+from otlp import log_record, logs_request
 from pysdk import SdkClient
+from rawhttp import send_ok
+from traffic import RESOURCE
 
 MODEL = "weld-inspector"
 EVENTS = 20_000
@@ -63,10 +71,10 @@ def send(client: SdkClient) -> None:
     assert client.logger_provider.force_flush(30_000), "logs force_flush timed out"
 
 
-def detections(collector, **params) -> list[dict]:
+def detections(collector, model: str = MODEL, **params) -> list[dict]:
     """Every page of the model's detections, following `next`."""
     out: list[dict] = []
-    url, query = f"{collector.api_base}/api/v1/models/{MODEL}/detections", params
+    url, query = f"{collector.api_base}/api/v1/models/{model}/detections", params
     while url:
         r = requests.get(url, params=query, timeout=30)
         assert r.status_code == 200, r.text[:500]
@@ -207,9 +215,7 @@ def test_a_scored_failure_classifier_gets_classifier_metrics_and_roc_auc(make_co
     client.sent.assert_all_succeeded()
 
     def found(**params) -> list[dict]:
-        r = requests.get(f"{collector.api_base}/api/v1/models/{FAILURE_MODEL}/detections", params=params, timeout=30)
-        assert r.status_code == 200, r.text[:500]
-        return r.json()
+        return detections(collector, FAILURE_MODEL, **params)
 
     def newest(rows: list[dict]) -> list[dict]:
         """The newest evaluation of each window (late feedback re-evaluates; rows come newest first)."""
@@ -252,3 +258,69 @@ def test_a_scored_failure_classifier_gets_classifier_metrics_and_roc_auc(make_co
     assert {k for k in gauges if not k.startswith("degraded ")} == CLASSIFIER_METRICS, sorted(gauges)
     assert not {k.removeprefix("degraded ") for k in gauges} & REGRESSION_METRICS, sorted(gauges)
     assert gauges["degraded roc_auc"] == 1.0, gauges
+
+
+FILE_MODEL = "press-brake"
+FILE_WINDOW = 500
+FILE_EVENTS = 3 * FILE_WINDOW
+
+
+def reference_file(directory: Path, fmt: str) -> Path:
+    """1,000 reference rows: force ~ N(10, 1), stroke ~ N(20, 2); as CSV or Parquet."""
+    rng = random.Random(7)
+    csv = directory / "reference.csv"
+    csv.write_text("force,stroke\n" + "".join(f"{rng.gauss(10.0, 1.0)!r},{rng.gauss(20.0, 2.0)!r}\n"
+                                               for _ in range(1000)))
+    if fmt == "csv":
+        return csv
+    parquet = directory / "reference.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM read_csv('{csv}')) TO '{parquet}' (FORMAT parquet)")
+    return parquet
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_baseline_from_a_file_is_the_reference_from_the_first_event(make_collector, tmp_path, fmt):
+    """The live force is 1.5 sd above the file's and the stroke is as in the file. Against the
+    file, every window from event 0 drifts on force only; against its own first events (the
+    default baseline) the version would have no window before event 1,000, and none would drift."""
+    path = reference_file(tmp_path, fmt)
+    collector = make_collector(config=f"""
+detection:
+  poll_interval: 100ms
+  models:
+    - name: {FILE_MODEL}
+      baseline: {{file: '{path}'}}
+      window_events: {FILE_WINDOW}
+""")
+    rng = random.Random(11)
+    base = time.time_ns() - 3_600_000_000_000
+    for start in range(0, FILE_EVENTS, FILE_WINDOW):
+        records = [
+            log_record(base + i * 1_000_000, {
+                "ml.model.name": FILE_MODEL,
+                "ml.model.version": "4.0",
+                "ml.inference.id": f"press-{i}",
+                "ml.prediction": "ok",
+                "ml.feature.force": rng.gauss(11.5, 1.0),
+                "ml.feature.stroke": rng.gauss(20.0, 2.0),
+            }, event_name="ml.inference")
+            for i in range(start, start + FILE_WINDOW)
+        ]
+        send_ok(collector, logs_request(records, RESOURCE))
+
+    last = FILE_EVENTS - FILE_WINDOW
+    wait_for(f"the window from event {last}", lambda: any(
+        d["first_event_id"] == last for d in detections(collector, FILE_MODEL, detector="drift")), 60)
+    drift = [d for d in detections(collector, FILE_MODEL, detector="drift") if d["test"]]
+    windows = {d["first_event_id"] for d in drift}
+    assert windows == set(range(0, FILE_EVENTS, FILE_WINDOW)), f"windows from events {sorted(windows)}"
+    for start in windows:
+        verdicts = {d["feature"]: d["drifted"] for d in drift if d["first_event_id"] == start}
+        assert verdicts == {"force": True, "stroke": False}, f"window from {start}: {verdicts}"
+
+    collector.stop_clean()
+    with collector.db() as db:
+        rows = db.execute("SELECT origin::VARCHAR, first_event_id FROM detection_baselines "
+                          "WHERE model = ?", [FILE_MODEL]).fetchall()
+    assert [(json.loads(origin), first) for origin, first in rows] == [({"file": str(path)}, None)], rows
+

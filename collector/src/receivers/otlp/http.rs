@@ -14,7 +14,7 @@ use axum::routing::post;
 use super::decode::{self, DecodeError, Encoding};
 use super::{Logs, Metrics, OtlpSignal, Traces, json};
 use crate::api::directory::{Directory, Listener};
-use crate::pipeline::Ingest;
+use crate::pipeline::{Ingest, IngestError};
 use crate::telemetry::{Protocol, Refusal};
 
 /// `google.rpc.Status`, the error body of OTLP/HTTP (details are never filled).
@@ -113,13 +113,18 @@ async fn export<S: OtlpSignal>(
         }
         Err(e) => {
             let retry = Some(rx.ingest.retry_after().as_secs().max(1));
-            let status = if e.is_backpressure() {
-                StatusCode::TOO_MANY_REQUESTS
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            status_response(status, encoding, UNAVAILABLE, &e.to_string(), retry)
+            status_response(status_of(&e), encoding, UNAVAILABLE, &e.to_string(), retry)
         }
+    }
+}
+
+/// README's "What comes back": a full queue (ours or a remote-write target's) is 429, a store
+/// or forward that fails is 503; OTLP/HTTP clients retry both after `Retry-After`.
+fn status_of(e: &IngestError) -> StatusCode {
+    if e.is_backpressure() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     }
 }
 
@@ -170,4 +175,52 @@ fn status_response(
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use millwatch_exporters::remote_write::{QueueError, RemoteWriteError};
+
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_full_queue_is_429_and_a_failure_to_store_is_503() {
+        let full = || QueueError::Full {
+            used: 10,
+            max: 10,
+            needed: 1,
+        };
+        let cases = [
+            (
+                IngestError::QueueFull {
+                    queued: 1,
+                    capacity: 1,
+                    retry_after: Duration::from_secs(1),
+                },
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (
+                IngestError::Forward(RemoteWriteError::Queue(full())),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (
+                IngestError::Store(StoreError::Write("disk full".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                IngestError::Store(StoreError::Closed),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                IngestError::Forward(RemoteWriteError::Closed),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(status_of(&error), status, "{error}");
+        }
+    }
 }
