@@ -185,8 +185,8 @@ def test_sigkill_while_sending_loses_no_acknowledged_request(make_collector, sto
     print(f"acknowledged {len(acked)} requests ({acked_before_kill} before the kill); {failed} failed")
 
 
-# As JOURNAL_CONFIG, and the collector's own alerts fire at once.
-DAMAGE_CONFIG = JOURNAL_CONFIG + """\
+# As the "journal" store config, and the collector's own alerts fire at once.
+DAMAGE_CONFIG = STORE_CONFIGS["journal"] + """\
 alerting:
   builtin:
     collector: {for: 0s}
