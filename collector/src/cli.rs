@@ -1,5 +1,6 @@
 //! The command line: `millwatch run | validate | bench | drift`.
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -61,9 +62,21 @@ pub struct RunArgs {
     /// Overrides the API listen address (`/metrics`, `/api/v1`, health).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// Overrides `log.format`: `text` (lines for people) or `json` (one JSON object per line,
+    /// for log shippers).
+    #[arg(long, value_name = "FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
     /// Print the effective configuration (defaults filled in) as YAML and exit.
     #[arg(long)]
     pub print_config: bool,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("`{s}` is not a log format: text or json")),
+    }
 }
 
 impl RunArgs {
@@ -84,6 +97,9 @@ impl RunArgs {
         }
         if let Some(a) = self.http {
             config.api.endpoint = a;
+        }
+        if let Some(f) = self.log_format {
+            config.log.format = f;
         }
         Ok(config)
     }
@@ -190,6 +206,8 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// Logs go to stderr: as text, coloured only when stderr is a terminal and `NO_COLOR` is not
+/// set, so a file, a pipe or journald gets plain lines; as JSON, one object per line.
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MILLWATCH_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
@@ -198,14 +216,55 @@ fn init_logging(config: &Config) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => {
+            let colour = colour_logs(
+                std::io::stderr().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+            );
+            builder.with_ansi(colour).init()
+        }
+        LogFormat::Json => builder.json().with_ansi(false).init(),
     }
+}
+
+/// Whether text logs get ANSI colours: only on a terminal, and not when `NO_COLOR` is set to
+/// anything but the empty string (<https://no-color.org>).
+fn colour_logs(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour_logs(true, None));
+        assert!(
+            colour_logs(true, Some(OsStr::new(""))),
+            "an empty NO_COLOR is unset"
+        );
+        assert!(!colour_logs(true, Some(OsStr::new("1"))));
+        assert!(!colour_logs(false, None), "a file or a pipe");
+        assert!(!colour_logs(false, Some(OsStr::new("1"))));
+    }
+
+    #[test]
+    fn log_format_flag_overrides_the_config() {
+        let args = Cli::try_parse_from(["millwatch", "run", "--log-format", "json"]).unwrap();
+        let Command::Run(run) = args.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.effective_config().unwrap().log.format, LogFormat::Json);
+        let args = Cli::try_parse_from(["millwatch", "run"]).unwrap();
+        let Command::Run(run) = args.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.effective_config().unwrap().log.format, LogFormat::Text);
+        let e = Cli::try_parse_from(["millwatch", "run", "--log-format", "yaml"]).unwrap_err();
+        assert!(e.to_string().contains("text or json"), "{e}");
+    }
 
     #[test]
     fn an_error_is_said_once() {
