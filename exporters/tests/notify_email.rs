@@ -38,16 +38,16 @@ fn smtp_sink(dir: &Path, extra: &[&str]) -> Option<Peer> {
     Some(Peer::start("smtp_sink", &python(), &args, port, dir))
 }
 
-fn notifier(port: u16, extra: &str) -> Notifier {
+fn notifier(port: u16, extra: &str) -> Box<dyn Notifier> {
     notifier_tls(port, "none", extra)
 }
 
-fn notifier_tls(port: u16, tls: &str, extra: &str) -> Notifier {
+fn notifier_tls(port: u16, tls: &str, extra: &str) -> Box<dyn Notifier> {
     let yaml = format!(
         "type: email\nhost: 127.0.0.1\nport: {port}\ntls: {tls}\nfrom: \"Millwatch <millwatch@plant.example>\"\nto: [oncall@plant.example, \"Line 3 <line3@plant.example>\"]\ntimeout: 10s\n{extra}"
     );
     let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
-    Notifier::new(config).expect("notifier builds")
+    config.build().expect("notifier builds")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -484,9 +484,7 @@ async fn email_to_a_server_whose_ca_is_not_trusted_fails_permanently_and_sends_n
         dir.path().join("empty.pem").display()
     );
     let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("parses");
-    let err = Notifier::new(config)
-        .expect_err("no certificate")
-        .to_string();
+    let err = config.build().expect_err("no certificate").to_string();
     assert!(err.contains("no PEM certificate"), "{err}");
 }
 
