@@ -95,11 +95,6 @@ impl AlertmanagerNotifier {
         })
     }
 
-    /// How often firing alerts are to be posted again.
-    pub fn resend_interval(&self) -> Duration {
-        self.resend_interval
-    }
-
     /// The `/api/v2/alerts` URLs it posts to.
     pub fn endpoints(&self) -> &[reqwest::Url] {
         &self.endpoints
@@ -148,6 +143,7 @@ impl Notifier for AlertmanagerNotifier {
         "alertmanager"
     }
 
+    /// How often firing alerts are posted again (`resend_interval`).
     fn resend_interval(&self) -> Option<Duration> {
         Some(self.resend_interval)
     }
