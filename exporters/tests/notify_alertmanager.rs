@@ -67,13 +67,13 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
-fn notifier(urls: &[String]) -> Notifier {
+fn notifier(urls: &[String]) -> Box<dyn Notifier> {
     let yaml = format!(
         "{{ type: alertmanager, urls: [{}], timeout: 5s }}\n",
         urls.join(", ")
     );
     let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
-    Notifier::new(config).expect("notifier builds")
+    config.build().expect("notifier builds")
 }
 
 fn drift_alerts(start: SystemTime) -> Vec<Alert> {

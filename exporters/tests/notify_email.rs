@@ -38,16 +38,16 @@ fn smtp_sink(dir: &Path, extra: &[&str]) -> Option<Peer> {
     Some(Peer::start("smtp_sink", &python(), &args, port, dir))
 }
 
-fn notifier(port: u16, extra: &str) -> Notifier {
+fn notifier(port: u16, extra: &str) -> Box<dyn Notifier> {
     notifier_tls(port, "none", extra)
 }
 
-fn notifier_tls(port: u16, tls: &str, extra: &str) -> Notifier {
+fn notifier_tls(port: u16, tls: &str, extra: &str) -> Box<dyn Notifier> {
     let yaml = format!(
         "type: email\nhost: 127.0.0.1\nport: {port}\ntls: {tls}\nfrom: \"Millwatch <millwatch@plant.example>\"\nto: [oncall@plant.example, \"Line 3 <line3@plant.example>\"]\ntimeout: 10s\n{extra}"
     );
     let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
-    Notifier::new(config).expect("notifier builds")
+    config.build().expect("notifier builds")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -283,104 +283,6 @@ async fn email_tls_modes_against_plain_aiosmtpd() {
     assert!(wait_files(dir.path(), ".eml", 0).is_empty());
 }
 
-/// A CA and a server certificate for 127.0.0.1 and localhost that it signed, made with the
-/// `openssl` command in `dir` (EC P-256, valid for two days).
-struct TestCa {
-    ca: std::path::PathBuf,
-    cert: std::path::PathBuf,
-    key: std::path::PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn test_ca(dir: &Path, name: &str) -> Option<TestCa> {
-    if Command::new("openssl").arg("version").output().is_err() {
-        missing("openssl", "apt-get install openssl")?;
-    }
-    let f = |ext: &str| format!("{name}-{ext}");
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let subject = format!("/CN=Millwatch test CA {name}");
-    let mut ca_args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
-    let (ca_key, ca_pem) = (f("ca.key"), f("ca.pem"));
-    ca_args.extend(ec);
-    ca_args.extend([
-        "-keyout",
-        &ca_key,
-        "-out",
-        &ca_pem,
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca_args);
-    let (key, csr, cert, ext) = (
-        f("server.key"),
-        f("server.csr"),
-        f("server.pem"),
-        f("ext.cnf"),
-    );
-    std::fs::write(
-        dir.join(&ext),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("ext file");
-    let mut req = vec![
-        "req",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        &key,
-        "-out",
-        &csr,
-    ];
-    req.extend(ec);
-    openssl(dir, &req);
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_pem,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-            "-out",
-            &cert,
-        ],
-    );
-    Some(TestCa {
-        ca: dir.join(ca_pem),
-        cert: dir.join(cert),
-        key: dir.join(key),
-    })
-}
-
 fn tls_sink(dir: &Path, ca: &TestCa, mode: &str) -> Option<Peer> {
     smtp_sink(
         dir,
@@ -484,9 +386,7 @@ async fn email_to_a_server_whose_ca_is_not_trusted_fails_permanently_and_sends_n
         dir.path().join("empty.pem").display()
     );
     let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("parses");
-    let err = Notifier::new(config)
-        .expect_err("no certificate")
-        .to_string();
+    let err = config.build().expect_err("no certificate").to_string();
     assert!(err.contains("no PEM certificate"), "{err}");
 }
 

@@ -37,9 +37,9 @@ fn recorder(dir: &Path, hmac_secret: Option<&str>) -> Option<Peer> {
     Some(Peer::start("http_recorder", &python(), &args, port, dir))
 }
 
-fn notifier(yaml: &str) -> Notifier {
+fn notifier(yaml: &str) -> Box<dyn Notifier> {
     let config: NotifierConfig = serde_yaml::from_str(yaml).expect("config parses");
-    Notifier::new(config).expect("notifier builds")
+    config.build().expect("notifier builds")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {

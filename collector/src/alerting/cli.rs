@@ -3,9 +3,8 @@
 
 use std::process::ExitCode;
 
-use bytes::Bytes;
 use clap::Subcommand;
-use http_body_util::{BodyExt, Full};
+use millwatch_exporters::http::{ClientOptions, build, describe};
 use millwatch_exporters::notify::alert::parse_rfc3339;
 use serde_json::{Value, json};
 
@@ -124,26 +123,30 @@ async fn request(
     url: &str,
     body: Option<Value>,
 ) -> Result<(u16, Value), String> {
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
+    let client = build(&ClientOptions::default())
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let req = http::Request::builder()
-        .method(method)
-        .uri(url)
+    let sent = client
+        .request(method, url)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(bytes)))
-        .map_err(|e| format!("bad address {url}: {e}"))?;
-    let resp = client
-        .request(req)
-        .await
-        .map_err(|e| format!("cannot reach the collector at {url}: {e}"))?;
+        .body(bytes)
+        .send()
+        .await;
+    let resp = sent.map_err(|e| {
+        if e.is_builder() {
+            format!("bad address {url}: {}", describe(&e.without_url()))
+        } else {
+            format!(
+                "cannot reach the collector at {url}: {}",
+                describe(&e.without_url())
+            )
+        }
+    })?;
     let status = resp.status().as_u16();
     let body = resp
-        .into_body()
-        .collect()
+        .bytes()
         .await
-        .map_err(|e| format!("reading the answer from {url}: {e}"))?
-        .to_bytes();
+        .map_err(|e| format!("reading the answer from {url}: {}", describe(&e)))?;
     let value = serde_json::from_slice(&body)
         .unwrap_or_else(|_| json!({ "error": String::from_utf8_lossy(&body) }));
     Ok((status, value))

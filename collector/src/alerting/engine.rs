@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use duckdb::Connection;
-use millwatch_exporters::notify::{Labels, Notifier};
+use millwatch_exporters::notify::Labels;
 use millwatch_exporters::prometheus::MetricsExposition;
 use serde::Serialize;
 
@@ -107,12 +107,15 @@ pub fn start(
     external_url: String,
 ) -> Result<AlertingHandle> {
     let metrics = Arc::new(AlertMetrics::register(exposition)?);
-    let mut notifiers = HashMap::new();
+    let mut notifiers = outbox::Notifiers::new();
     for (name, c) in &config.receivers {
-        let n = Notifier::new(c.clone()).map_err(|source| AlertingError::Receiver {
-            receiver: name.clone(),
-            source,
-        })?;
+        let n = c
+            .clone()
+            .build()
+            .map_err(|source| AlertingError::Receiver {
+                receiver: name.clone(),
+                source,
+            })?;
         notifiers.insert(name.clone(), n);
     }
     let notifiers = Arc::new(notifiers);

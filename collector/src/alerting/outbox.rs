@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use duckdb::Connection;
+use millwatch_exporters::http::Backoff;
 use millwatch_exporters::notify::{DeliveryOutcome, Notification, Notifier};
 use serde_json::json;
 
@@ -19,6 +20,13 @@ use super::{Db, charts, now_ns};
 
 /// Most notifications one round of the worker sends.
 const BATCH: usize = 64;
+
+/// Longest `Retry-After` a receiver's answer is honoured for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The notifier of every configured receiver, by receiver name: the outbox sends through
+/// [`Notifier`] alone, whatever the receiver's kind.
+pub type Notifiers = HashMap<String, Box<dyn Notifier>>;
 
 /// Adds a notification to the outbox (inside the caller's transaction).
 pub fn enqueue(conn: &Connection, n: &Notification, now: i64) -> duckdb::Result<()> {
@@ -32,19 +40,15 @@ pub fn enqueue(conn: &Connection, n: &Notification, now: i64) -> duckdb::Result<
 }
 
 /// The wait before attempt `attempts + 1`: `initial · 2^(attempts-1)`, capped, with jitter
-/// drawn from its upper half; a receiver's `Retry-After` is honoured when longer.
+/// drawn from its upper half; a receiver's `Retry-After` (up to an hour) is honoured when
+/// longer.
 pub fn backoff(config: &DeliveryConfig, attempts: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = attempts.saturating_sub(1).min(30);
-    let base = config
-        .initial_backoff
-        .saturating_mul(1u32 << exp)
-        .min(config.max_backoff);
-    let half = base / 2;
-    let jittered = half + half.mul_f64(fastrand::f64());
-    match retry_after {
-        Some(ra) if ra > jittered => ra.min(Duration::from_secs(3600)),
-        _ => jittered,
-    }
+    let backoff = Backoff {
+        min_backoff: config.initial_backoff,
+        max_backoff: config.max_backoff,
+        max_retry_after: MAX_RETRY_AFTER,
+    };
+    backoff.delay(attempts.saturating_sub(1), retry_after)
 }
 
 struct Due {
@@ -121,7 +125,7 @@ fn record(conn: &mut Connection, attempts: &[Attempt]) -> duckdb::Result<()> {
 /// were attempted.
 pub async fn deliver_due(
     db: &Db,
-    notifiers: &Arc<HashMap<String, Notifier>>,
+    notifiers: &Arc<Notifiers>,
     rules: &Arc<Vec<Rule>>,
     config: &DeliveryConfig,
     metrics: &AlertMetrics,
@@ -150,7 +154,7 @@ pub async fn deliver_due(
                 (_, Err(e)) => DeliveryOutcome::Permanent {
                     reason: format!("stored notification cannot be read: {e}"),
                 },
-                (Some(n @ Notifier::Email(_)), Ok(notification)) => {
+                (Some(n), Ok(notification)) if n.shows_history() => {
                     n.send(&with_charts(&db, rules, notification).await).await
                 }
                 (Some(n), Ok(notification)) => n.send(&notification).await,
@@ -234,8 +238,8 @@ fn log_attempt(a: &Attempt, log: &mut LogLimit) {
     }
 }
 
-/// `n` with the history of its alerts for the email's charts; without them when that cannot
-/// be read (the mail is worth more than its chart).
+/// `n` with the history of its alerts for a receiver that shows it (an email's charts);
+/// without them when that cannot be read (the message is worth more than its chart).
 async fn with_charts(db: &Db, rules: Arc<Vec<Rule>>, n: Notification) -> Notification {
     let fallback = n.clone();
     let filled = db
@@ -248,7 +252,7 @@ async fn with_charts(db: &Db, rules: Arc<Vec<Rule>>, n: Notification) -> Notific
     match filled {
         Ok(n) => n,
         Err(e) => {
-            tracing::warn!(error = %e, "reading the history for email charts failed");
+            tracing::warn!(error = %e, "reading the history for charts failed");
             fallback
         }
     }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail, ensure};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data, number_data_point,
@@ -117,20 +116,19 @@ const FORMATS: [Format; 3] = [
 /// One GET of /metrics: the body's bytes as sent (compressed when gzip) and the time to the
 /// body's last byte.
 async fn get(client: &HttpClient, url: &str, f: &Format) -> anyhow::Result<(Bytes, Duration)> {
-    let mut req = http::Request::get(url).header("accept", f.accept);
+    let mut req = client.get(url).header("accept", f.accept);
     if f.gzip {
         req = req.header("accept-encoding", "gzip");
     }
-    let req = req.body(Full::new(Bytes::new()))?;
     let t = Instant::now();
-    let resp = client.request(req).await.context("GET /metrics")?;
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await?.to_bytes();
+    let resp = req.send().await.context("GET /metrics")?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await?;
     let took = t.elapsed();
-    ensure!(parts.status.is_success(), "GET /metrics: {}", parts.status);
+    ensure!(status.is_success(), "GET /metrics: {status}");
     let header = |name| {
-        parts
-            .headers
+        headers
             .get(name)
             .and_then(|v: &http::HeaderValue| v.to_str().ok())
             .unwrap_or("")
@@ -166,21 +164,24 @@ pub async fn run(args: ExpositionArgs) -> anyhow::Result<()> {
     )
     .await?;
     let pid = started.spawned.child.id();
-    let client = http_client();
+    let client = http_client()?;
     let t = Instant::now();
     let mut left = args.series;
     for m in 0..args.series.div_ceil(SERIES_PER_METRIC) {
         let n = left.min(SERIES_PER_METRIC);
         left -= n;
         let body = request(m, n).encode_to_vec();
-        let req = http::Request::post(format!("{}/v1/metrics", started.http))
+        let resp = client
+            .post(format!("{}/v1/metrics", started.http))
             .header("content-type", "application/x-protobuf")
-            .body(Full::new(Bytes::from(body)))?;
-        let resp = client.request(req).await.context("POST /v1/metrics")?;
+            .body(body)
+            .send()
+            .await
+            .context("POST /v1/metrics")?;
         if !resp.status().is_success() {
             bail!("POST /v1/metrics: {}", resp.status());
         }
-        resp.into_body().collect().await?;
+        resp.bytes().await?;
     }
     let url = format!("{}/metrics", started.api);
     let (page, _) = get(&client, &url, &FORMATS[0]).await?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use millwatch_exporters::http::{ClientOptions, build};
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
@@ -171,11 +171,12 @@ pub(super) async fn start_collector(
     let child = cmd.spawn().context("starting the collector")?;
     let spawned = Spawned { child, _dir: temp };
     let api_url = format!("http://127.0.0.1:{api}");
-    let client = http_client();
+    let client = http_client()?;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = client
-            .get(format!("{api_url}/readyz").parse()?)
+            .get(format!("{api_url}/readyz"))
+            .send()
             .await
             .map(|r| r.status().is_success())
             .unwrap_or(false);
@@ -212,15 +213,12 @@ async fn spawn_collector(args: &IngestArgs) -> anyhow::Result<(Spawned, String, 
     Ok((started.spawned, target, started.api))
 }
 
-pub(super) type HttpClient = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    Full<Bytes>,
->;
+pub(super) type HttpClient = reqwest::Client;
 
-pub(super) fn http_client() -> HttpClient {
-    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_max_idle_per_host(64)
-        .build_http()
+/// The workspace's one HTTP client (`millwatch_exporters::http`), without a timeout: the
+/// bench waits as long as the collector takes, and counts it.
+pub(super) fn http_client() -> anyhow::Result<HttpClient> {
+    Ok(build(&ClientOptions::default())?)
 }
 
 /// CPU seconds (user + system) and resident memory of a process, from /proc.
@@ -302,7 +300,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         BenchSignal::Inferences => "inferences",
     };
     // A running collector may hold rows already: count what this run adds.
-    let client = http_client();
+    let client = http_client()?;
     let rows_before = match fetch_stats(&client, &api).await {
         Some(stats) => Ok(stats["tables"][table].as_u64().unwrap_or(0)),
         None => Err(format!("{api}/api/v1/stats did not answer (pass --api)")),
@@ -445,10 +443,11 @@ const STORE_WAIT: Duration = Duration::from_secs(60);
 /// The collector's `/api/v1/stats`, if it answers.
 async fn fetch_stats(client: &HttpClient, api: &str) -> Option<serde_json::Value> {
     let resp = client
-        .get(format!("{api}/api/v1/stats").parse().ok()?)
+        .get(format!("{api}/api/v1/stats"))
+        .send()
         .await
         .ok()?;
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
+    let body = resp.bytes().await.ok()?;
     serde_json::from_slice(&body).ok()
 }
 
@@ -529,7 +528,7 @@ async fn verdict_delay(client: &HttpClient, api: &str) -> anyhow::Result<()> {
 async fn send_one(args: &IngestArgs, load: &Load, target: &str) -> anyhow::Result<()> {
     match args.protocol {
         BenchProtocol::Http => {
-            let client = http_client();
+            let client = http_client()?;
             post_http(&client, load, target, args.gzip).await
         }
         BenchProtocol::Grpc => {
@@ -559,7 +558,13 @@ async fn worker(
     };
     match protocol {
         BenchProtocol::Http => {
-            let client = http_client();
+            let client = match http_client() {
+                Ok(c) => c,
+                Err(e) => {
+                    record(Err(e), Duration::ZERO, &mut result);
+                    return result;
+                }
+            };
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let r = post_http(&client, &load, &target, gzip).await;
@@ -595,16 +600,15 @@ async fn post_http(
     } else {
         "/v1/logs"
     };
-    let mut req = http::Request::post(format!("{target}{path}"))
+    let mut req = client
+        .post(format!("{target}{path}"))
         .header("content-type", "application/x-protobuf");
     if gzip {
         req = req.header("content-encoding", "gzip");
     }
-    let resp = client
-        .request(req.body(Full::new(load.body.clone()))?)
-        .await?;
+    let resp = req.body(load.body.clone()).send().await?;
     let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
+    let body = resp.bytes().await?;
     if !status.is_success() {
         bail!("HTTP {status}: {}", String::from_utf8_lossy(&body));
     }

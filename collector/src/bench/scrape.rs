@@ -2,18 +2,18 @@
 //! histogram's buckets, with quantiles interpolated as PromQL's `histogram_quantile` does.
 
 use anyhow::{Context as _, bail};
-use http_body_util::BodyExt;
 
 use super::ingest::HttpClient;
 
 /// GET `{api}/metrics` as Prometheus text.
 pub async fn metrics_text(client: &HttpClient, api: &str) -> anyhow::Result<String> {
     let resp = client
-        .get(format!("{api}/metrics").parse()?)
+        .get(format!("{api}/metrics"))
+        .send()
         .await
         .context("GET /metrics")?;
     let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
+    let body = resp.bytes().await?;
     if !status.is_success() {
         bail!("GET /metrics: HTTP {status}");
     }

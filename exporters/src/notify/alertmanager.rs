@@ -4,15 +4,17 @@
 
 use std::time::{Duration, SystemTime};
 
-use futures_util::future::join_all;
+use futures_util::future::{BoxFuture, join_all};
+use reqwest::header::HeaderMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::alert::{Alert, Notification, format_rfc3339};
-use super::http::{Headers, HttpClient};
+use super::headers::{Headers, sender};
 use super::outcome::DeliveryOutcome;
 use super::secret::http_url;
-use super::{NotifyError, Result};
+use super::{Notifier, NotifyError, Result};
+use crate::http::Sender;
 use crate::remote_write::AuthConfig;
 
 /// Defaults, in one place.
@@ -73,7 +75,7 @@ pub const VALID_FOR_RESENDS: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct AlertmanagerNotifier {
     endpoints: Vec<reqwest::Url>,
-    client: HttpClient,
+    client: Sender,
     resend_interval: Duration,
 }
 
@@ -85,17 +87,12 @@ impl AlertmanagerNotifier {
             .iter()
             .map(alerts_endpoint)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let client = HttpClient::new(config.timeout, &config.headers, config.auth.as_ref())?;
+        let client = sender(config.timeout, &config.headers, config.auth.as_ref())?;
         Ok(Self {
             endpoints,
             client,
             resend_interval: config.resend_interval,
         })
-    }
-
-    /// How often firing alerts are to be posted again.
-    pub fn resend_interval(&self) -> Duration {
-        self.resend_interval
     }
 
     /// The `/api/v2/alerts` URLs it posts to.
@@ -105,7 +102,7 @@ impl AlertmanagerNotifier {
 
     /// POSTs the notification's alerts to every Alertmanager at once; see
     /// [`DeliveryOutcome::any_of`] for how their answers combine.
-    pub async fn send(&self, notification: &Notification) -> DeliveryOutcome {
+    async fn deliver(&self, notification: &Notification) -> DeliveryOutcome {
         let valid_until = SystemTime::now() + self.resend_interval * VALID_FOR_RESENDS;
         let body = match serde_json::to_vec(&postable_alerts(notification, valid_until)) {
             Ok(b) => b,
@@ -118,7 +115,11 @@ impl AlertmanagerNotifier {
         let sends = self.endpoints.iter().map(|url| {
             let body = body.clone();
             async move {
-                match self.client.post(url, "application/json", &[], body).await {
+                let sent = self
+                    .client
+                    .post(url, "application/json", HeaderMap::new(), body)
+                    .await;
+                match DeliveryOutcome::from_answer(sent) {
                     DeliveryOutcome::Delivered => DeliveryOutcome::Delivered,
                     DeliveryOutcome::Retryable {
                         reason,
@@ -134,6 +135,21 @@ impl AlertmanagerNotifier {
             }
         });
         DeliveryOutcome::any_of(join_all(sends).await)
+    }
+}
+
+impl Notifier for AlertmanagerNotifier {
+    fn kind(&self) -> &'static str {
+        "alertmanager"
+    }
+
+    /// How often firing alerts are posted again (`resend_interval`).
+    fn resend_interval(&self) -> Option<Duration> {
+        Some(self.resend_interval)
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, DeliveryOutcome> {
+        Box::pin(self.deliver(notification))
     }
 }
 

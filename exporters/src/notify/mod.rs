@@ -2,23 +2,47 @@
 //! webhook (Alertmanager, generic, Slack or Teams body), or Alertmanager's API — and what
 //! became of it ([`DeliveryOutcome`]). Rules, routing, grouping, silences and the outbox that
 //! retries live in the collector; this module only sends, once per call.
+//!
+//! Every channel is a [`Notifier`]; the collector's outbox holds them by receiver name as
+//! `Box<dyn Notifier>` and knows nothing of their kinds. HTTP channels send through the
+//! shared [`crate::http`] layer (client, TLS, headers, retry classification).
+//!
+//! # Adding a channel
+//!
+//! A PagerDuty or Opsgenie channel is one new file here, `pagerduty.rs`:
+//!
+//! 1. a configuration struct (`#[serde(deny_unknown_fields)]`, defaults in a `defaults`
+//!    module, secrets as [`Secret`] or [`SecretUrl`]);
+//! 2. a notifier built from it — for HTTP, a [`crate::http::Sender`] made with the receiver's
+//!    timeout, [`Headers`] and credentials;
+//! 3. `impl Notifier` for it: [`Notifier::kind`], and [`Notifier::send`] turning one
+//!    [`Notification`] into one attempt and its [`DeliveryOutcome`]
+//!    ([`DeliveryOutcome::from_answer`] classifies an HTTP answer);
+//!
+//! then one variant in [`NotifierConfig`] and one arm in [`NotifierConfig::build`], so that
+//! `type: pagerduty` is read (and an unknown `type` refused with the list of known ones).
+//! Tests beside the others in `exporters/tests/notify_<kind>.rs` against a real peer.
 
 pub mod alert;
 pub mod alertmanager;
 pub mod chart;
 pub mod email;
-mod http;
+mod headers;
 pub mod outcome;
 mod secret;
 pub mod summary;
 pub mod webhook;
 
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use alert::{Alert, AlertStatus, Labels, Notification, Point, Series, fingerprint};
 pub use alertmanager::{AlertmanagerConfig, AlertmanagerNotifier};
 pub use email::{EmailConfig, EmailNotifier, SmtpAuth, SmtpTls};
-pub use http::Headers;
+pub use headers::Headers;
 pub use outcome::DeliveryOutcome;
 pub use secret::{Secret, SecretUrl};
 pub use webhook::{SignatureConfig, WebhookConfig, WebhookFormat, WebhookNotifier};
@@ -41,15 +65,33 @@ pub enum NotifyError {
         /// What is wrong.
         reason: String,
     },
-    /// TLS setup failed.
-    #[error("TLS setup: {0}")]
-    Tls(#[from] rustls::Error),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
+    /// The HTTP client could not be built (headers, TLS).
+    #[error(transparent)]
+    Client(#[from] crate::http::ClientError),
 }
 
 type Result<T> = std::result::Result<T, NotifyError>;
+
+/// One channel that delivers notifications to one receiver.
+pub trait Notifier: fmt::Debug + Send + Sync {
+    /// The receiver's `type` (`email`, `webhook`, `alertmanager`), for logs and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// How often the receiver wants alerts that still fire sent again whether or not they
+    /// changed (Alertmanager's `resend_interval`); `None` by default.
+    fn resend_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// True when the channel shows the history of its alerts ([`Notification`]'s `series`,
+    /// drawn as charts), which the outbox then reads before sending; false by default.
+    fn shows_history(&self) -> bool {
+        false
+    }
+
+    /// Makes one attempt to deliver `notification`.
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, DeliveryOutcome>;
+}
 
 /// One way of delivering notifications, as a receiver lists it in the collector's config:
 /// `{ type: email, ... }`, `{ type: webhook, ... }` or `{ type: alertmanager, ... }` with the
@@ -65,54 +107,14 @@ pub enum NotifierConfig {
     Alertmanager(AlertmanagerConfig),
 }
 
-/// A notifier built from a [`NotifierConfig`].
-#[derive(Debug, Clone)]
-pub enum Notifier {
-    /// Email.
-    Email(EmailNotifier),
-    /// Webhook.
-    Webhook(WebhookNotifier),
-    /// Alertmanager.
-    Alertmanager(AlertmanagerNotifier),
-}
-
-impl Notifier {
+impl NotifierConfig {
     /// Builds the notifier (HTTP client or SMTP transport); connects only when sending.
-    pub fn new(config: NotifierConfig) -> Result<Self> {
-        Ok(match config {
-            NotifierConfig::Email(c) => Notifier::Email(EmailNotifier::new(c)?),
-            NotifierConfig::Webhook(c) => Notifier::Webhook(WebhookNotifier::new(c)?),
-            NotifierConfig::Alertmanager(c) => {
-                Notifier::Alertmanager(AlertmanagerNotifier::new(c)?)
-            }
+    pub fn build(self) -> Result<Box<dyn Notifier>> {
+        Ok(match self {
+            NotifierConfig::Email(c) => Box::new(EmailNotifier::new(c)?),
+            NotifierConfig::Webhook(c) => Box::new(WebhookNotifier::new(c)?),
+            NotifierConfig::Alertmanager(c) => Box::new(AlertmanagerNotifier::new(c)?),
         })
-    }
-
-    /// `email`, `webhook` or `alertmanager`, for logs and metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Notifier::Email(_) => "email",
-            Notifier::Webhook(_) => "webhook",
-            Notifier::Alertmanager(_) => "alertmanager",
-        }
-    }
-
-    /// How often a receiver wants alerts that still fire sent again whether or not they
-    /// changed: Alertmanager's `resend_interval`; `None` for the others.
-    pub fn resend_interval(&self) -> Option<std::time::Duration> {
-        match self {
-            Notifier::Alertmanager(n) => Some(n.resend_interval()),
-            Notifier::Email(_) | Notifier::Webhook(_) => None,
-        }
-    }
-
-    /// Makes one attempt to deliver `notification`.
-    pub async fn send(&self, notification: &Notification) -> DeliveryOutcome {
-        match self {
-            Notifier::Email(n) => n.send(notification).await,
-            Notifier::Webhook(n) => n.send(notification).await,
-            Notifier::Alertmanager(n) => n.send(notification).await,
-        }
     }
 }
 
@@ -128,7 +130,7 @@ mod tests {
         .expect("parses");
         let kinds: Vec<&str> = list
             .into_iter()
-            .map(|c| Notifier::new(c).expect("builds").kind())
+            .map(|c| c.build().expect("builds").kind())
             .collect();
         assert_eq!(kinds, ["email", "webhook", "alertmanager"]);
         for (yaml, want) in [

@@ -4,15 +4,16 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use crate::remote_write::retry::parse_retry_after;
+use crate::http::{Answer, Class, RetryRule, parse_retry_after};
 
 /// The result of one attempt to deliver a notification to a receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// The receiver accepted the notification (HTTP 2xx, SMTP 250 after DATA).
     Delivered,
-    /// The receiver could not take it now; try again later: HTTP 5xx and 429, SMTP 4xx
-    /// replies, connection failures, timeouts, TLS handshake failures.
+    /// The receiver could not take it now; try again later: HTTP 5xx and 429
+    /// ([`RetryRule::ServerErrors`]), SMTP 4xx replies, connection failures, timeouts, TLS
+    /// handshake failures.
     Retryable {
         /// What went wrong, for the attempt log.
         reason: String,
@@ -28,8 +29,9 @@ pub enum DeliveryOutcome {
 }
 
 impl DeliveryOutcome {
-    /// Classifies the final HTTP status of a request. `retry_after` is the raw `Retry-After`
-    /// header value, honoured on 429 and 5xx; `body` is an excerpt of the answer for the reason.
+    /// Classifies the final HTTP status of a request with [`RetryRule::ServerErrors`].
+    /// `retry_after` is the raw `Retry-After` header value, honoured on 429 and 5xx; `body` is
+    /// an excerpt of the answer for the reason.
     pub fn from_http_status(status: u16, retry_after: Option<&str>, body: &str) -> Self {
         let reason = || {
             if body.is_empty() {
@@ -38,13 +40,21 @@ impl DeliveryOutcome {
                 format!("HTTP {status}: {body}")
             }
         };
-        match status {
-            200..=299 => DeliveryOutcome::Delivered,
-            429 | 500..=599 => DeliveryOutcome::Retryable {
+        match RetryRule::ServerErrors.classify(status) {
+            Class::Success => DeliveryOutcome::Delivered,
+            Class::Retryable => DeliveryOutcome::Retryable {
                 reason: reason(),
                 retry_after: retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())),
             },
-            _ => DeliveryOutcome::Permanent { reason: reason() },
+            Class::Permanent => DeliveryOutcome::Permanent { reason: reason() },
+        }
+    }
+
+    /// What became of one POST: its answer classified, or no answer at all (retryable).
+    pub fn from_answer(sent: Result<Answer, String>) -> Self {
+        match sent {
+            Ok(a) => Self::from_http_status(a.status, a.retry_after.as_deref(), &a.body),
+            Err(reason) => DeliveryOutcome::unreachable(reason),
         }
     }
 
@@ -137,71 +147,42 @@ impl fmt::Display for DeliveryOutcome {
     }
 }
 
-/// The first 512 characters of an answer body, trailing space cut: enough for a log line.
-pub(crate) fn excerpt(text: &str) -> String {
-    let mut t: String = text.chars().take(512).collect();
-    t.truncate(t.trim_end().len());
-    t
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[derive(Debug, PartialEq, Eq)]
-    enum Class {
+    enum Kind {
         Delivered,
         Retryable,
         Permanent,
     }
 
-    fn class(o: &DeliveryOutcome) -> Class {
+    fn kind(o: &DeliveryOutcome) -> Kind {
         match o {
-            DeliveryOutcome::Delivered => Class::Delivered,
-            DeliveryOutcome::Retryable { .. } => Class::Retryable,
-            DeliveryOutcome::Permanent { .. } => Class::Permanent,
+            DeliveryOutcome::Delivered => Kind::Delivered,
+            DeliveryOutcome::Retryable { .. } => Kind::Retryable,
+            DeliveryOutcome::Permanent { .. } => Kind::Permanent,
         }
     }
 
+    /// The classes themselves, status by status, are the table of
+    /// `crate::http::retry`'s `every_status_follows_its_specification`.
     #[test]
-    fn every_http_status_class() {
-        let table = [
-            (100..=199, Class::Permanent),
-            (200..=299, Class::Delivered),
-            (300..=399, Class::Permanent),
-            (400..=428, Class::Permanent),
-            (429..=429, Class::Retryable),
-            (430..=499, Class::Permanent),
-            (500..=599, Class::Retryable),
-        ];
-        for (range, want) in table {
-            for status in range {
-                let got = DeliveryOutcome::from_http_status(status, None, "");
-                assert_eq!(class(&got), want, "HTTP {status}");
-            }
-        }
-        let named = [
-            (200, Class::Delivered),
-            (202, Class::Delivered),
-            (204, Class::Delivered),
-            (301, Class::Permanent),
-            (400, Class::Permanent),
-            (401, Class::Permanent),
-            (403, Class::Permanent),
-            (404, Class::Permanent),
-            (408, Class::Permanent),
-            (413, Class::Permanent),
-            (422, Class::Permanent),
-            (429, Class::Retryable),
-            (500, Class::Retryable),
-            (502, Class::Retryable),
-            (503, Class::Retryable),
-            (504, Class::Retryable),
-        ];
-        for (status, want) in named {
+    fn http_statuses_follow_the_server_errors_rule() {
+        for status in 100..=599 {
+            let want = match RetryRule::ServerErrors.classify(status) {
+                Class::Success => Kind::Delivered,
+                Class::Retryable => Kind::Retryable,
+                Class::Permanent => Kind::Permanent,
+            };
             let got = DeliveryOutcome::from_http_status(status, None, "");
-            assert_eq!(class(&got), want, "HTTP {status}");
+            assert_eq!(kind(&got), want, "HTTP {status}");
         }
+        assert_eq!(
+            DeliveryOutcome::from_answer(Err("cannot connect".into())),
+            DeliveryOutcome::unreachable("cannot connect")
+        );
     }
 
     #[test]
@@ -235,31 +216,31 @@ mod tests {
     #[test]
     fn every_smtp_reply_class() {
         let table = [
-            (200..=299, Class::Delivered),
-            (100..=199, Class::Retryable),
-            (300..=399, Class::Retryable),
-            (400..=499, Class::Retryable),
-            (500..=599, Class::Permanent),
+            (200..=299, Kind::Delivered),
+            (100..=199, Kind::Retryable),
+            (300..=399, Kind::Retryable),
+            (400..=499, Kind::Retryable),
+            (500..=599, Kind::Permanent),
         ];
         for (range, want) in table {
             for code in range {
                 let got = DeliveryOutcome::from_smtp_reply(code, "text");
-                assert_eq!(class(&got), want, "SMTP {code}");
+                assert_eq!(kind(&got), want, "SMTP {code}");
             }
         }
         for (code, want) in [
-            (250, Class::Delivered),
-            (421, Class::Retryable),
-            (450, Class::Retryable),
-            (451, Class::Retryable),
-            (452, Class::Retryable),
-            (535, Class::Permanent),
-            (550, Class::Permanent),
-            (552, Class::Permanent),
-            (554, Class::Permanent),
+            (250, Kind::Delivered),
+            (421, Kind::Retryable),
+            (450, Kind::Retryable),
+            (451, Kind::Retryable),
+            (452, Kind::Retryable),
+            (535, Kind::Permanent),
+            (550, Kind::Permanent),
+            (552, Kind::Permanent),
+            (554, Kind::Permanent),
         ] {
             assert_eq!(
-                class(&DeliveryOutcome::from_smtp_reply(code, "")),
+                kind(&DeliveryOutcome::from_smtp_reply(code, "")),
                 want,
                 "SMTP {code}"
             );
@@ -288,11 +269,5 @@ mod tests {
                 reason: "p; p".into()
             }
         );
-    }
-
-    #[test]
-    fn excerpt_is_bounded() {
-        assert_eq!(excerpt("ok  \n"), "ok");
-        assert_eq!(excerpt(&"é".repeat(1000)).chars().count(), 512);
     }
 }

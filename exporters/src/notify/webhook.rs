@@ -4,18 +4,20 @@
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::alert::{AlertStatus, Notification, format_rfc3339};
-use super::http::{Headers, HttpClient};
+use super::headers::{Headers, sender};
 use super::outcome::DeliveryOutcome;
 use super::secret::{Secret, SecretUrl};
 use super::summary::{AlertFacts, group_text, headline};
-use super::{NotifyError, Result};
+use super::{Notifier, NotifyError, Result};
+use crate::http::Sender;
 use crate::remote_write::AuthConfig;
 
 /// Defaults, in one place.
@@ -105,7 +107,7 @@ pub struct SignatureConfig {
 #[derive(Debug, Clone)]
 pub struct WebhookNotifier {
     config: WebhookConfig,
-    client: HttpClient,
+    client: Sender,
     signature_header: Option<HeaderName>,
 }
 
@@ -130,7 +132,7 @@ impl WebhookNotifier {
             }
             None => None,
         };
-        let client = HttpClient::new(config.timeout, &config.headers, config.auth.as_ref())?;
+        let client = sender(config.timeout, &config.headers, config.auth.as_ref())?;
         Ok(Self {
             config,
             client,
@@ -144,7 +146,7 @@ impl WebhookNotifier {
     }
 
     /// POSTs the notification once and says what became of it.
-    pub async fn send(&self, notification: &Notification) -> DeliveryOutcome {
+    async fn deliver(&self, notification: &Notification) -> DeliveryOutcome {
         let body = match self.body(notification) {
             Ok(b) => b,
             Err(e) => {
@@ -153,10 +155,12 @@ impl WebhookNotifier {
                 };
             }
         };
-        let mut extra = Vec::new();
+        let mut extra = HeaderMap::new();
         if let (Some(name), Some(sig)) = (&self.signature_header, &self.config.signature) {
             match HeaderValue::from_str(&sign(sig.secret.expose().as_bytes(), &body)) {
-                Ok(v) => extra.push((name.clone(), v)),
+                Ok(v) => {
+                    extra.insert(name.clone(), v);
+                }
                 Err(e) => {
                     return DeliveryOutcome::Permanent {
                         reason: format!("signature header: {e}"),
@@ -164,9 +168,11 @@ impl WebhookNotifier {
                 }
             }
         }
-        self.client
-            .post(self.config.url.expose(), "application/json", &extra, body)
-            .await
+        DeliveryOutcome::from_answer(
+            self.client
+                .post(self.config.url.expose(), "application/json", extra, body)
+                .await,
+        )
     }
 
     /// The request body for `notification` in the configured format.
@@ -187,6 +193,16 @@ impl WebhookNotifier {
             WebhookFormat::Slack => serde_json::to_vec(&slack_body(n)),
             WebhookFormat::Teams => serde_json::to_vec(&teams_body(n)),
         }
+    }
+}
+
+impl Notifier for WebhookNotifier {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, DeliveryOutcome> {
+        Box::pin(self.deliver(notification))
     }
 }
 

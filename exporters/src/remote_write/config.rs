@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::retry::RetryPolicy;
+use crate::http::Backoff;
 
 /// Defaults, in one place.
 mod defaults {
@@ -125,9 +125,9 @@ impl Default for RetryConfig {
     }
 }
 
-impl From<RetryConfig> for RetryPolicy {
+impl From<RetryConfig> for Backoff {
     fn from(c: RetryConfig) -> Self {
-        RetryPolicy {
+        Backoff {
             min_backoff: c.min_backoff,
             max_backoff: c.max_backoff.max(c.min_backoff),
             max_retry_after: c.max_retry_after,

@@ -12,7 +12,6 @@ mod client;
 mod config;
 pub mod proto;
 mod queue;
-pub mod retry;
 mod series;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,15 +23,15 @@ use prost::Message;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-pub use client::ClientError;
+pub use crate::http::ClientError;
 pub use config::{AuthConfig, QueueConfig, RemoteWriteConfig, RetryConfig};
 pub use queue::QueueError;
 
+use crate::http::Backoff;
 use crate::prometheus::TranslationConfig;
 use crate::prometheus::translate::Translator;
 use client::{Client, Outcome};
 use queue::DiskQueue;
-use retry::RetryPolicy;
 
 /// Errors of the remote-write exporter.
 #[derive(Debug, thiserror::Error)]
@@ -312,7 +311,7 @@ fn build_body(records: &[queue::Record]) -> (Vec<u8>, u64) {
 async fn send_loop(
     shared: Arc<Shared>,
     client: Client,
-    policy: RetryPolicy,
+    policy: Backoff,
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {

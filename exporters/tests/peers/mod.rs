@@ -1,6 +1,6 @@
 //! Real peers of the notifier tests, started on a free loopback port and killed when dropped:
 //! the Python scripts beside this file (HTTP recorder, aiosmtpd SMTP sink) and Debian's
-//! `prometheus-alertmanager`.
+//! `prometheus-alertmanager`; and a test CA made with the `openssl` command for the TLS peers.
 //!
 //! A missing peer skips the test with a loud message, unless `MILLWATCH_REQUIRE_PEERS` is set
 //! (as `scripts/test` does, having installed them), in which case the test fails.
@@ -139,4 +139,102 @@ pub fn wait_files(dir: &Path, ext: &str, n: usize) -> Vec<PathBuf> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost that it signed, made with the
+/// `openssl` command in `dir` (EC P-256, valid for two days).
+pub struct TestCa {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn test_ca(dir: &Path, name: &str) -> Option<TestCa> {
+    if Command::new("openssl").arg("version").output().is_err() {
+        missing("openssl", "apt-get install openssl")?;
+    }
+    let f = |ext: &str| format!("{name}-{ext}");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let subject = format!("/CN=Millwatch test CA {name}");
+    let mut ca_args = vec!["req", "-x509", "-days", "2", "-subj", &subject];
+    let (ca_key, ca_pem) = (f("ca.key"), f("ca.pem"));
+    ca_args.extend(ec);
+    ca_args.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca_pem,
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(dir, &ca_args);
+    let (key, csr, cert, ext) = (
+        f("server.key"),
+        f("server.csr"),
+        f("server.pem"),
+        f("ext.cnf"),
+    );
+    std::fs::write(
+        dir.join(&ext),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    let mut req = vec![
+        "req",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ];
+    req.extend(ec);
+    openssl(dir, &req);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+    Some(TestCa {
+        ca: dir.join(ca_pem),
+        cert: dir.join(cert),
+        key: dir.join(key),
+    })
 }

@@ -7,6 +7,7 @@ body) as one JSON file in --dir and answers as the path says:
 
 With --hmac-secret it also records the signature it expects, computed here independently of
 the code under test: "sha256=" + hex(HMAC-SHA256(secret, body)).
+With --tls-cert and --tls-key it speaks HTTPS with that certificate.
 """
 
 import argparse
@@ -14,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +31,8 @@ def main():
     p.add_argument("--dir", required=True)
     p.add_argument("--status", type=int, default=200)
     p.add_argument("--hmac-secret", default=None)
+    p.add_argument("--tls-cert", default=None)
+    p.add_argument("--tls-key", default=None)
     args = p.parse_args()
 
     class Handler(BaseHTTPRequestHandler):
@@ -80,6 +84,13 @@ def main():
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        # The handshake happens in the request's thread, not in accept().
+        server.socket = ctx.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
     server.serve_forever()
 
 

@@ -2,6 +2,7 @@
 //! multipart/related with its inline PNG charts) over SMTP with lettre, and the SMTP result
 //! turned into a [`DeliveryOutcome`].
 
+use futures_util::future::BoxFuture;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -13,7 +14,7 @@ use super::config::{EmailConfig, SmtpTls};
 use super::render::{RenderedEmail, render};
 use crate::notify::alert::Notification;
 use crate::notify::outcome::DeliveryOutcome;
-use crate::notify::{NotifyError, Result};
+use crate::notify::{Notifier, NotifyError, Result};
 
 /// Sends notifications by email.
 #[derive(Clone)]
@@ -63,7 +64,7 @@ impl EmailNotifier {
 
     /// Renders the notification, sends it in one SMTP transaction to all recipients, and says
     /// what became of it.
-    pub async fn send(&self, notification: &Notification) -> DeliveryOutcome {
+    async fn deliver(&self, notification: &Notification) -> DeliveryOutcome {
         let rendered = render(&self.config.subject, notification);
         let message = match self.message(rendered) {
             Ok(m) => m,
@@ -118,6 +119,21 @@ impl EmailNotifier {
             MultiPart::alternative().singlepart(text).multipart(related)
         };
         builder.multipart(body)
+    }
+}
+
+impl Notifier for EmailNotifier {
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    /// Emails draw the recent history of their alerts as inline charts.
+    fn shows_history(&self) -> bool {
+        true
+    }
+
+    fn send<'a>(&'a self, notification: &'a Notification) -> BoxFuture<'a, DeliveryOutcome> {
+        Box::pin(self.deliver(notification))
     }
 }
 
@@ -178,7 +194,7 @@ fn certificate_error(e: &lettre::transport::smtp::Error) -> Option<String> {
 /// permanent; everything else — connection refused or
 /// dropped, timeouts, TLS failures, unparsable replies — may work on a later try.
 fn classify(config: &EmailConfig, e: &lettre::transport::smtp::Error) -> DeliveryOutcome {
-    let text = describe(e);
+    let text = crate::http::with_causes(e.to_string(), e);
     if let Some(cert) = certificate_error(e) {
         // Another try meets the same certificate: the trust settings must change first.
         let trusted = match &config.tls_ca_file {
@@ -200,20 +216,6 @@ fn classify(config: &EmailConfig, e: &lettre::transport::smtp::Error) -> Deliver
         return DeliveryOutcome::Permanent { reason: text };
     }
     DeliveryOutcome::unreachable(text)
-}
-
-fn describe(e: &lettre::transport::smtp::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -301,7 +303,7 @@ mod tests {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = silent.local_addr().expect("addr").port();
         let n = notifier(&format!("port: {port}\ntimeout: 300ms\n"));
-        match n.send(&notification(false)).await {
+        match n.deliver(&notification(false)).await {
             DeliveryOutcome::Retryable { reason, .. } => {
                 assert!(reason.contains("timed out after 300ms"), "{reason}")
             }
@@ -317,7 +319,7 @@ mod tests {
             .map(|a| a.port())
             .expect("port");
         let n = notifier(&format!("port: {port}\ntimeout: 2s\n"));
-        let got = n.send(&notification(false)).await;
+        let got = n.deliver(&notification(false)).await;
         assert!(got.is_retryable(), "{got}");
     }
 }
