@@ -105,13 +105,7 @@ pub fn hex_id(bytes: &[u8]) -> Option<String> {
     if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
         return None;
     }
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    Some(s)
+    Some(hex::encode(bytes))
 }
 
 /// An order-independent identity hash of an attribute list, seeded by `seed` (the parent's id):
