@@ -11,8 +11,9 @@ use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::prelude::{BASE64_STANDARD, Engine as _};
+use millwatch_exporters::notify::alert::labels;
 use millwatch_exporters::notify::{
-    Alert, DeliveryOutcome, Labels, Notification, Notifier, NotifierConfig, Point, Series,
+    Alert, DeliveryOutcome, Notification, Notifier, NotifierConfig, Point, Series,
 };
 use peers::*;
 use serde_json::Value;
@@ -49,13 +50,6 @@ fn notifier_tls(port: u16, tls: &str, extra: &str) -> Notifier {
     );
     let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
     Notifier::new(config).expect("notifier builds")
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn notification() -> Notification {
