@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use millwatch_exporters::notify::alert::labels;
 use millwatch_exporters::notify::{
     Alert, DeliveryOutcome, Labels, Notification, Notifier, NotifierConfig,
 };
@@ -58,13 +59,6 @@ fn amtool_query(port: u16) -> Vec<Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice::<Vec<Value>>(&out.stdout).expect("amtool json")
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn notifier(urls: &[String]) -> Box<dyn Notifier> {

@@ -10,8 +10,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, UNIX_EPOCH};
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
+use millwatch_exporters::notify::alert::labels;
 use millwatch_exporters::notify::{
-    Alert, DeliveryOutcome, Labels, Notification, Notifier, NotifierConfig, Point, Series,
+    Alert, DeliveryOutcome, Notification, Notifier, NotifierConfig, Point, Series,
 };
 use peers::*;
 use serde_json::Value;
@@ -48,13 +50,6 @@ fn notifier_tls(port: u16, tls: &str, extra: &str) -> Box<dyn Notifier> {
     );
     let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
     config.build().expect("notifier builds")
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn notification() -> Notification {
@@ -391,27 +386,7 @@ async fn email_to_a_server_whose_ca_is_not_trusted_fails_permanently_and_sends_n
 }
 
 fn decode_base64(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
-        }
-    };
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let Some(v) = val(c) else { continue };
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
+    // MIME breaks base64 into lines; the line breaks are not part of the data.
+    let joined: String = s.split_whitespace().collect();
+    BASE64_STANDARD.decode(joined).expect("base64")
 }

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use millwatch_exporters::notify::alert::labels;
 use millwatch_exporters::notify::{
-    Alert, DeliveryOutcome, Labels, Notification, Notifier, NotifierConfig, Point, Series,
+    Alert, DeliveryOutcome, Notification, Notifier, NotifierConfig, Point, Series,
 };
 use peers::*;
 use serde_json::Value;
@@ -40,13 +41,6 @@ fn recorder(dir: &Path, hmac_secret: Option<&str>) -> Option<Peer> {
 fn notifier(yaml: &str) -> Box<dyn Notifier> {
     let config: NotifierConfig = serde_yaml::from_str(yaml).expect("config parses");
     config.build().expect("notifier builds")
-}
-
-fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 fn t(secs: u64, nanos: u32) -> SystemTime {

@@ -40,7 +40,7 @@ impl Export {
             "signal": self.signal,
             "ok": self.ok,
             "error": self.error,
-            "request_hex": hex(&self.request),
+            "request_hex": hex::encode(&self.request),
         })
     }
 }
@@ -69,17 +69,6 @@ impl Recorder {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
-    }
-    s
 }
 
 pub struct RecordingLogExporter<E> {
@@ -210,9 +199,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_is_lowercase_and_padded() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(hex(&[]), "");
+    fn request_hex_is_lowercase_and_padded() {
+        let export = |request: Vec<u8>| Export {
+            signal: "logs",
+            request,
+            ok: true,
+            error: None,
+        };
+        assert_eq!(
+            export(vec![0x00, 0x0f, 0xa0, 0xff]).to_json()["request_hex"],
+            "000fa0ff"
+        );
+        assert_eq!(export(Vec::new()).to_json()["request_hex"], "");
     }
 
     #[test]

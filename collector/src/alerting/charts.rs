@@ -184,6 +184,7 @@ mod tests {
     use super::*;
     use crate::alerting::config::AlertingConfig;
     use crate::alerting::rules::compile;
+    use millwatch_exporters::notify::alert::labels;
 
     const S: i64 = 1_000_000_000;
 
@@ -196,7 +197,7 @@ mod tests {
     }
 
     fn drift_alert(feature: &str, starts: i64) -> Alert {
-        let labels: Labels = [
+        let labels = labels(&[
             ("alertname", "MillwatchDrift"),
             ("severity", "warning"),
             ("model", "churn"),
@@ -204,10 +205,7 @@ mod tests {
             ("feature", feature),
             ("detector", "drift"),
             ("test", "psi"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         Alert::firing(labels, Labels::new(), at(starts))
     }
 
@@ -293,15 +291,12 @@ mod tests {
                 .expect("point");
             }
         }
-        let labels: Labels = [
+        let labels = labels(&[
             ("alertname", "Hot"),
             ("severity", "warning"),
             ("hw_id", "spindle-1"),
             ("metric", "hw.temperature"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+        ]);
         let mut n = Notification::new(
             "mail",
             "k",

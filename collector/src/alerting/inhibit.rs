@@ -36,12 +36,10 @@ mod tests {
     use super::*;
     use millwatch_exporters::notify::Labels;
     use millwatch_exporters::notify::alert::fingerprint;
+    use millwatch_exporters::notify::alert::labels;
 
     fn entry(pairs: &[(&str, &str)], state: State) -> AlertEntry {
-        let labels: Labels = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let labels = labels(pairs);
         AlertEntry {
             fingerprint: fingerprint(&labels),
             rule: "r".into(),

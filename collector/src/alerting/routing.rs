@@ -122,13 +122,7 @@ fn build(c: &RouteConfig, parent: &Route, id: String) -> Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use millwatch_exporters::notify::alert::labels;
 
     fn tree(yaml: &str) -> Route {
         Route::tree(&serde_yaml::from_str::<RouteConfig>(yaml).expect("route"))

@@ -464,13 +464,7 @@ fn configured(r: &RuleConfig, condition: Condition) -> Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use millwatch_exporters::notify::alert::labels;
 
     #[test]
     fn matchers_parse_and_match() {

@@ -1,5 +1,6 @@
 //! OTLP attribute values: their JSON form for storage, their identity hash, and typed look-ups.
 
+use base64::prelude::{BASE64_STANDARD, Engine as _};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -52,7 +53,7 @@ pub fn value_json(value: Option<&AnyValue>, out: &mut String) {
         Some(Value::KvlistValue(kv)) => attributes_json(&kv.values, out),
         Some(Value::BytesValue(b)) => {
             out.push('"');
-            out.push_str(&base64(b));
+            out.push_str(&BASE64_STANDARD.encode(b));
             out.push('"');
         }
         Some(Value::StringValueStrindex(i)) => {
@@ -99,39 +100,12 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Lowercase hex of a trace or span id; `None` for an empty (absent) id.
 pub fn hex_id(bytes: &[u8]) -> Option<String> {
     if bytes.is_empty() || bytes.iter().all(|b| *b == 0) {
         return None;
     }
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    Some(s)
+    Some(hex::encode(bytes))
 }
 
 /// An order-independent identity hash of an attribute list, seeded by `seed` (the parent's id):

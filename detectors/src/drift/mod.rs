@@ -3,8 +3,8 @@
 //!
 //! Layout: `binned` (distances on proportions, binning), `ks` (KS statistic and p-values),
 //! `numeric` and `categorical` (the tests themselves), `sort`, `test` (the catalogue),
-//! `pair` (a column's two samples prepared once), `decision` (rules and corrections) and
-//! `report` (comparing two datasets, JSON and table output).
+//! `pair` (a column's two samples prepared once), `decision` (rules and corrections),
+//! `report` (comparing two datasets, the JSON output) and `table` (the terminal table).
 
 pub mod binned;
 pub mod categorical;
@@ -14,6 +14,7 @@ pub mod numeric;
 pub mod pair;
 pub mod report;
 pub mod sort;
+pub mod table;
 pub mod test;
 
 use serde::Serialize;
@@ -23,8 +24,9 @@ pub use ks::KsMethod;
 pub use pair::{CategoricalPair, ColumnPair, NumericPair};
 pub use report::{
     ColumnOverride, ColumnReport, DEFAULT_MIN_SAMPLES, DatasetReport, DatasetVerdict, DriftOptions,
-    MissingShare, TestSelection, UntestedColumn, UntestedReason, compare, render_table,
+    MissingShare, TestSelection, UntestedColumn, UntestedReason, compare,
 };
+pub use table::render_table;
 pub use test::DriftTest;
 
 /// What one test says about one pair of samples.

@@ -171,16 +171,9 @@ pub fn human_time(t: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::alert::{Labels, Point, Series};
+    use super::super::alert::{Point, Series, labels};
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn numbers_for_people() {

@@ -38,93 +38,80 @@ pub trait OtlpSignal: Send + Sync + 'static {
     fn encode_json(response: &Self::Response) -> Vec<u8>;
 }
 
-pub struct Metrics;
-pub struct Logs;
-pub struct Traces;
-
-impl OtlpSignal for Metrics {
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
-    const PATH: &'static str = "/v1/metrics";
-    const SIGNAL: Signal = Signal::Metrics;
-    type Request = ExportMetricsServiceRequest;
-    type Response = ExportMetricsServiceResponse;
-    async fn ingest(
-        ingest: &Ingest,
-        req: &Self::Request,
-        protocol: Protocol,
-    ) -> Result<Accepted, IngestError> {
-        ingest.metrics(req, protocol).await
-    }
-    fn response(a: Accepted) -> Self::Response {
-        ExportMetricsServiceResponse {
-            partial_success: (a.rejected > 0).then_some(ExportMetricsPartialSuccess {
-                rejected_data_points: a.rejected,
-                error_message: a.message,
-            }),
+/// Implements [`OtlpSignal`] for a signal from the parts that differ: its names, request and
+/// response types, pipeline entry point, partial-success type and the field that counts what
+/// was rejected, and its JSON codec.
+macro_rules! otlp_signal {
+    (
+        $signal:ident {
+            service: $name:literal,
+            path: $path:literal,
+            request: $request:ty,
+            response: $response:ident,
+            ingest: $ingest:ident,
+            partial: $partial:ident { $rejected:ident },
+            json: $decode:path, $encode:path $(,)?
         }
-    }
-    fn decode_json(body: &[u8]) -> Result<Self::Request, json::JsonError> {
-        json::decode_metrics(body)
-    }
-    fn encode_json(response: &Self::Response) -> Vec<u8> {
-        json::encode_metrics_response(response)
-    }
+    ) => {
+        pub struct $signal;
+
+        impl OtlpSignal for $signal {
+            const NAME: &'static str = $name;
+            const PATH: &'static str = $path;
+            const SIGNAL: Signal = Signal::$signal;
+            type Request = $request;
+            type Response = $response;
+            async fn ingest(
+                ingest: &Ingest,
+                req: &Self::Request,
+                protocol: Protocol,
+            ) -> Result<Accepted, IngestError> {
+                ingest.$ingest(req, protocol).await
+            }
+            fn response(a: Accepted) -> Self::Response {
+                $response {
+                    partial_success: (a.rejected > 0).then_some($partial {
+                        $rejected: a.rejected,
+                        error_message: a.message,
+                    }),
+                }
+            }
+            fn decode_json(body: &[u8]) -> Result<Self::Request, json::JsonError> {
+                $decode(body)
+            }
+            fn encode_json(response: &Self::Response) -> Vec<u8> {
+                $encode(response)
+            }
+        }
+    };
 }
 
-impl OtlpSignal for Logs {
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
-    const PATH: &'static str = "/v1/logs";
-    const SIGNAL: Signal = Signal::Logs;
-    type Request = ExportLogsServiceRequest;
-    type Response = ExportLogsServiceResponse;
-    async fn ingest(
-        ingest: &Ingest,
-        req: &Self::Request,
-        protocol: Protocol,
-    ) -> Result<Accepted, IngestError> {
-        ingest.logs(req, protocol).await
-    }
-    fn response(a: Accepted) -> Self::Response {
-        ExportLogsServiceResponse {
-            partial_success: (a.rejected > 0).then_some(ExportLogsPartialSuccess {
-                rejected_log_records: a.rejected,
-                error_message: a.message,
-            }),
-        }
-    }
-    fn decode_json(body: &[u8]) -> Result<Self::Request, json::JsonError> {
-        json::decode_logs(body)
-    }
-    fn encode_json(response: &Self::Response) -> Vec<u8> {
-        json::encode_logs_response(response)
-    }
-}
+otlp_signal!(Metrics {
+    service: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    path: "/v1/metrics",
+    request: ExportMetricsServiceRequest,
+    response: ExportMetricsServiceResponse,
+    ingest: metrics,
+    partial: ExportMetricsPartialSuccess { rejected_data_points },
+    json: json::decode_metrics, json::encode_metrics_response,
+});
 
-impl OtlpSignal for Traces {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
-    const PATH: &'static str = "/v1/traces";
-    const SIGNAL: Signal = Signal::Traces;
-    type Request = ExportTraceServiceRequest;
-    type Response = ExportTraceServiceResponse;
-    async fn ingest(
-        ingest: &Ingest,
-        req: &Self::Request,
-        protocol: Protocol,
-    ) -> Result<Accepted, IngestError> {
-        ingest.traces(req, protocol).await
-    }
-    fn response(a: Accepted) -> Self::Response {
-        ExportTraceServiceResponse {
-            partial_success: (a.rejected > 0).then_some(ExportTracePartialSuccess {
-                rejected_spans: a.rejected,
-                error_message: a.message,
-            }),
-        }
-    }
-    fn decode_json(body: &[u8]) -> Result<Self::Request, json::JsonError> {
-        json::decode_traces(body)
-    }
-    fn encode_json(response: &Self::Response) -> Vec<u8> {
-        json::encode_traces_response(response)
-    }
-}
+otlp_signal!(Logs {
+    service: "opentelemetry.proto.collector.logs.v1.LogsService",
+    path: "/v1/logs",
+    request: ExportLogsServiceRequest,
+    response: ExportLogsServiceResponse,
+    ingest: logs,
+    partial: ExportLogsPartialSuccess { rejected_log_records },
+    json: json::decode_logs, json::encode_logs_response,
+});
+
+otlp_signal!(Traces {
+    service: "opentelemetry.proto.collector.trace.v1.TraceService",
+    path: "/v1/traces",
+    request: ExportTraceServiceRequest,
+    response: ExportTraceServiceResponse,
+    ingest: traces,
+    partial: ExportTracePartialSuccess { rejected_spans },
+    json: json::decode_traces, json::encode_traces_response,
+});

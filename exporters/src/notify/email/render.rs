@@ -281,15 +281,8 @@ pub fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::alert::{Labels, Point, Series};
+    use crate::notify::alert::{Labels, Point, Series, labels};
     use std::time::{Duration, UNIX_EPOCH};
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn notification() -> Notification {
         let t = UNIX_EPOCH + Duration::from_secs(1_714_564_800);

@@ -134,7 +134,7 @@ fn id(value: Value, path: &Path, len: usize, what: &str) -> Result<Vec<u8>> {
             return Ok(Vec::new());
         }
         if s.len() == 2 * len
-            && let Some(bytes) = hex(s)
+            && let Ok(bytes) = hex::decode(s)
         {
             return Ok(bytes);
         }
@@ -148,21 +148,6 @@ fn id(value: Value, path: &Path, len: usize, what: &str) -> Result<Vec<u8>> {
         message.push_str(" (OTLP JSON writes ids in hex, not base64)");
     }
     Err(path.error(message))
-}
-
-fn hex(s: &str) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    s.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
-        .collect()
 }
 
 pub(super) fn trace_id(value: Value, path: &Path) -> Result<Vec<u8>> {

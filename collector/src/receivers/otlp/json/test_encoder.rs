@@ -95,17 +95,11 @@ impl Style {
     }
 
     fn hex(self, bytes: &[u8]) -> Value {
-        bytes
-            .iter()
-            .map(|b| {
-                if self.upper_hex {
-                    format!("{b:02X}")
-                } else {
-                    format!("{b:02x}")
-                }
-            })
-            .collect::<String>()
-            .into()
+        if self.upper_hex {
+            hex::encode_upper(bytes).into()
+        } else {
+            hex::encode(bytes).into()
+        }
     }
 
     fn list<T>(self, items: &[T], f: impl Fn(Style, &T) -> Value) -> Value {

@@ -1,0 +1,428 @@
+//! The engine: a thread of its own that follows the store by `event_id`, gathers each model
+//! version's baseline and windows, decides every closed window, and commits the results with
+//! the state they lead to in one transaction. Ingest never waits on it: a slow engine shows as
+//! lag (`millwatch_detection_lag_events`), never as a refused request.
+//!
+//! Layout: this file holds the engine and its passes; `settings` (how a model version is
+//! watched), `model` (one version's baseline and windows, and when they close), `intake`
+//! (events from the tap or the store), `telemetry` (lag, verdict delay and model info on
+//! `/metrics`), `thread` (the engine's own thread).
+
+mod intake;
+mod model;
+mod settings;
+mod telemetry;
+mod thread;
+
+pub use thread::{DetectionHandle, start};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use duckdb::Connection;
+use millwatch_exporters::prometheus::MetricsExposition;
+
+use super::commit_times::CommitTimes;
+use super::config::DetectionConfig;
+use super::log_lines::{self, DriftLog};
+use super::machine_health::MachineHealth;
+use super::performance;
+use super::results::{self, Finding, Gauges, Scope};
+use super::state::{self, ClosedWindow, EngineState, ModelRecord};
+use super::tap::InferenceTap;
+use super::windows::{ModelKey, Names, Selection, Window, read_events};
+use super::{DetectionError, Result};
+use crate::pipeline::now_ns;
+
+use model::{Decided, ModelState};
+use settings::Settings;
+use telemetry::DELAY_BUCKETS;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub events: usize,
+    pub windows_closed: usize,
+    pub baselines_ready: usize,
+    /// More events are known to wait (a full read, or commits the tap left out).
+    pub behind: bool,
+}
+
+pub struct Engine {
+    conn: Connection,
+    config: DetectionConfig,
+    gauges: Gauges,
+    cursor: Option<u64>,
+    models: BTreeMap<ModelKey, ModelState>,
+    health: MachineHealth,
+    behind_since: Option<Instant>,
+    /// Per model version, the model's feedback count and the windows closed at the last
+    /// performance pass: unchanged, there is nothing to re-evaluate.
+    performance_seen: HashMap<ModelKey, (u64, u64)>,
+    /// (model, version, resource) already on `millwatch_model_info`.
+    info_seen: HashMap<String, HashMap<String, HashSet<u64>>>,
+    /// When events were committed, to time verdicts; none in tests that drive the engine.
+    commit_times: Option<Arc<CommitTimes>>,
+    /// Verdict delays so far: per-bucket counts of [`DELAY_BUCKETS`] (+Inf last) and their sum.
+    delays: (Vec<u64>, f64),
+    /// Events handed over by the writer as it commits them; none in tests that drive the
+    /// engine from the store alone.
+    tap: Option<Arc<InferenceTap>>,
+    /// Whether everything stored up to the cursor was read, so the tap can take over; false at
+    /// start and after the tap left events out.
+    caught_up: bool,
+    names: Names,
+    /// Events were taken since the state was last saved.
+    unsaved: bool,
+    /// When the state was last committed; between decisions it is saved every [`SAVE_EVERY`].
+    saved_at: Instant,
+    /// Which versions' last window drifted, to log when that changes.
+    drift_log: DriftLog,
+}
+
+/// How often the cursor and open windows are saved when no window closes. Events after the
+/// saved cursor are read again after a restart, so this bounds only the work redone.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+impl Engine {
+    /// Opens the engine on its own connection and restores its persisted state: baselines are
+    /// loaded and each open window is read back from the store up to the cursor.
+    pub fn open(
+        conn: Connection,
+        config: DetectionConfig,
+        exposition: &MetricsExposition,
+    ) -> Result<Engine> {
+        let gauges =
+            Gauges::register(exposition).map_err(|e| DetectionError::Metrics(e.to_string()))?;
+        let saved = state::load(&conn)?;
+        let health =
+            MachineHealth::new(&config.machine_health, saved.health.clone(), gauges.clone())?;
+        let mut engine = Engine {
+            conn,
+            config,
+            gauges,
+            cursor: saved.cursor,
+            models: BTreeMap::new(),
+            health,
+            behind_since: None,
+            performance_seen: HashMap::new(),
+            info_seen: HashMap::new(),
+            commit_times: None,
+            delays: (vec![0; DELAY_BUCKETS.len() + 1], 0.0),
+            tap: None,
+            caught_up: false,
+            names: Names::default(),
+            unsaved: false,
+            saved_at: Instant::now(),
+            drift_log: DriftLog::default(),
+        };
+        // On /metrics from the start, so that a fresh collector shows no lag and no verdicts
+        // yet rather than no data; the first pass sets the real lag.
+        engine.gauges.lag_events.set(&[], 0.0);
+        engine.gauges.lag_seconds.set(&[], 0.0);
+        engine.gauges.verdict_delay.set_histogram(
+            &[],
+            &DELAY_BUCKETS,
+            &engine.delays.0,
+            engine.delays.1,
+        );
+        for rec in saved.models {
+            let key = ModelKey {
+                model: rec.model.clone(),
+                version: rec.version.clone(),
+            };
+            let settings = Settings::of(&engine.config, &key);
+            let baseline = if rec.baseline_ready {
+                state::load_baseline(&engine.conn, &key)?
+            } else {
+                None
+            };
+            let mut open = Window::default();
+            if let (Some(first), Some(cursor)) = (rec.open_first_event_id, engine.cursor) {
+                open.events = read_events(
+                    &engine.conn,
+                    Selection::Range {
+                        key: &key,
+                        first,
+                        last: cursor,
+                    },
+                )?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect();
+                if open.len() != rec.open_events {
+                    tracing::warn!(model = %key.model, version = %key.version, expected = rec.open_events, found = open.len(),
+                        "the open window lost events to retention before the restart");
+                }
+            }
+            engine.gauges.windows.set(
+                &[("model", &key.model), ("version", &key.version)],
+                rec.windows_closed as f64,
+            );
+            engine.models.insert(
+                key,
+                ModelState {
+                    settings,
+                    baseline,
+                    open,
+                    windows_closed: rec.windows_closed,
+                    events_seen: rec.events_seen,
+                    last_event_id: rec.last_event_id,
+                    since_decision: rec.since_decision,
+                    window_end_ns: rec.window_end_ns,
+                    last_push: Instant::now(),
+                },
+            );
+        }
+        Ok(engine)
+    }
+
+    /// Takes committed events from `tap` instead of reading them back from the store.
+    pub fn with_tap(mut self, tap: Arc<InferenceTap>) -> Engine {
+        self.tap = Some(tap);
+        self
+    }
+
+    /// Times each verdict from the commit of its window's last event.
+    pub fn with_commit_times(mut self, times: Arc<CommitTimes>) -> Engine {
+        self.commit_times = Some(times);
+        self
+    }
+
+    /// The last event id accounted for.
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor
+    }
+
+    /// One pass: takes the events committed since the last one (handed over by the tap, or read
+    /// from the store at start and after a gap, at most `batch_events`), closes the windows
+    /// they fill and the time windows that went quiet, and commits the results with the state
+    /// they lead to.
+    pub fn step(&mut self) -> Result<Pass> {
+        let limit = self.config.batch_events.get();
+        let (events, behind) = self.next_events(limit)?;
+        let mut pass = Pass {
+            events: events.len(),
+            behind,
+            ..Pass::default()
+        };
+        let now = now_ns();
+        let mut new_baselines: Vec<ModelKey> = Vec::new();
+        let mut closed: Vec<Decided> = Vec::new();
+        if let Some((_, e)) = events.last() {
+            self.cursor = Some(e.event_id);
+        }
+        for (key, event) in events {
+            if !self.models.contains_key(&key) {
+                let m = self.new_model(&key);
+                log_lines::model_seen(&key, m.baseline.as_ref(), m.settings.baseline_events);
+                if m.baseline.is_some() {
+                    new_baselines.push(key.clone());
+                }
+                self.models.insert(key.clone(), m);
+            }
+            let Some(m) = self.models.get_mut(&key) else {
+                continue;
+            };
+            if let Some(decided) = m.push(&key, event) {
+                if decided.window.index == 0 {
+                    new_baselines.push(key.clone());
+                    pass.baselines_ready += 1;
+                } else {
+                    closed.push(decided);
+                }
+            }
+        }
+        if !behind {
+            let grace = self.config.time_window_grace;
+            for (key, m) in &mut self.models {
+                closed.extend(m.close_quiet(key, now, grace));
+            }
+        }
+        pass.windows_closed = closed.len();
+        self.unsaved |= pass.events > 0;
+        let decided_any = !closed.is_empty() || !new_baselines.is_empty();
+        if decided_any || (self.unsaved && self.saved_at.elapsed() >= SAVE_EVERY) {
+            self.commit_decisions(&new_baselines, &closed, now)?;
+        }
+
+        let decided = Instant::now();
+        for d in &closed {
+            let w = &d.window;
+            let windows = self.models.get(&w.key).map_or(0, |m| m.windows_closed);
+            self.gauges
+                .publish_window(&w.key.model, &w.key.version, &d.findings, windows);
+            self.drift_log.window(&w.key, w.index, &d.findings);
+            if let Some(p) = &d.predictions {
+                self.gauges
+                    .publish_predictions(&w.key.model, &w.key.version, p);
+            }
+            if d.by_clock {
+                continue;
+            }
+            if let Some(at) = self
+                .commit_times
+                .as_ref()
+                .and_then(|t| t.committed_at(w.last_event_id))
+            {
+                self.observe_delay(decided.saturating_duration_since(at).as_secs_f64());
+            }
+        }
+        self.publish_lag(behind)?;
+        Ok(pass)
+    }
+
+    /// Saves baselines, closed windows with their findings, and the engine's state, in one
+    /// transaction.
+    fn commit_decisions(
+        &mut self,
+        new_baselines: &[ModelKey],
+        closed: &[Decided],
+        now: i64,
+    ) -> Result<()> {
+        let snapshot = self.snapshot();
+        let tx = self.conn.transaction()?;
+        for key in new_baselines {
+            if let Some(b) = self.models.get(key).and_then(|m| m.baseline.as_ref()) {
+                state::save_baseline(&tx, key, b, now)?;
+            }
+        }
+        let scopes: Vec<Scope> = closed.iter().map(|d| d.window.scope()).collect();
+        let mut rows = Vec::new();
+        for (d, scope) in closed.iter().zip(&scopes) {
+            rows.extend(d.findings.iter().map(|f| (scope, f)));
+        }
+        state::insert_windows(&tx, closed.iter().map(|d| &d.window), now)?;
+        results::insert_all(&tx, now, &rows)?;
+        state::save(&tx, &snapshot, now)?;
+        tx.commit()?;
+        self.saved_at = Instant::now();
+        self.unsaved = false;
+        Ok(())
+    }
+
+    /// Saves the cursor and open windows if events were taken since the last save (at shutdown,
+    /// so that a restart reads nothing again).
+    pub fn save_state(&mut self) -> Result<()> {
+        if self.unsaved {
+            self.commit_decisions(&[], &[], now_ns())?;
+        }
+        Ok(())
+    }
+    fn snapshot(&self) -> EngineState {
+        EngineState {
+            cursor: self.cursor,
+            models: self
+                .models
+                .iter()
+                .map(|(k, m)| ModelRecord {
+                    model: k.model.clone(),
+                    version: k.version.clone(),
+                    open_first_event_id: m.open.first_event_id(),
+                    open_events: m.open.len(),
+                    baseline_ready: m.baseline.is_some(),
+                    windows_closed: m.windows_closed,
+                    events_seen: m.events_seen,
+                    last_event_id: m.last_event_id,
+                    since_decision: m.since_decision,
+                    window_end_ns: m.window_end_ns,
+                })
+                .collect(),
+            health: self.health.state(),
+        }
+    }
+
+    /// Re-evaluates the performance of recent closed windows that gained feedback since their
+    /// last evaluation; returns how many windows were re-evaluated.
+    pub fn performance_pass(&mut self) -> Result<usize> {
+        let now = now_ns();
+        let min = self.config.performance_min_labels.get();
+        let keep = self.config.performance_windows.get();
+        let mut updates: Vec<(ClosedWindow, u64, Vec<Finding>)> = Vec::new();
+        let keys: Vec<ModelKey> = self.models.keys().cloned().collect();
+        for key in keys {
+            let Some(m) = self.models.get(&key) else {
+                continue;
+            };
+            if m.windows_closed == 0 {
+                continue;
+            }
+            let feedback: u64 = self.conn.query_row(
+                "SELECT count(*) FROM feedback WHERE model = ?",
+                [&key.model],
+                |r| r.get(0),
+            )?;
+            let seen = (feedback, m.windows_closed);
+            if feedback == 0 || self.performance_seen.get(&key) == Some(&seen) {
+                continue;
+            }
+            self.performance_seen.insert(key.clone(), seen);
+            let baseline_range = m
+                .baseline
+                .as_ref()
+                .and_then(|b| Some((b.first_event_id?, b.last_event_id?)));
+            let windows = state::recent_windows(&self.conn, &key, keep)?;
+            let mut fresh = Vec::new();
+            for w in windows {
+                let labels =
+                    performance::labelled(&self.conn, &key, w.first_event_id, w.last_event_id)?;
+                if labels.len() as u64 > w.labelled && labels.len() >= min {
+                    fresh.push((w, labels));
+                }
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            let baseline_labels = match baseline_range {
+                Some((first, last)) => Some(performance::labelled(&self.conn, &key, first, last)?),
+                None => None,
+            };
+            for (w, labels) in fresh {
+                let findings = performance::evaluate(baseline_labels.as_ref(), &labels, min);
+                updates.push((w, labels.len() as u64, findings));
+            }
+        }
+        if updates.is_empty() {
+            return Ok(0);
+        }
+        let tx = self.conn.transaction()?;
+        let scopes: Vec<Scope> = updates.iter().map(|(w, ..)| w.scope()).collect();
+        let mut rows = Vec::new();
+        for ((w, labelled, findings), scope) in updates.iter().zip(&scopes) {
+            state::set_labelled(&tx, &w.key, w.index, *labelled)?;
+            rows.extend(findings.iter().map(|f| (scope, f)));
+        }
+        results::insert_all(&tx, now, &rows)?;
+        tx.commit()?;
+        // The newest window with labels is what the gauges show.
+        let mut newest: BTreeMap<&ModelKey, &(ClosedWindow, u64, Vec<Finding>)> = BTreeMap::new();
+        for u in &updates {
+            let e = newest.entry(&u.0.key).or_insert(u);
+            if u.0.index > e.0.index {
+                *e = u;
+            }
+        }
+        for (key, (_, _, findings)) in newest {
+            self.gauges
+                .publish_performance(&key.model, &key.version, findings);
+        }
+        Ok(updates.len())
+    }
+
+    /// Runs the machine-health rules on metric points stored since the last pass.
+    pub fn health_pass(&mut self, now_ns: i64) -> Result<usize> {
+        let findings = self.health.pass(&self.conn, now_ns)?;
+        if findings.is_empty() && !self.health.dirty() {
+            return Ok(0);
+        }
+        let snapshot = self.snapshot();
+        let tx = self.conn.transaction()?;
+        let rows: Vec<(&Scope, &Finding)> = findings.iter().map(|(s, f)| (s, f)).collect();
+        results::insert_all(&tx, now_ns, &rows)?;
+        state::save(&tx, &snapshot, now_ns)?;
+        tx.commit()?;
+        self.health.committed();
+        Ok(findings.len())
+    }
+}
