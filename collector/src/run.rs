@@ -229,11 +229,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         });
     }
 
+    let shutdown = shutdown_signal().context("cannot install the SIGINT/SIGTERM handlers")?;
     api_state.ready.store(true, Ordering::Relaxed);
     tracing::info!("millwatch is ready");
 
     let failed = tokio::select! {
-        _ = shutdown_signal() => None,
+        _ = shutdown => None,
         Some(result) = servers.join_next() => Some(result),
     };
     api_state.ready.store(false, Ordering::Relaxed);
@@ -342,23 +343,27 @@ async fn serve_axum(
         .context("HTTP server")
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGINT and SIGTERM handlers now and returns what waits for either: made
+/// before the collector says it is ready, so a signal sent as soon as `/readyz` answers 200
+/// shuts it down cleanly instead of killing it (a handler made on first poll came too late).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => tracing::info!("SIGINT received"),
+                _ = term.recv() => tracing::info!("SIGTERM received"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received"),
-        _ = term => tracing::info!("SIGTERM received"),
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C received");
+        })
     }
 }
