@@ -113,7 +113,7 @@ pub fn main() -> ExitCode {
                 }
             };
             if args.print_config {
-                match serde_yaml::to_string(&config) {
+                match serde_saphyr::to_string(&config) {
                     Ok(yaml) => print!("{yaml}"),
                     Err(e) => {
                         eprintln!("error: {e}");

@@ -210,9 +210,10 @@ fn versions_have_their_own_baselines_unless_compared_with_the_previous_one() {
     }
     rows.extend(v2);
     ts2.store(batch_of(rows));
-    let cfg: DetectionConfig =
-        serde_yaml::from_str("models:\n  - name: press\n    compare_with_previous_version: true\n")
-            .expect("config");
+    let cfg: DetectionConfig = serde_saphyr::from_str(
+        "models:\n  - name: press\n    compare_with_previous_version: true\n",
+    )
+    .expect("config");
     let mut engine = ts2.engine(cfg);
     drain(&mut engine);
     let drifted = ts2.query_strings("SELECT DISTINCT feature FROM detections WHERE drifted AND detector = 'drift' AND version = '2.0' ORDER BY 1");
@@ -229,7 +230,7 @@ fn per_model_settings_apply_and_ignored_features_are_not_tested() {
     let ts = TestStore::open("per-model");
     let mut rng = Rng(3);
     ts.store(batch_of(events(&mut rng, "press", 0, 1500, 700)));
-    let cfg: DetectionConfig = serde_yaml::from_str(
+    let cfg: DetectionConfig = serde_saphyr::from_str(
         "models:\n  - name: press\n    baseline: {first_events: 500}\n    window_events: 500\n    ignore_features: [site]\n    features:\n      a: {test: psi, threshold: 0.5}\n",
     )
     .expect("config");
@@ -568,7 +569,7 @@ fn sliding_count_windows_decide_every_slide_events() {
     let mut rng = Rng(31);
     // Baseline 0..1000, then 2000 events: windows of 1000 decided every 250 events.
     ts.store(batch_of(events(&mut rng, "press", 0, 3000, u64::MAX)));
-    let cfg: DetectionConfig = serde_yaml::from_str(
+    let cfg: DetectionConfig = serde_saphyr::from_str(
         "models:\n  - name: press\n    window_events: 1000\n    slide_events: 250\n",
     )
     .expect("config");
@@ -595,7 +596,7 @@ fn sliding_windows_survive_a_restart_between_decisions() {
     let ts = TestStore::open("sliding-restart");
     let mut rng = Rng(32);
     let cfg = || -> DetectionConfig {
-        serde_yaml::from_str(
+        serde_saphyr::from_str(
             "models:\n  - name: press\n    window_events: 1000\n    slide_events: 250\n",
         )
         .expect("config")
@@ -626,7 +627,7 @@ fn time_windows_hold_the_events_of_their_period() {
     // windows of 400 ms (400 events each), the last one still open.
     ts.store(batch_of(events(&mut rng, "press", 0, 2300, u64::MAX)));
     let cfg: DetectionConfig =
-        serde_yaml::from_str("models:\n  - name: press\n    window_duration: 400ms\n")
+        serde_saphyr::from_str("models:\n  - name: press\n    window_duration: 400ms\n")
             .expect("config");
     let mut engine = ts.engine(cfg);
     let closed = drain(&mut engine);
@@ -660,7 +661,7 @@ fn a_baseline_from_a_time_range_of_stored_events_of_another_version() {
     let until = humantime::format_rfc3339(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(base_s * 1000 + 800),
     );
-    let cfg: DetectionConfig = serde_yaml::from_str(&format!(
+    let cfg: DetectionConfig = serde_saphyr::from_str(&format!(
         "models:\n  - name: press\n    version: '2.0'\n    baseline: {{time_range: {{since: '{since}', until: '{until}', version: '1.0'}}}}\n"
     ))
     .expect("config");
@@ -710,7 +711,7 @@ fn prediction_distributions_of_the_window_and_its_baseline_are_on_metrics() {
     );
     ts.store(batch_of(rows));
     let cfg: DetectionConfig =
-        serde_yaml::from_str("baseline_events: 10\nwindow_events: 10\n").expect("config");
+        serde_saphyr::from_str("baseline_events: 10\nwindow_events: 10\n").expect("config");
     let exposition = MetricsExposition::new(ExpositionConfig::default());
     let mut engine = ts.engine_with(cfg, &exposition);
     assert_eq!(drain(&mut engine), 2);
@@ -851,7 +852,7 @@ fn a_time_window_past_its_end_is_decided_once_its_model_goes_quiet() {
     // is still open when the events stop; its end is long past on the clock.
     ts.store(batch_of(events(&mut rng, "press", 0, 2300, u64::MAX)));
     let yaml = "time_window_grace: 0s\nmodels:\n  - name: press\n    window_duration: 400ms\n";
-    let cfg: DetectionConfig = serde_yaml::from_str(yaml).expect("config");
+    let cfg: DetectionConfig = serde_saphyr::from_str(yaml).expect("config");
     let mut engine = ts.engine(cfg);
     drain(&mut engine);
     let sizes = ts.query_strings("SELECT CAST(events AS VARCHAR) FROM detection_windows WHERE window_index > 0 ORDER BY window_index");

@@ -157,17 +157,17 @@ mod tests {
             every: Duration::from_millis(250),
             keep: Some(Duration::from_secs(30 * 86_400)),
         };
-        let yaml = serde_yaml::to_string(&s).expect("serialise");
+        let yaml = serde_saphyr::to_string(&s).expect("serialise");
         assert_eq!(yaml, "every: 250ms\nkeep: 30d\n");
-        assert_eq!(serde_yaml::from_str::<Settings>(&yaml).expect("read"), s);
+        assert_eq!(serde_saphyr::from_str::<Settings>(&yaml).expect("read"), s);
         let none = Settings { keep: None, ..s };
-        let yaml = serde_yaml::to_string(&none).expect("serialise");
+        let yaml = serde_saphyr::to_string(&none).expect("serialise");
         assert_eq!(yaml, "every: 250ms\nkeep: null\n");
-        assert_eq!(serde_yaml::from_str::<Settings>(&yaml).expect("read"), none);
+        assert_eq!(serde_saphyr::from_str::<Settings>(&yaml).expect("read"), none);
         let loose: Settings =
-            serde_yaml::from_str("every: 1h 30m\nkeep: 30 days\n").expect("humantime's forms");
+            serde_saphyr::from_str("every: 1h 30m\nkeep: 30 days\n").expect("humantime's forms");
         assert_eq!(loose.every, Duration::from_secs(5_400));
-        let err = serde_yaml::from_str::<Settings>("every: soon\nkeep: null\n").expect_err("bad");
+        let err = serde_saphyr::from_str::<Settings>("every: soon\nkeep: null\n").expect_err("bad");
         assert!(err.to_string().contains("expected a duration"), "{err}");
     }
 }

@@ -72,7 +72,7 @@ fn notifier(urls: &[String]) -> Notifier {
         "{{ type: alertmanager, urls: [{}], timeout: 5s }}\n",
         urls.join(", ")
     );
-    let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
+    let config: NotifierConfig = serde_saphyr::from_str(&yaml).expect("config parses");
     Notifier::new(config).expect("notifier builds")
 }
 

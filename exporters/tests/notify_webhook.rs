@@ -38,7 +38,7 @@ fn recorder(dir: &Path, hmac_secret: Option<&str>) -> Option<Peer> {
 }
 
 fn notifier(yaml: &str) -> Notifier {
-    let config: NotifierConfig = serde_yaml::from_str(yaml).expect("config parses");
+    let config: NotifierConfig = serde_saphyr::from_str(yaml).expect("config parses");
     Notifier::new(config).expect("notifier builds")
 }
 

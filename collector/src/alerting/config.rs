@@ -610,7 +610,8 @@ mod tests {
             ),
             (
                 "alerting:\n  rules:\n    - name: X\n      detections: ['detector~\"drift\"']\n",
-                "test.yaml:4:7: alerting.rules[0].detections",
+                // At the matcher itself, inside the flow list.
+                "test.yaml:4:20: alerting.rules[0].detections[0]: bad matcher",
             ),
             (
                 "alerting:\n  rules:\n    - name: X\n      detections: ['detector=~\"(drift\"']\n",
@@ -643,7 +644,7 @@ mod tests {
             ("alerting:\n  rutes: []\n", "unknown field `rutes`"),
             (
                 "alerting:\n  rules:\n    - { name: MillwatchDrift, detections: [] }\n",
-                "test.yaml:3:7: alerting.rules[0].name: a rule named `MillwatchDrift` exists already",
+                "test.yaml:3:9: alerting.rules[0].name: a rule named `MillwatchDrift` exists already",
             ),
         ] {
             let err = load(yaml).expect_err(yaml);

@@ -131,7 +131,7 @@ mod tests {
     }
 
     fn tree(yaml: &str) -> Route {
-        Route::tree(&serde_yaml::from_str::<RouteConfig>(yaml).expect("route"))
+        Route::tree(&serde_saphyr::from_str::<RouteConfig>(yaml).expect("route"))
     }
 
     #[test]

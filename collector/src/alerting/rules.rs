@@ -581,7 +581,7 @@ mod tests {
         assert_eq!(a.annotations["summary"], "from the verdict");
         assert_eq!(steps[1].alert.labels, a.labels);
         // A matcher on `verdict`: another verdict of the watched series ends its alert.
-        let config: AlertingConfig = serde_yaml::from_str(
+        let config: AlertingConfig = serde_saphyr::from_str(
             "rules: [{name: OutOfRange, detections: ['detector=\"data_quality\"', 'verdict=~\".*out_of_range.*\"'], annotations: {summary: '{{ $labels.feature }} at {{ $value }}'}}]",
         )
         .expect("config");

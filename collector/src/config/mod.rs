@@ -314,14 +314,14 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_default() {
-        let c: Config = serde_yaml::from_str("{}").expect("parses");
+        let c: Config = serde_saphyr::from_str("{}").expect("parses");
         assert_eq!(c, Config::default());
         assert_eq!(c.receivers.otlp.max_body_size.0, 20 * 1024 * 1024);
     }
 
     #[test]
     fn sizes_and_durations() {
-        let c: Config = serde_yaml::from_str(
+        let c: Config = serde_saphyr::from_str(
             "receivers:\n  otlp:\n    max_body_size: 4MiB\nstore:\n  retention: 7d\npipeline:\n  retry_after: 250ms\n",
         )
         .expect("parses");
@@ -333,7 +333,7 @@ mod tests {
 
     #[test]
     fn the_printed_configuration_reads_as_the_readme_and_back() {
-        let yaml = serde_yaml::to_string(&Config::default()).expect("serialise");
+        let yaml = serde_saphyr::to_string(&Config::default()).expect("serialise");
         for line in [
             "  retention: 30d\n",
             "  retention_interval: 1h\n",
@@ -347,20 +347,20 @@ mod tests {
         }
         assert!(!yaml.contains("days"), "{yaml}");
         assert_eq!(
-            serde_yaml::from_str::<Config>(&yaml).expect("reads back"),
+            serde_saphyr::from_str::<Config>(&yaml).expect("reads back"),
             Config::default()
         );
 
-        let custom: Config = serde_yaml::from_str(
+        let custom: Config = serde_saphyr::from_str(
             "receivers:\n  otlp:\n    max_body_size: 1500\nstore:\n  retention: 1h 30m\n  checkpoint_threshold: 1GB\n",
         )
         .expect("parses");
-        let yaml = serde_yaml::to_string(&custom).expect("serialise");
+        let yaml = serde_saphyr::to_string(&custom).expect("serialise");
         assert!(yaml.contains("  retention: 1h30m\n"), "{yaml}");
         assert!(yaml.contains("  checkpoint_threshold: 1GB\n"), "{yaml}");
         assert!(yaml.contains("    max_body_size: 1500\n"), "{yaml}");
         assert_eq!(
-            serde_yaml::from_str::<Config>(&yaml).expect("reads back"),
+            serde_saphyr::from_str::<Config>(&yaml).expect("reads back"),
             custom
         );
     }
@@ -368,7 +368,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         let err =
-            serde_yaml::from_str::<Config>("api:\n  endpont: 127.0.0.1:1\n").expect_err("refused");
+            serde_saphyr::from_str::<Config>("api:\n  endpont: 127.0.0.1:1\n").expect_err("refused");
         assert!(err.to_string().contains("unknown field `endpont`"), "{err}");
     }
 }

@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn defaults_and_a_model() {
-        let c: DetectionConfig = serde_yaml::from_str(
+        let c: DetectionConfig = serde_saphyr::from_str(
             "models:\n  - name: spindle\n    ignore_features: [id]\n    features:\n      temp: {test: psi, threshold: 0.2}\n    baseline: {first_events: 500}\n",
         )
         .expect("parses");
@@ -373,20 +373,20 @@ mod tests {
 
     #[test]
     fn unknown_tests_and_options_are_refused() {
-        let err = serde_yaml::from_str::<DetectionConfig>(
+        let err = serde_saphyr::from_str::<DetectionConfig>(
             "models:\n  - name: m\n    features:\n      a: {test: tt}\n",
         )
         .expect_err("refused");
         assert!(err.to_string().contains("tt"), "{err}");
         assert!(
-            serde_yaml::from_str::<DetectionConfig>("models:\n  - name: m\n    window_time: 5m\n")
+            serde_saphyr::from_str::<DetectionConfig>("models:\n  - name: m\n    window_time: 5m\n")
                 .is_err()
         );
     }
 
     #[test]
     fn window_shapes_and_time_range_baselines() {
-        let c: DetectionConfig = serde_yaml::from_str(
+        let c: DetectionConfig = serde_saphyr::from_str(
             "models:\n  - name: a\n    window_events: 500\n    slide_events: 100\n  - name: b\n    window_duration: 1h\n    slide_duration: 15m\n    baseline: {time_range: {since: 2026-11-02T06:00:00Z, until: 2026-11-02T14:00:00Z, version: 3.1.0}}\n",
         )
         .expect("parses");
@@ -416,7 +416,7 @@ mod tests {
                 "at most window_events",
             ),
         ] {
-            let err = serde_yaml::from_str::<DetectionConfig>(&format!(
+            let err = serde_saphyr::from_str::<DetectionConfig>(&format!(
                 "models:\n  - name: m\n    {yaml}\n"
             ))
             .expect_err(yaml)
@@ -427,7 +427,7 @@ mod tests {
 
     #[test]
     fn health_rules_parse() {
-        let c: DetectionConfig = serde_yaml::from_str(
+        let c: DetectionConfig = serde_saphyr::from_str(
             "machine_health:\n  - name: spindle-hot\n    metric: hw.temperature\n    attributes: {hw.id: spindle-1}\n    check: {kind: chart, chart: {kind: ewma, lambda: 0.1}, reference_points: 100}\n  - name: silent\n    metric: hw.temperature\n    check: {kind: absence, interval: 10s, intervals: 3}\n",
         )
         .expect("parses");

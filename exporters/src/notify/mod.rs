@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn receiver_lists_parse_and_refuse_unknown_kinds() {
-        let list: Vec<NotifierConfig> = serde_yaml::from_str(
+        let list: Vec<NotifierConfig> = serde_saphyr::from_str(
             "- { type: email, host: smtp.example.net, from: mw@example.net, to: [a@example.net] }\n- { type: webhook, url: \"http://127.0.0.1:9/hook\", format: teams }\n- { type: alertmanager, urls: [\"http://127.0.0.1:9093\"] }\n",
         )
         .expect("parses");
@@ -146,7 +146,7 @@ mod tests {
             ),
             ("- { url: \"http://x/\" }\n", "missing field `type`"),
         ] {
-            let err = serde_yaml::from_str::<Vec<NotifierConfig>>(yaml)
+            let err = serde_saphyr::from_str::<Vec<NotifierConfig>>(yaml)
                 .expect_err(yaml)
                 .to_string();
             assert!(err.contains(want), "{yaml}: {err}");

@@ -98,13 +98,13 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s: Secret = serde_yaml::from_str("hunter2").expect("parses");
+        let s: Secret = serde_saphyr::from_str("hunter2").expect("parses");
         assert_eq!(s.expose(), "hunter2");
         assert_eq!(format!("{s:?}"), "<redacted>");
         assert_eq!(serde_json::to_string(&s).expect("json"), "\"<redacted>\"");
 
         let u: SecretUrl =
-            serde_yaml::from_str("https://hooks.slack.com/services/T0/B0/XYZ").expect("parses");
+            serde_saphyr::from_str("https://hooks.slack.com/services/T0/B0/XYZ").expect("parses");
         assert_eq!(u.expose().path(), "/services/T0/B0/XYZ");
         assert_eq!(format!("{u:?}"), "https://hooks.slack.com/<redacted>");
         assert!(!serde_json::to_string(&u).expect("json").contains("XYZ"));

@@ -378,7 +378,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn config(yaml: &str) -> std::result::Result<WebhookConfig, String> {
-        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
     }
 
     fn notification(alerts: usize) -> Notification {

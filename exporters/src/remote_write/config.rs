@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_the_defaults() {
-        let c: RemoteWriteConfig = serde_yaml::from_str(
+        let c: RemoteWriteConfig = serde_saphyr::from_str(
             "url: http://127.0.0.1:9090/api/v1/write\nqueue: { dir: /tmp/q }\n",
         )
         .expect("parses");
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn full_config_parses() {
-        let c: RemoteWriteConfig = serde_yaml::from_str(
+        let c: RemoteWriteConfig = serde_saphyr::from_str(
             "url: https://mimir.example.net/api/v1/push\nheaders: { X-Scope-OrgID: plant-a }\nauth: { type: basic, username: u, password: p }\nmax_samples_per_send: 500\nflush_interval: 250ms\ntimeout: 10s\nqueue: { dir: /var/lib/mw/rw, max_bytes: 1048576 }\nretry: { min_backoff: 100ms, max_backoff: 10s, max_retry_after: 1m }\n",
         )
         .expect("parses");
@@ -278,7 +278,7 @@ mod tests {
             ),
         ];
         for (yaml, want) in table {
-            let err = serde_yaml::from_str::<RemoteWriteConfig>(yaml)
+            let err = serde_saphyr::from_str::<RemoteWriteConfig>(yaml)
                 .expect_err(yaml)
                 .to_string();
             assert!(err.contains(want), "{yaml}: {err}");

@@ -244,7 +244,7 @@ mod tests {
     use super::*;
 
     fn config(yaml: &str) -> Result<EmailConfig, String> {
-        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
     }
 
     #[test]
