@@ -23,7 +23,8 @@ pub enum MatchOp {
 
 /// `name="value"`, `name!="value"`, `name=~"regex"` or `name!~"regex"`, as in Alertmanager.
 /// A missing label has the value `""`; a regular expression must match the whole value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct Matcher {
     pub name: String,
     pub op: MatchOp,
@@ -170,7 +171,8 @@ enum Piece {
 }
 
 /// An annotation template: text with `{{ $labels.NAME }}` and `{{ $value }}`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct Template {
     source: String,
     pieces: Vec<Piece>,

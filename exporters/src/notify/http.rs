@@ -17,7 +17,7 @@ use crate::remote_write::AuthConfig;
 const RESERVED: [&str; 4] = ["content-type", "content-length", "host", "authorization"];
 
 /// Extra request headers, checked when the configuration is read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Headers(BTreeMap<String, String>);
 
@@ -182,7 +182,8 @@ mod tests {
 
     #[test]
     fn headers_are_checked_when_read() {
-        let ok: Headers = serde_saphyr::from_str("{ X-Plant: north, X-Scope-OrgID: a }").expect("ok");
+        let ok: Headers =
+            serde_saphyr::from_str("{ X-Plant: north, X-Scope-OrgID: a }").expect("ok");
         assert!(ok.contains("x-plant"));
         for (yaml, want) in [
             ("{ Content-Type: text/plain }", "set by the notifier"),

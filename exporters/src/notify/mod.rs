@@ -54,7 +54,7 @@ type Result<T> = std::result::Result<T, NotifyError>;
 /// One way of delivering notifications, as a receiver lists it in the collector's config:
 /// `{ type: email, ... }`, `{ type: webhook, ... }` or `{ type: alertmanager, ... }` with the
 /// fields of [`EmailConfig`], [`WebhookConfig`] or [`AlertmanagerConfig`] beside `type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NotifierConfig {
     /// An email over SMTP.

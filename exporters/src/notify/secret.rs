@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 const REDACTED: &str = "<redacted>";
 
 /// A secret string: printed and serialised as `<redacted>`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -38,7 +38,8 @@ impl Serialize for Secret {
 
 /// An `http://` or `https://` URL whose path and query are secret: printed and serialised as
 /// `https://hooks.slack.com/<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct SecretUrl(reqwest::Url);
 
 impl SecretUrl {

@@ -47,7 +47,7 @@ const CHAT_ALERTS: usize = 10;
 /// timeout: 10s
 /// max_alerts: 0
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where to POST, `http://` or `https://`. Treated as a secret (Slack and Teams webhook
@@ -69,6 +69,7 @@ pub struct WebhookConfig {
     pub signature: Option<SignatureConfig>,
     /// Timeout of one request, connection included.
     #[serde(default = "defaults::timeout", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub timeout: Duration,
     /// Most alerts in one body (`0`: all); the rest are counted in `truncatedAlerts`.
     #[serde(default)]
@@ -76,7 +77,9 @@ pub struct WebhookConfig {
 }
 
 /// The body of a webhook request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// Alertmanager's webhook payload, version "4", field by field.
@@ -91,7 +94,7 @@ pub enum WebhookFormat {
 }
 
 /// An HMAC-SHA256 signature of the request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureConfig {
     /// The shared key.
