@@ -97,12 +97,7 @@ impl Node {
             at = place_of(text, start);
         }
         let value = match parsed {
-            Parsed::Null => Value::Null,
-            Parsed::Bool(b) => Value::Bool(b),
-            Parsed::Unsigned(n) => Value::Unsigned(n),
-            Parsed::Signed(n) => Value::Signed(n),
-            Parsed::Float(f) => Value::Float(f),
-            Parsed::String(s) => Value::String(s),
+            Parsed::Scalar(value) => value,
             Parsed::Sequence(items) => Value::Sequence(
                 items
                     .into_iter()
@@ -308,12 +303,8 @@ pub fn place_of(text: &str, offset: usize) -> Place {
 
 /// The tree as `serde-saphyr` hands it over, before places are made lines and columns.
 enum Parsed {
-    Null,
-    Bool(bool),
-    Unsigned(u64),
-    Signed(i64),
-    Float(f64),
-    String(String),
+    /// Any value but a sequence or a mapping.
+    Scalar(Value),
     Sequence(Vec<Spanned<Tagged<Parsed>>>),
     Mapping(Vec<(Spanned<Parsed>, Spanned<Tagged<Parsed>>)>),
 }
@@ -334,35 +325,37 @@ impl<'de> Visitor<'de> for ParsedVisitor {
     }
 
     fn visit_bool<E>(self, b: bool) -> Result<Parsed, E> {
-        Ok(Parsed::Bool(b))
+        Ok(Parsed::Scalar(Value::Bool(b)))
     }
 
     fn visit_i64<E>(self, n: i64) -> Result<Parsed, E> {
-        Ok(u64::try_from(n).map_or(Parsed::Signed(n), Parsed::Unsigned))
+        Ok(Parsed::Scalar(
+            u64::try_from(n).map_or(Value::Signed(n), Value::Unsigned),
+        ))
     }
 
     fn visit_u64<E>(self, n: u64) -> Result<Parsed, E> {
-        Ok(Parsed::Unsigned(n))
+        Ok(Parsed::Scalar(Value::Unsigned(n)))
     }
 
     fn visit_f64<E>(self, f: f64) -> Result<Parsed, E> {
-        Ok(Parsed::Float(f))
+        Ok(Parsed::Scalar(Value::Float(f)))
     }
 
     fn visit_str<E>(self, s: &str) -> Result<Parsed, E> {
-        Ok(Parsed::String(s.to_string()))
+        Ok(Parsed::Scalar(Value::String(s.to_string())))
     }
 
     fn visit_string<E>(self, s: String) -> Result<Parsed, E> {
-        Ok(Parsed::String(s))
+        Ok(Parsed::Scalar(Value::String(s)))
     }
 
     fn visit_unit<E>(self) -> Result<Parsed, E> {
-        Ok(Parsed::Null)
+        Ok(Parsed::Scalar(Value::Null))
     }
 
     fn visit_none<E>(self) -> Result<Parsed, E> {
-        Ok(Parsed::Null)
+        Ok(Parsed::Scalar(Value::Null))
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Parsed, D::Error> {
