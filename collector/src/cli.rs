@@ -1,4 +1,5 @@
-//! The command line: `millwatch run | validate | bench | drift`.
+//! The command line: `millwatch run | validate | bench | drift | alerts | silence |
+//! config-reference`.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -43,6 +44,9 @@ pub enum Command {
     Alerts(crate::alerting::cli::AlertsArgs),
     /// Add, list or expire silences on the running collector.
     Silence(crate::alerting::cli::SilenceArgs),
+    /// Print the configuration reference (Markdown): every setting with its type, default and
+    /// documentation, as docs/configuration.md has it.
+    ConfigReference,
 }
 
 #[derive(Debug, clap::Args)]
@@ -129,7 +133,7 @@ pub fn main() -> ExitCode {
                 }
             };
             if args.print_config {
-                match serde_yaml::to_string(&config) {
+                match serde_saphyr::to_string(&config) {
                     Ok(yaml) => print!("{yaml}"),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -172,6 +176,10 @@ pub fn main() -> ExitCode {
         Command::Bench(cmd) => crate::bench::main(cmd),
         Command::Alerts(args) => crate::alerting::cli::alerts_main(args),
         Command::Silence(args) => crate::alerting::cli::silence_main(args),
+        Command::ConfigReference => {
+            print!("{}", config::reference::markdown());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -41,7 +41,7 @@ fn point(id: u64, i: i64, value: f64) -> PointRow {
 }
 
 fn config() -> DetectionConfig {
-    serde_yaml::from_str(
+    serde_saphyr::from_str(
         r#"
 machine_health:
   - name: spindle-ewma
@@ -152,7 +152,7 @@ fn control_chart_statistics_centre_and_limits_are_on_metrics() {
             .collect(),
         ..Batch::default()
     });
-    let cfg: DetectionConfig = serde_yaml::from_str(
+    let cfg: DetectionConfig = serde_saphyr::from_str(
         r#"
 machine_health:
   - name: s3-shewhart
@@ -291,7 +291,7 @@ fn store_series(ts: &TestStore, values: &[(u64, &str, &[f64])]) {
 #[test]
 fn a_threshold_alert_releases_only_past_its_hysteresis() {
     let ts = TestStore::open("hysteresis");
-    let cfg: DetectionConfig = serde_yaml::from_str(
+    let cfg: DetectionConfig = serde_saphyr::from_str(
         r#"
 machine_health:
   - name: oven-hot
@@ -343,7 +343,7 @@ machine_health:
 #[test]
 fn rate_of_change_fires_on_fast_rises_and_falls_per_second_of_time_between_points() {
     let ts = TestStore::open("rate-of-change");
-    let cfg: DetectionConfig = serde_yaml::from_str(
+    let cfg: DetectionConfig = serde_saphyr::from_str(
         r#"
 machine_health:
   - name: press-ramp

@@ -93,6 +93,25 @@ pub mod duration {
     }
 }
 
+/// A duration setting in the configuration reference (a JSON schema): text such as `30s` or
+/// `7d`. `#[schemars(with = "millwatch_exporters::units::DurationText")]` beside
+/// `#[serde(with = "millwatch_exporters::units::duration")]`.
+pub struct DurationText;
+
+impl schemars::JsonSchema for DurationText {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "duration" })
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,17 +176,20 @@ mod tests {
             every: Duration::from_millis(250),
             keep: Some(Duration::from_secs(30 * 86_400)),
         };
-        let yaml = serde_yaml::to_string(&s).expect("serialise");
+        let yaml = serde_saphyr::to_string(&s).expect("serialise");
         assert_eq!(yaml, "every: 250ms\nkeep: 30d\n");
-        assert_eq!(serde_yaml::from_str::<Settings>(&yaml).expect("read"), s);
+        assert_eq!(serde_saphyr::from_str::<Settings>(&yaml).expect("read"), s);
         let none = Settings { keep: None, ..s };
-        let yaml = serde_yaml::to_string(&none).expect("serialise");
+        let yaml = serde_saphyr::to_string(&none).expect("serialise");
         assert_eq!(yaml, "every: 250ms\nkeep: null\n");
-        assert_eq!(serde_yaml::from_str::<Settings>(&yaml).expect("read"), none);
+        assert_eq!(
+            serde_saphyr::from_str::<Settings>(&yaml).expect("read"),
+            none
+        );
         let loose: Settings =
-            serde_yaml::from_str("every: 1h 30m\nkeep: 30 days\n").expect("humantime's forms");
+            serde_saphyr::from_str("every: 1h 30m\nkeep: 30 days\n").expect("humantime's forms");
         assert_eq!(loose.every, Duration::from_secs(5_400));
-        let err = serde_yaml::from_str::<Settings>("every: soon\nkeep: null\n").expect_err("bad");
+        let err = serde_saphyr::from_str::<Settings>("every: soon\nkeep: null\n").expect_err("bad");
         assert!(err.to_string().contains("expected a duration"), "{err}");
     }
 }

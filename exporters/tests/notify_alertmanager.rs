@@ -66,7 +66,7 @@ fn notifier(urls: &[String]) -> Box<dyn Notifier> {
         "{{ type: alertmanager, urls: [{}], timeout: 5s }}\n",
         urls.join(", ")
     );
-    let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
+    let config: NotifierConfig = serde_saphyr::from_str(&yaml).expect("config parses");
     config.build().expect("notifier builds")
 }
 

@@ -48,7 +48,7 @@ fn notifier_tls(port: u16, tls: &str, extra: &str) -> Box<dyn Notifier> {
     let yaml = format!(
         "type: email\nhost: 127.0.0.1\nport: {port}\ntls: {tls}\nfrom: \"Millwatch <millwatch@plant.example>\"\nto: [oncall@plant.example, \"Line 3 <line3@plant.example>\"]\ntimeout: 10s\n{extra}"
     );
-    let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("config parses");
+    let config: NotifierConfig = serde_saphyr::from_str(&yaml).expect("config parses");
     config.build().expect("notifier builds")
 }
 
@@ -380,7 +380,7 @@ async fn email_to_a_server_whose_ca_is_not_trusted_fails_permanently_and_sends_n
         "type: email\nhost: 127.0.0.1\ntls: tls\ntls_ca_file: {}\nfrom: a@plant.example\nto: [b@plant.example]\n",
         dir.path().join("empty.pem").display()
     );
-    let config: NotifierConfig = serde_yaml::from_str(&yaml).expect("parses");
+    let config: NotifierConfig = serde_saphyr::from_str(&yaml).expect("parses");
     let err = config.build().expect_err("no certificate").to_string();
     assert!(err.contains("no PEM certificate"), "{err}");
 }

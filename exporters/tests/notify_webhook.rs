@@ -39,7 +39,7 @@ fn recorder(dir: &Path, hmac_secret: Option<&str>) -> Option<Peer> {
 }
 
 fn notifier(yaml: &str) -> Box<dyn Notifier> {
-    let config: NotifierConfig = serde_yaml::from_str(yaml).expect("config parses");
+    let config: NotifierConfig = serde_saphyr::from_str(yaml).expect("config parses");
     config.build().expect("notifier builds")
 }
 

@@ -95,7 +95,7 @@ async fn scripted_receiver(
 }
 
 fn config(url: &str, dir: &std::path::Path, extra: &str) -> RemoteWriteConfig {
-    serde_yaml::from_str(&format!(
+    serde_saphyr::from_str(&format!(
         "url: {url}\nflush_interval: 100ms\ntimeout: 5s\nmax_samples_per_send: 500\nqueue: {{ dir: {}, max_bytes: 10485760 }}\nretry: {{ min_backoff: 20ms, max_backoff: 200ms }}\n{extra}",
         dir.display()
     ))

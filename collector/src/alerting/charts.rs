@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn a_metric_alert_gets_the_points_of_its_own_series() {
         let c = db();
-        let config: AlertingConfig = serde_yaml::from_str(
+        let config: AlertingConfig = serde_saphyr::from_str(
             "rules:\n  - name: Hot\n    metric: { name: hw.temperature, op: \">\", threshold: 80 }\n",
         )
         .expect("config");

@@ -14,19 +14,21 @@ use super::hold::For;
 use super::rules::{Matcher, Template};
 
 /// The `alerting:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertingConfig {
     /// Whether rules are evaluated and notifications sent.
     pub enabled: bool,
     /// How often rules are evaluated and notification groups looked at.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub evaluation_interval: Duration,
     /// The collector's address as receivers should link to it; by default
     /// `http://<api.endpoint>`.
     pub external_url: Option<String>,
     /// How long a resolved alert stays listed by `GET /api/v1/alerts?state=resolved`.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub resolved_retention: Duration,
     /// The rules that come with Millwatch; each can be turned off or tuned.
     pub builtin: BuiltinRules,
@@ -77,7 +79,7 @@ pub fn checked<'de, D: serde::Deserializer<'de>>(d: D) -> Result<AlertingConfig,
 }
 
 /// Severity of an alert, its `severity` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Someone must act now.
@@ -99,7 +101,7 @@ impl Severity {
 }
 
 /// One built-in rule's switch and tuning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BuiltinRule {
     /// Whether the rule is evaluated.
@@ -134,7 +136,7 @@ impl BuiltinRule {
 }
 
 /// The rules Millwatch brings, all on by default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BuiltinRules {
     /// `MillwatchDrift`: a feature's or the prediction's distribution drifted, or the share of
@@ -170,7 +172,7 @@ impl Default for BuiltinRules {
 }
 
 /// A rule of your own. It has exactly one condition: `detections` or `metric`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// The alert's name, its `alertname` label.
@@ -208,7 +210,7 @@ fn warning() -> Severity {
 }
 
 /// A condition on the newest point of stored metric series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetricCondition {
     /// The metric's name as it arrived over OTLP, e.g. `machine.spindle.temperature`.
@@ -222,6 +224,7 @@ pub struct MetricCondition {
     pub threshold: f64,
     /// Only points newer than this count; a series without one is not evaluated.
     #[serde(with = "millwatch_exporters::units::duration", default = "lookback")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub lookback: Duration,
 }
 
@@ -230,7 +233,7 @@ fn lookback() -> Duration {
 }
 
 /// A comparison of a value with a threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Comparison {
     #[serde(rename = ">")]
     Greater,
@@ -260,7 +263,7 @@ impl Comparison {
 }
 
 /// A node of the routing tree. Children inherit what they do not set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Where matching alerts go; the root must name one.
@@ -274,12 +277,15 @@ pub struct RouteConfig {
     pub group_by: Option<Vec<String>>,
     /// How long a new group waits for more alerts before its first notification.
     #[serde(default, with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "Option<millwatch_exporters::units::DurationText>")]
     pub group_wait: Option<Duration>,
     /// How long a group waits before notifying about changes.
     #[serde(default, with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "Option<millwatch_exporters::units::DurationText>")]
     pub group_interval: Option<Duration>,
     /// How long before an unchanged, unacknowledged firing group is notified again.
     #[serde(default, with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "Option<millwatch_exporters::units::DurationText>")]
     pub repeat_interval: Option<Duration>,
     /// Whether matching goes on to the next sibling after this route matched.
     #[serde(rename = "continue", default)]
@@ -291,37 +297,46 @@ pub struct RouteConfig {
 
 /// Mutes alerts matching `target_matchers` while an alert matching `source_matchers` fires
 /// with the same values of the `equal` labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InhibitRule {
+    /// Matchers an alert that mutes others must match, e.g. `severity="critical"`.
     pub source_matchers: Vec<Matcher>,
+    /// Matchers an alert that is muted must match.
     pub target_matchers: Vec<Matcher>,
+    /// Labels whose values the two alerts must share, e.g. `model`.
     #[serde(default)]
     pub equal: Vec<String>,
 }
 
 /// How the outbox retries.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// The wait after the first failed attempt; it doubles after each further one.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub initial_backoff: Duration,
     /// The longest wait between two attempts.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub max_backoff: Duration,
     /// A notification not delivered after this long is given up (marked failed).
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub max_age: Duration,
     /// How often the outbox looks for notifications that are due.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub poll_interval: Duration,
     /// How long a delivered notification and its attempts stay in the outbox (and in
     /// `GET /api/v1/notifications`).
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub keep_delivered: Duration,
     /// How long a notification given up on (failed) and its attempts stay.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub keep_failed: Duration,
 }
 
@@ -542,7 +557,7 @@ fn check_route(route: &RouteConfig, at: &str, known: &[&str], problems: &mut Vec
 mod tests {
     use super::*;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, schemars::JsonSchema)]
     #[serde(deny_unknown_fields)]
     struct Wrapper {
         #[serde(deserialize_with = "checked")]
@@ -613,7 +628,8 @@ mod tests {
             ),
             (
                 "alerting:\n  rules:\n    - name: X\n      detections: ['detector~\"drift\"']\n",
-                "test.yaml:4:7: alerting.rules[0].detections",
+                // At the matcher itself, inside the flow list.
+                "test.yaml:4:20: alerting.rules[0].detections[0]: bad matcher",
             ),
             (
                 "alerting:\n  rules:\n    - name: X\n      detections: ['detector=~\"(drift\"']\n",
@@ -646,7 +662,7 @@ mod tests {
             ("alerting:\n  rutes: []\n", "unknown field `rutes`"),
             (
                 "alerting:\n  rules:\n    - { name: MillwatchDrift, detections: [] }\n",
-                "test.yaml:3:7: alerting.rules[0].name: a rule named `MillwatchDrift` exists already",
+                "test.yaml:3:9: alerting.rules[0].name: a rule named `MillwatchDrift` exists already",
             ),
         ] {
             let err = load(yaml).expect_err(yaml);

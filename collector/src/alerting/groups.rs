@@ -284,7 +284,7 @@ mod tests {
 
     fn root() -> Route {
         Route::tree(
-            &serde_yaml::from_str::<RouteConfig>(
+            &serde_saphyr::from_str::<RouteConfig>(
                 "{ receiver: mail, group_by: [alertname, model], group_wait: 2s, group_interval: 10s, repeat_interval: 1h }",
             )
             .expect("route"),

@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn a_critical_alert_mutes_warnings_of_the_same_model() {
-        let rules: Vec<InhibitRule> = serde_yaml::from_str(
+        let rules: Vec<InhibitRule> = serde_saphyr::from_str(
             "- { source_matchers: ['severity=\"critical\"'], target_matchers: ['severity=\"warning\"'], equal: [model] }\n",
         )
         .expect("rules");

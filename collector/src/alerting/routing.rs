@@ -125,7 +125,7 @@ mod tests {
     use millwatch_exporters::notify::alert::labels;
 
     fn tree(yaml: &str) -> Route {
-        Route::tree(&serde_yaml::from_str::<RouteConfig>(yaml).expect("route"))
+        Route::tree(&serde_saphyr::from_str::<RouteConfig>(yaml).expect("route"))
     }
 
     #[test]

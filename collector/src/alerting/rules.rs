@@ -23,7 +23,8 @@ pub enum MatchOp {
 
 /// `name="value"`, `name!="value"`, `name=~"regex"` or `name!~"regex"`, as in Alertmanager.
 /// A missing label has the value `""`; a regular expression must match the whole value.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct Matcher {
     pub name: String,
     pub op: MatchOp,
@@ -170,7 +171,8 @@ enum Piece {
 }
 
 /// An annotation template: text with `{{ $labels.NAME }}` and `{{ $value }}`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct Template {
     source: String,
     pieces: Vec<Piece>,
@@ -575,7 +577,7 @@ mod tests {
         assert_eq!(a.annotations["summary"], "from the verdict");
         assert_eq!(steps[1].alert.labels, a.labels);
         // A matcher on `verdict`: another verdict of the watched series ends its alert.
-        let config: AlertingConfig = serde_yaml::from_str(
+        let config: AlertingConfig = serde_saphyr::from_str(
             "rules: [{name: OutOfRange, detections: ['detector=\"data_quality\"', 'verdict=~\".*out_of_range.*\"'], annotations: {summary: '{{ $labels.feature }} at {{ $value }}'}}]",
         )
         .expect("config");

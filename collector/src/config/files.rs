@@ -141,8 +141,9 @@ alerting:
                 format!(
                     "{c}:5:9: detection.models[0].baseline.file: file `reference.csv` ({d}/reference.csv) does not exist (hint: a relative path is taken from the config file's folder, {d})"
                 ),
+                // Inside a flow mapping too, at the key itself.
                 format!(
-                    "{c}:7:7: detection.models[1].baseline.file: file `/nonexistent/millwatch/lathe.parquet` does not exist (hint: check the path, or write it relative to the config file's folder)"
+                    "{c}:7:19: detection.models[1].baseline.file: file `/nonexistent/millwatch/lathe.parquet` does not exist (hint: check the path, or write it relative to the config file's folder)"
                 ),
                 format!(
                     "{c}:13:7: alerting.receivers.mail.tls_ca_file: file `certs/ca.pem` ({d}/certs/ca.pem) does not exist (hint: a relative path is taken from the config file's folder, {d})"

@@ -3,15 +3,17 @@
 
 pub mod files;
 pub mod load;
+pub mod reference;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration file. An empty file is the embedded default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the DuckDB database (`millwatch.duckdb`) lives.
@@ -71,14 +73,14 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Receivers {
     /// OTLP over gRPC and HTTP.
     pub otlp: Otlp,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Otlp {
     /// OTLP/gRPC listener.
@@ -105,7 +107,7 @@ impl Default for Otlp {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     /// Whether this listener runs.
@@ -119,7 +121,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Api {
     /// Address of the HTTP API, `/metrics`, `/healthz` and `/readyz`.
@@ -134,7 +136,7 @@ impl Default for Api {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pipeline {
     /// Rows (across all tables) that may wait for the store at once. Past it, requests are
@@ -142,6 +144,7 @@ pub struct Pipeline {
     pub max_queued_rows: std::num::NonZeroUsize,
     /// The retry delay suggested to clients when the queue is full.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub retry_after: Duration,
 }
 
@@ -154,7 +157,7 @@ impl Default for Pipeline {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// A DuckDB transaction holds at most this many rows (a group of requests, or the
@@ -162,15 +165,18 @@ pub struct StoreConfig {
     pub max_rows_per_commit: std::num::NonZeroUsize,
     /// Under load, the longest an acknowledged (journaled) row waits for its DuckDB commit.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub commit_interval: Duration,
     /// Under load, acknowledge requests once they are in the journal, synced to disk, and
     /// commit them to DuckDB in large transactions.
     pub journal: JournalConfig,
     /// Rows older than this are deleted; `null` keeps everything.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "Option<millwatch_exporters::units::DurationText>")]
     pub retention: Option<Duration>,
     /// How often retention runs.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub retention_interval: Duration,
     /// DuckDB checkpoints (folds its write-ahead log into the database file) once the log is
     /// this big. Larger: fewer, longer pauses of the writer and less work per row; a restart
@@ -191,7 +197,7 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct JournalConfig {
     /// `false`: every request is committed to DuckDB before it is acknowledged.
@@ -210,7 +216,7 @@ impl Default for JournalConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Exporters {
     /// `/metrics`: ingested OTLP metrics translated for Prometheus, plus Millwatch's own series.
@@ -220,7 +226,7 @@ pub struct Exporters {
     pub remote_write: Vec<millwatch_exporters::remote_write::RemoteWriteConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     /// `error`, `warn`, `info`, `debug` or `trace`, or a `tracing` filter such as `millwatch=debug`.
@@ -238,7 +244,7 @@ impl Default for Log {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -280,6 +286,21 @@ impl std::str::FromStr for ByteSize {
     }
 }
 
+/// In the configuration reference: a number of bytes, or text with a unit.
+impl JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["integer", "string"], "format": "size" })
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
 /// Written as the README writes sizes (`20MiB`), which reads back as the same size.
 impl Serialize for ByteSize {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -314,14 +335,14 @@ mod tests {
 
     #[test]
     fn empty_file_is_the_default() {
-        let c: Config = serde_yaml::from_str("{}").expect("parses");
+        let c: Config = serde_saphyr::from_str("{}").expect("parses");
         assert_eq!(c, Config::default());
         assert_eq!(c.receivers.otlp.max_body_size.0, 20 * 1024 * 1024);
     }
 
     #[test]
     fn sizes_and_durations() {
-        let c: Config = serde_yaml::from_str(
+        let c: Config = serde_saphyr::from_str(
             "receivers:\n  otlp:\n    max_body_size: 4MiB\nstore:\n  retention: 7d\npipeline:\n  retry_after: 250ms\n",
         )
         .expect("parses");
@@ -333,7 +354,7 @@ mod tests {
 
     #[test]
     fn the_printed_configuration_reads_as_the_readme_and_back() {
-        let yaml = serde_yaml::to_string(&Config::default()).expect("serialise");
+        let yaml = serde_saphyr::to_string(&Config::default()).expect("serialise");
         for line in [
             "  retention: 30d\n",
             "  retention_interval: 1h\n",
@@ -347,28 +368,28 @@ mod tests {
         }
         assert!(!yaml.contains("days"), "{yaml}");
         assert_eq!(
-            serde_yaml::from_str::<Config>(&yaml).expect("reads back"),
+            serde_saphyr::from_str::<Config>(&yaml).expect("reads back"),
             Config::default()
         );
 
-        let custom: Config = serde_yaml::from_str(
+        let custom: Config = serde_saphyr::from_str(
             "receivers:\n  otlp:\n    max_body_size: 1500\nstore:\n  retention: 1h 30m\n  checkpoint_threshold: 1GB\n",
         )
         .expect("parses");
-        let yaml = serde_yaml::to_string(&custom).expect("serialise");
+        let yaml = serde_saphyr::to_string(&custom).expect("serialise");
         assert!(yaml.contains("  retention: 1h30m\n"), "{yaml}");
         assert!(yaml.contains("  checkpoint_threshold: 1GB\n"), "{yaml}");
         assert!(yaml.contains("    max_body_size: 1500\n"), "{yaml}");
         assert_eq!(
-            serde_yaml::from_str::<Config>(&yaml).expect("reads back"),
+            serde_saphyr::from_str::<Config>(&yaml).expect("reads back"),
             custom
         );
     }
 
     #[test]
     fn unknown_keys_are_refused() {
-        let err =
-            serde_yaml::from_str::<Config>("api:\n  endpont: 127.0.0.1:1\n").expect_err("refused");
+        let err = serde_saphyr::from_str::<Config>("api:\n  endpont: 127.0.0.1:1\n")
+            .expect_err("refused");
         assert!(err.to_string().contains("unknown field `endpont`"), "{err}");
     }
 }

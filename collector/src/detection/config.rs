@@ -11,7 +11,7 @@ use millwatch_detectors::drift::{DecisionRule, DriftTest};
 use serde::{Deserialize, Serialize};
 
 /// The `detection:` section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
     /// Whether the engine runs. Off, inferences and metrics are still stored, only not watched.
@@ -28,6 +28,7 @@ pub struct DetectionConfig {
     /// How often, at most, machine-health rules are evaluated while data arrives. New events wake
     /// the engine as soon as the store commits them; with no data it wakes once a second.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub poll_interval: Duration,
     /// Most inference events read from the store in one pass.
     pub batch_events: NonZeroUsize,
@@ -37,9 +38,11 @@ pub struct DetectionConfig {
     /// A time window whose end has passed is decided once no event of its model version came
     /// for this long, without waiting for an event of the next window.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub time_window_grace: Duration,
     /// How often closed windows are re-evaluated with feedback (labels) that arrived since.
     #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub performance_interval: Duration,
     /// Labelled events a window (and the baseline) needs before its performance is reported.
     pub performance_min_labels: NonZeroUsize,
@@ -84,7 +87,7 @@ fn checked_models<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ModelCon
 }
 
 /// The decision rule by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleName {
     /// Benjamini–Hochberg q = 0.05 across a window's columns and an effect-size floor.
@@ -103,7 +106,7 @@ impl RuleName {
 }
 
 /// Settings for one model (all its versions, or one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// `ml.model.name` as sent.
@@ -124,10 +127,12 @@ pub struct ModelConfig {
     /// Windows by event time instead of by count: each holds the events whose time falls in
     /// it, and is decided when the first event past its end arrives.
     #[serde(default, with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "Option<millwatch_exporters::units::DurationText>")]
     pub window_duration: Option<Duration>,
     /// With `window_duration`: a window ends every this long and covers the `window_duration`
     /// before its end (a sliding window); tumbling when absent.
     #[serde(default, with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "Option<millwatch_exporters::units::DurationText>")]
     pub slide_duration: Option<Duration>,
     /// Non-missing values a feature needs on both sides to get a verdict.
     #[serde(default)]
@@ -146,7 +151,7 @@ pub struct ModelConfig {
 
 /// Where a model's baseline comes from: in YAML one of `{first_events: N}`, `{file: PATH}` or
 /// `{time_range: {since, until, version}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "BaselineSpec", into = "BaselineSpec")]
 pub enum BaselineSource {
     /// The first N events of each version.
@@ -159,13 +164,18 @@ pub enum BaselineSource {
 }
 
 /// The YAML form of [`BaselineSource`]: exactly one key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct BaselineSpec {
+    /// The first N events of each version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     first_events: Option<NonZeroUsize>,
+    /// A CSV or Parquet file whose columns are feature names (and `ml.prediction`); a
+    /// relative path is taken from the config file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<PathBuf>,
+    /// The stored events of this model between two times (RFC 3339), of this version or of
+    /// the one named; read when the version is first seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     time_range: Option<TimeRange>,
 }
@@ -204,14 +214,16 @@ impl From<BaselineSource> for BaselineSpec {
 }
 
 /// A stretch of stored events that forms a baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeRange {
     /// Earliest event time taken, e.g. `2026-11-02T06:00:00Z`.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub since: std::time::SystemTime,
     /// Events before this time are taken.
     #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
     pub until: std::time::SystemTime,
     /// The version whose events are taken; the version being watched when absent.
     #[serde(default)]
@@ -270,7 +282,7 @@ impl ModelConfig {
 }
 
 /// Test and threshold for one feature.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureConfig {
     /// A test name: ks, mannwhitney, chisquare, ztest, wasserstein, wasserstein_norm, energy,
@@ -283,7 +295,8 @@ pub struct FeatureConfig {
 }
 
 /// A drift test named in the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct TestName(pub DriftTest);
 
 impl Serialize for TestName {
@@ -303,7 +316,7 @@ impl<'de> Deserialize<'de> for TestName {
 
 /// A machine-health rule: a check applied to every stored series of a metric whose attributes
 /// match.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthRule {
     /// The rule's name, a label on `/metrics` and in the detections table.
@@ -318,7 +331,7 @@ pub struct HealthRule {
 }
 
 /// What a machine-health rule checks.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case", tag = "kind")]
 pub enum HealthCheck {
     /// Alert above `above` or below `below`; clears only once the value is `hysteresis` back
@@ -343,6 +356,7 @@ pub enum HealthCheck {
     /// Alert when a series has had no point for `intervals` x `interval`.
     Absence {
         #[serde(with = "millwatch_exporters::units::duration")]
+        #[schemars(with = "millwatch_exporters::units::DurationText")]
         interval: Duration,
         intervals: NonZeroUsize,
     },
@@ -354,7 +368,7 @@ mod tests {
 
     #[test]
     fn defaults_and_a_model() {
-        let c: DetectionConfig = serde_yaml::from_str(
+        let c: DetectionConfig = serde_saphyr::from_str(
             "models:\n  - name: spindle\n    ignore_features: [id]\n    features:\n      temp: {test: psi, threshold: 0.2}\n    baseline: {first_events: 500}\n",
         )
         .expect("parses");
@@ -373,20 +387,22 @@ mod tests {
 
     #[test]
     fn unknown_tests_and_options_are_refused() {
-        let err = serde_yaml::from_str::<DetectionConfig>(
+        let err = serde_saphyr::from_str::<DetectionConfig>(
             "models:\n  - name: m\n    features:\n      a: {test: tt}\n",
         )
         .expect_err("refused");
         assert!(err.to_string().contains("tt"), "{err}");
         assert!(
-            serde_yaml::from_str::<DetectionConfig>("models:\n  - name: m\n    window_time: 5m\n")
-                .is_err()
+            serde_saphyr::from_str::<DetectionConfig>(
+                "models:\n  - name: m\n    window_time: 5m\n"
+            )
+            .is_err()
         );
     }
 
     #[test]
     fn window_shapes_and_time_range_baselines() {
-        let c: DetectionConfig = serde_yaml::from_str(
+        let c: DetectionConfig = serde_saphyr::from_str(
             "models:\n  - name: a\n    window_events: 500\n    slide_events: 100\n  - name: b\n    window_duration: 1h\n    slide_duration: 15m\n    baseline: {time_range: {since: 2026-11-02T06:00:00Z, until: 2026-11-02T14:00:00Z, version: 3.1.0}}\n",
         )
         .expect("parses");
@@ -416,7 +432,7 @@ mod tests {
                 "at most window_events",
             ),
         ] {
-            let err = serde_yaml::from_str::<DetectionConfig>(&format!(
+            let err = serde_saphyr::from_str::<DetectionConfig>(&format!(
                 "models:\n  - name: m\n    {yaml}\n"
             ))
             .expect_err(yaml)
@@ -427,7 +443,7 @@ mod tests {
 
     #[test]
     fn health_rules_parse() {
-        let c: DetectionConfig = serde_yaml::from_str(
+        let c: DetectionConfig = serde_saphyr::from_str(
             "machine_health:\n  - name: spindle-hot\n    metric: hw.temperature\n    attributes: {hw.id: spindle-1}\n    check: {kind: chart, chart: {kind: ewma, lambda: 0.1}, reference_points: 100}\n  - name: silent\n    metric: hw.temperature\n    check: {kind: absence, interval: 10s, intervals: 3}\n",
         )
         .expect("parses");

@@ -35,9 +35,10 @@ fn versions_have_their_own_baselines_unless_compared_with_the_previous_one() {
     }
     rows.extend(v2);
     ts2.store(batch_of(rows));
-    let cfg: DetectionConfig =
-        serde_yaml::from_str("models:\n  - name: press\n    compare_with_previous_version: true\n")
-            .expect("config");
+    let cfg: DetectionConfig = serde_saphyr::from_str(
+        "models:\n  - name: press\n    compare_with_previous_version: true\n",
+    )
+    .expect("config");
     let mut engine = ts2.engine(cfg);
     drain(&mut engine);
     let drifted = ts2.query_strings("SELECT DISTINCT feature FROM detections WHERE drifted AND detector = 'drift' AND version = '2.0' ORDER BY 1");
@@ -54,7 +55,7 @@ fn per_model_settings_apply_and_ignored_features_are_not_tested() {
     let ts = TestStore::open("per-model");
     let mut rng = Rng(3);
     ts.store(batch_of(events(&mut rng, "press", 0, 1500, 700)));
-    let cfg: DetectionConfig = serde_yaml::from_str(
+    let cfg: DetectionConfig = serde_saphyr::from_str(
         "models:\n  - name: press\n    baseline: {first_events: 500}\n    window_events: 500\n    ignore_features: [site]\n    features:\n      a: {test: psi, threshold: 0.5}\n",
     )
     .expect("config");
@@ -95,7 +96,7 @@ fn a_baseline_from_a_time_range_of_stored_events_of_another_version() {
     let until = humantime::format_rfc3339(
         std::time::UNIX_EPOCH + std::time::Duration::from_millis(base_s * 1000 + 800),
     );
-    let cfg: DetectionConfig = serde_yaml::from_str(&format!(
+    let cfg: DetectionConfig = serde_saphyr::from_str(&format!(
         "models:\n  - name: press\n    version: '2.0'\n    baseline: {{time_range: {{since: '{since}', until: '{until}', version: '1.0'}}}}\n"
     ))
     .expect("config");

@@ -40,7 +40,7 @@ fn prediction_distributions_of_the_window_and_its_baseline_are_on_metrics() {
     );
     ts.store(batch_of(rows));
     let cfg: DetectionConfig =
-        serde_yaml::from_str("baseline_events: 10\nwindow_events: 10\n").expect("config");
+        serde_saphyr::from_str("baseline_events: 10\nwindow_events: 10\n").expect("config");
     let exposition = MetricsExposition::new(ExpositionConfig::default());
     let mut engine = ts.engine_with(cfg, &exposition);
     assert_eq!(drain(&mut engine), 2);

@@ -134,7 +134,7 @@ fn sliding_count_windows_decide_every_slide_events() {
     let mut rng = Rng(31);
     // Baseline 0..1000, then 2000 events: windows of 1000 decided every 250 events.
     ts.store(batch_of(events(&mut rng, "press", 0, 3000, u64::MAX)));
-    let cfg: DetectionConfig = serde_yaml::from_str(
+    let cfg: DetectionConfig = serde_saphyr::from_str(
         "models:\n  - name: press\n    window_events: 1000\n    slide_events: 250\n",
     )
     .expect("config");
@@ -161,7 +161,7 @@ fn sliding_windows_survive_a_restart_between_decisions() {
     let ts = TestStore::open("sliding-restart");
     let mut rng = Rng(32);
     let cfg = || -> DetectionConfig {
-        serde_yaml::from_str(
+        serde_saphyr::from_str(
             "models:\n  - name: press\n    window_events: 1000\n    slide_events: 250\n",
         )
         .expect("config")
@@ -192,7 +192,7 @@ fn time_windows_hold_the_events_of_their_period() {
     // windows of 400 ms (400 events each), the last one still open.
     ts.store(batch_of(events(&mut rng, "press", 0, 2300, u64::MAX)));
     let cfg: DetectionConfig =
-        serde_yaml::from_str("models:\n  - name: press\n    window_duration: 400ms\n")
+        serde_saphyr::from_str("models:\n  - name: press\n    window_duration: 400ms\n")
             .expect("config");
     let mut engine = ts.engine(cfg);
     let closed = drain(&mut engine);
@@ -262,7 +262,7 @@ fn a_time_window_past_its_end_is_decided_once_its_model_goes_quiet() {
     // is still open when the events stop; its end is long past on the clock.
     ts.store(batch_of(events(&mut rng, "press", 0, 2300, u64::MAX)));
     let yaml = "time_window_grace: 0s\nmodels:\n  - name: press\n    window_duration: 400ms\n";
-    let cfg: DetectionConfig = serde_yaml::from_str(yaml).expect("config");
+    let cfg: DetectionConfig = serde_saphyr::from_str(yaml).expect("config");
     let mut engine = ts.engine(cfg);
     drain(&mut engine);
     let sizes = ts.query_strings("SELECT CAST(events AS VARCHAR) FROM detection_windows WHERE window_index > 0 ORDER BY window_index");

@@ -8,7 +8,7 @@ use super::{ChartPoint, ControlChart, Limits, Rule, Side, Violation, refuse_non_
 use crate::error::{DetectorError, Result};
 
 /// CUSUM parameters, in σ units of the reference.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CusumConfig {
     /// Allowance (reference value) `k`: half the shift to detect quickest.

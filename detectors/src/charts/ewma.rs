@@ -9,7 +9,9 @@ use super::{ChartPoint, ControlChart, Limits, Rule, Violation, refuse_non_finite
 use crate::error::{DetectorError, Result};
 
 /// Which control limits the EWMA uses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EwmaLimits {
     /// Exact limits for the t-th point: narrower at the start, so an early shift is seen.
@@ -20,7 +22,7 @@ pub enum EwmaLimits {
 }
 
 /// EWMA chart parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EwmaConfig {
     /// Weight of the newest point, in (0, 1]. 1 is the Shewhart chart.

@@ -92,7 +92,7 @@ impl Limits {
 }
 
 /// A rule a point can violate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// Western Electric rule 1: one point beyond 3σ.
@@ -177,14 +177,14 @@ pub(crate) fn refuse_non_finite(x: f64) -> Result<()> {
 
 /// Configuration of any chart, as the engine reads it: `{"kind": "ewma", "lambda": 0.1}`;
 /// omitted fields take the defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ChartConfig {
-    /// [`Shewhart`].
+    /// A Shewhart chart checked with the Western Electric rules ([`Shewhart`]).
     Shewhart(ShewhartConfig),
-    /// [`Ewma`].
+    /// An exponentially weighted moving average chart ([`Ewma`]).
     Ewma(EwmaConfig),
-    /// [`Cusum`].
+    /// A tabular CUSUM chart ([`Cusum`]).
     Cusum(CusumConfig),
 }
 

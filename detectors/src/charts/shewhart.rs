@@ -15,7 +15,7 @@ use crate::error::{DetectorError, Result};
 const HISTORY: usize = 8;
 
 /// Shewhart chart parameters.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShewhartConfig {
     /// The Western Electric rules to apply. Default: all four. Rule 1 alone is the classic

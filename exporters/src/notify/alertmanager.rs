@@ -42,13 +42,14 @@ mod defaults {
 /// timeout: 10s
 /// resend_interval: 1m
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// Base URLs of the Alertmanagers (`/api/v2/alerts` is appended; a path prefix such as
     /// `http://host/alertmanager` is kept). Alerts go to all of them; delivery succeeds when
     /// one accepts, as the members of a cluster share what one received.
     #[serde(deserialize_with = "base_urls", serialize_with = "url_texts")]
+    #[schemars(with = "Vec<String>")]
     pub urls: Vec<reqwest::Url>,
     /// Extra request headers (`Content-Type`, `Content-Length`, `Host`, `Authorization`
     /// excepted).
@@ -59,12 +60,14 @@ pub struct AlertmanagerConfig {
     pub auth: Option<AuthConfig>,
     /// Timeout of one request, connection included.
     #[serde(default = "defaults::timeout", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub timeout: Duration,
     /// How often alerts still firing are posted again. Each post says the alert ends
     /// [`VALID_FOR_RESENDS`] intervals later (`endsAt`), as Prometheus does, so Alertmanager
     /// keeps it active while Millwatch keeps posting and resolves it soon after Millwatch
     /// stops.
     #[serde(default = "defaults::resend_interval", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub resend_interval: Duration,
 }
 
@@ -215,7 +218,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn config(yaml: &str) -> std::result::Result<AlertmanagerConfig, String> {
-        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
     }
 
     #[test]

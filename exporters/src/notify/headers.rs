@@ -17,7 +17,7 @@ const RESERVED: Reserved = Reserved {
 };
 
 /// Extra request headers, checked when the configuration is read.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Headers(BTreeMap<String, String>);
 
@@ -72,7 +72,8 @@ mod tests {
 
     #[test]
     fn headers_are_checked_when_read() {
-        let ok: Headers = serde_yaml::from_str("{ X-Plant: north, X-Scope-OrgID: a }").expect("ok");
+        let ok: Headers =
+            serde_saphyr::from_str("{ X-Plant: north, X-Scope-OrgID: a }").expect("ok");
         assert!(ok.contains("x-plant"));
         for (yaml, want) in [
             ("{ Content-Type: text/plain }", "set by the notifier"),
@@ -80,7 +81,7 @@ mod tests {
             ("{ \"bad header\": x }", "not a valid header name"),
             ("{ X-A: \"line\\nbreak\" }", "cannot be sent"),
         ] {
-            let err = serde_yaml::from_str::<Headers>(yaml)
+            let err = serde_saphyr::from_str::<Headers>(yaml)
                 .expect_err(yaml)
                 .to_string();
             assert!(err.contains(want), "{yaml}: {err}");

@@ -96,7 +96,7 @@ pub trait Notifier: fmt::Debug + Send + Sync {
 /// One way of delivering notifications, as a receiver lists it in the collector's config:
 /// `{ type: email, ... }`, `{ type: webhook, ... }` or `{ type: alertmanager, ... }` with the
 /// fields of [`EmailConfig`], [`WebhookConfig`] or [`AlertmanagerConfig`] beside `type`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum NotifierConfig {
     /// An email over SMTP.
@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn receiver_lists_parse_and_refuse_unknown_kinds() {
-        let list: Vec<NotifierConfig> = serde_yaml::from_str(
+        let list: Vec<NotifierConfig> = serde_saphyr::from_str(
             "- { type: email, host: smtp.example.net, from: mw@example.net, to: [a@example.net] }\n- { type: webhook, url: \"http://127.0.0.1:9/hook\", format: teams }\n- { type: alertmanager, urls: [\"http://127.0.0.1:9093\"] }\n",
         )
         .expect("parses");
@@ -148,7 +148,7 @@ mod tests {
             ),
             ("- { url: \"http://x/\" }\n", "missing field `type`"),
         ] {
-            let err = serde_yaml::from_str::<Vec<NotifierConfig>>(yaml)
+            let err = serde_saphyr::from_str::<Vec<NotifierConfig>>(yaml)
                 .expect_err(yaml)
                 .to_string();
             assert!(err.contains(want), "{yaml}: {err}");

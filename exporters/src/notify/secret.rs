@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 const REDACTED: &str = "<redacted>";
 
 /// A secret string: printed and serialised as `<redacted>`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -38,7 +38,8 @@ impl Serialize for Secret {
 
 /// An `http://` or `https://` URL whose path and query are secret: printed and serialised as
 /// `https://hooks.slack.com/<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct SecretUrl(reqwest::Url);
 
 impl SecretUrl {
@@ -98,13 +99,13 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let s: Secret = serde_yaml::from_str("hunter2").expect("parses");
+        let s: Secret = serde_saphyr::from_str("hunter2").expect("parses");
         assert_eq!(s.expose(), "hunter2");
         assert_eq!(format!("{s:?}"), "<redacted>");
         assert_eq!(serde_json::to_string(&s).expect("json"), "\"<redacted>\"");
 
         let u: SecretUrl =
-            serde_yaml::from_str("https://hooks.slack.com/services/T0/B0/XYZ").expect("parses");
+            serde_saphyr::from_str("https://hooks.slack.com/services/T0/B0/XYZ").expect("parses");
         assert_eq!(u.expose().path(), "/services/T0/B0/XYZ");
         assert_eq!(format!("{u:?}"), "https://hooks.slack.com/<redacted>");
         assert!(!serde_json::to_string(&u).expect("json").contains("XYZ"));

@@ -49,7 +49,7 @@ const CHAT_ALERTS: usize = 10;
 /// timeout: 10s
 /// max_alerts: 0
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where to POST, `http://` or `https://`. Treated as a secret (Slack and Teams webhook
@@ -71,6 +71,7 @@ pub struct WebhookConfig {
     pub signature: Option<SignatureConfig>,
     /// Timeout of one request, connection included.
     #[serde(default = "defaults::timeout", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub timeout: Duration,
     /// Most alerts in one body (`0`: all); the rest are counted in `truncatedAlerts`.
     #[serde(default)]
@@ -78,7 +79,9 @@ pub struct WebhookConfig {
 }
 
 /// The body of a webhook request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum WebhookFormat {
     /// Alertmanager's webhook payload, version "4", field by field.
@@ -93,7 +96,7 @@ pub enum WebhookFormat {
 }
 
 /// An HMAC-SHA256 signature of the request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignatureConfig {
     /// The shared key.
@@ -388,7 +391,7 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn config(yaml: &str) -> std::result::Result<WebhookConfig, String> {
-        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
     }
 
     fn notification(alerts: usize) -> Notification {

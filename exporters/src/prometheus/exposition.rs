@@ -16,12 +16,13 @@ use super::series::{FamilyState, Series, SeriesValue, TextSpan};
 use super::translate::{DropReason, MetricRef, TranslationConfig, Translator};
 
 /// Settings of the `/metrics` exposition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExpositionConfig {
     /// A translated OTLP series that receives no point for this long disappears from
     /// `/metrics` (the collector's own series never expire).
     #[serde(with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub series_ttl: Duration,
     /// At most this many series per metric family; points of further series are dropped and
     /// counted in `millwatch_prometheus_series_dropped_total{metric}`.

@@ -58,11 +58,12 @@ mod defaults {
 /// queue: { dir: ./millwatch-data/remote-write, max_bytes: 1073741824 }
 /// retry: { min_backoff: 30ms, max_backoff: 5s }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// The receiver's remote-write endpoint, `http://` or `https://`.
     #[serde(deserialize_with = "http_url", serialize_with = "url_text")]
+    #[schemars(with = "String")]
     pub url: reqwest::Url,
     /// Extra request headers (e.g. `X-Scope-OrgID` for Mimir tenants). The protocol headers
     /// (`Content-Type`, `Content-Encoding`, `X-Prometheus-Remote-Write-Version`,
@@ -77,9 +78,11 @@ pub struct RemoteWriteConfig {
     pub max_samples_per_send: NonZeroUsize,
     /// Longest time a queued sample waits for a fuller batch before it is sent.
     #[serde(default = "defaults::flush_interval", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub flush_interval: Duration,
     /// Timeout of one HTTP request, connection included.
     #[serde(default = "defaults::timeout", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub timeout: Duration,
     /// The persistent queue that holds samples until the receiver has accepted them.
     pub queue: QueueConfig,
@@ -89,7 +92,7 @@ pub struct RemoteWriteConfig {
 }
 
 /// The on-disk queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// Directory of the queue's segment files; created if missing. One exporter per directory.
@@ -101,17 +104,20 @@ pub struct QueueConfig {
 }
 
 /// Retry backoff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Wait after the first failure; doubles with each further failure.
     #[serde(default = "defaults::min_backoff", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub min_backoff: Duration,
     /// Longest wait between two tries.
     #[serde(default = "defaults::max_backoff", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub max_backoff: Duration,
     /// Longest `Retry-After` answer honoured.
     #[serde(default = "defaults::max_retry_after", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub max_retry_after: Duration,
 }
 
@@ -136,7 +142,7 @@ impl From<RetryConfig> for Backoff {
 }
 
 /// Credentials: `{ type: basic, username: u, password: p }` or `{ type: bearer, token: t }`.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", deny_unknown_fields, rename_all = "snake_case")]
 pub enum AuthConfig {
     /// HTTP basic authentication.
@@ -221,7 +227,7 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_the_defaults() {
-        let c: RemoteWriteConfig = serde_yaml::from_str(
+        let c: RemoteWriteConfig = serde_saphyr::from_str(
             "url: http://127.0.0.1:9090/api/v1/write\nqueue: { dir: /tmp/q }\n",
         )
         .expect("parses");
@@ -235,7 +241,7 @@ mod tests {
 
     #[test]
     fn full_config_parses() {
-        let c: RemoteWriteConfig = serde_yaml::from_str(
+        let c: RemoteWriteConfig = serde_saphyr::from_str(
             "url: https://mimir.example.net/api/v1/push\nheaders: { X-Scope-OrgID: plant-a }\nauth: { type: basic, username: u, password: p }\nmax_samples_per_send: 500\nflush_interval: 250ms\ntimeout: 10s\nqueue: { dir: /var/lib/mw/rw, max_bytes: 1048576 }\nretry: { min_backoff: 100ms, max_backoff: 10s, max_retry_after: 1m }\n",
         )
         .expect("parses");
@@ -278,7 +284,7 @@ mod tests {
             ),
         ];
         for (yaml, want) in table {
-            let err = serde_yaml::from_str::<RemoteWriteConfig>(yaml)
+            let err = serde_saphyr::from_str::<RemoteWriteConfig>(yaml)
                 .expect_err(yaml)
                 .to_string();
             assert!(err.contains(want), "{yaml}: {err}");

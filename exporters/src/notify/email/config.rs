@@ -46,7 +46,7 @@ mod defaults {
 /// subject: "{{ headline }}"
 /// timeout: 30s
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// The SMTP server's host name (also the name its TLS certificate must carry).
@@ -66,9 +66,11 @@ pub struct EmailConfig {
     pub auth: Option<SmtpAuth>,
     /// The sender, `addr@example.net` or `Name <addr@example.net>`.
     #[serde(deserialize_with = "mailbox", serialize_with = "mailbox_text")]
+    #[schemars(with = "String")]
     pub from: Mailbox,
     /// The recipients (at least one), in the same forms as `from`.
     #[serde(deserialize_with = "mailboxes", serialize_with = "mailbox_texts")]
+    #[schemars(with = "Vec<String>")]
     pub to: Vec<Mailbox>,
     /// The subject. Variables: `{{ headline }}` (`[FIRING:2] FeatureDrift (model=scrap)`),
     /// `{{ status }}`, `{{ count }}` (alerts in that status), `{{ title }}` (the alert name,
@@ -81,6 +83,7 @@ pub struct EmailConfig {
     pub hello_name: String,
     /// Timeout of one delivery: connection, TLS, the SMTP dialogue and the message.
     #[serde(default = "defaults::timeout", with = "crate::units::duration")]
+    #[schemars(with = "crate::units::DurationText")]
     pub timeout: Duration,
 }
 
@@ -96,7 +99,9 @@ impl EmailConfig {
 }
 
 /// How the SMTP connection is protected.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     /// Plain text (a relay on the same host or a trusted network only).
@@ -109,7 +114,7 @@ pub enum SmtpTls {
 }
 
 /// SMTP credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpAuth {
     /// User name.
@@ -119,7 +124,8 @@ pub struct SmtpAuth {
 }
 
 /// A parsed subject template; unknown variables and unclosed `{{` are refused when read.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, schemars::JsonSchema)]
+#[schemars(with = "String")]
 pub struct SubjectTemplate {
     text: String,
     pub(crate) parts: Vec<Part>,
@@ -244,7 +250,7 @@ mod tests {
     use super::*;
 
     fn config(yaml: &str) -> Result<EmailConfig, String> {
-        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+        serde_saphyr::from_str(yaml).map_err(|e| e.to_string())
     }
 
     #[test]

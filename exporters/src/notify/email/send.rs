@@ -225,7 +225,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn notifier(extra: &str) -> EmailNotifier {
-        let c: EmailConfig = serde_yaml::from_str(&format!(
+        let c: EmailConfig = serde_saphyr::from_str(&format!(
             "host: 127.0.0.1\ntls: none\nfrom: \"Millwatch <mw@example.net>\"\nto: [a@example.net, b@example.net]\n{extra}"
         ))
         .expect("parses");

@@ -28,7 +28,7 @@ use points::newest_time;
 
 /// How OTLP resources and scopes become labels. Shared by the exposition and remote write so
 /// both produce the same series.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TranslationConfig {
     /// Resource attributes copied as labels onto every series of that resource (sanitised:
