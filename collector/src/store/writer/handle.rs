@@ -47,11 +47,35 @@ pub(super) enum Message {
     Abandon,
 }
 
-/// Sends work to the writer thread. Dropping every handle lets the writer drain and stop.
+/// Sends work to the writer thread. Dropping the last handle lets the writer drain, checkpoint
+/// and stop, and waits for it: a process must not exit while the writer is inside DuckDB (its
+/// static destructors then run under the committer, which crashed test binaries at exit).
+/// `run` calls [`StoreHandle::shutdown`] first, so there the last drop does not wait.
 #[derive(Clone)]
 pub struct StoreHandle {
+    // Dropped before `thread`: when the last handle's `thread` drops, no sender is left and the
+    // writer sees the channel closed.
     tx: mpsc::Sender<Message>,
-    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    thread: Arc<WriterThread>,
+}
+
+/// The writer thread, joined when the last handle goes.
+struct WriterThread(std::sync::Mutex<Option<std::thread::JoinHandle<()>>>);
+
+impl WriterThread {
+    fn take(&self) -> Option<std::thread::JoinHandle<()>> {
+        self.0.lock().ok().and_then(|mut t| t.take())
+    }
+}
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        if let Some(t) = self.take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
 }
 
 impl StoreHandle {
@@ -81,8 +105,7 @@ impl StoreHandle {
     #[doc(hidden)]
     pub fn abandon(&self) {
         let _ = self.tx.send(Message::Abandon);
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
@@ -91,8 +114,7 @@ impl StoreHandle {
     /// Requests sent after this get [`StoreError::Closed`].
     pub fn shutdown(&self) {
         let _ = self.tx.send(Message::Shutdown);
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread {
+        if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
@@ -123,6 +145,6 @@ pub fn spawn_observed(
         .map_err(|e| StoreError::Write(format!("cannot start the writer thread: {e}")))?;
     Ok(StoreHandle {
         tx,
-        thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        thread: Arc::new(WriterThread(std::sync::Mutex::new(Some(thread)))),
     })
 }
