@@ -4,6 +4,7 @@ pub mod charts;
 pub mod dataset;
 pub mod drift;
 pub mod error;
+pub mod estimation;
 pub mod performance;
 pub mod quality;
 pub mod sketch;

@@ -1,0 +1,290 @@
+//! Multivariate drift as NannyML's `DataReconstructionDriftCalculator` measures it: impute
+//! (mean / most frequent), encode each categorical column by its reference frequency,
+//! standardise, keep the principal components that explain more than 65 % of the reference
+//! variance, and measure per row how far the data lie from their reconstruction through those
+//! components. When the relations between the columns change (a correlation breaks), rows no
+//! longer fit the reference's components and the mean error rises, even where every column's
+//! own distribution is unchanged.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use serde::Serialize;
+
+use super::{ChunkValue, MetricRange, SAMPLING_ERROR_RANGE, Thresholds, size_chunks};
+use crate::dataset::{ColumnValues, Dataset};
+use crate::error::{DetectorError, Result};
+
+/// NannyML's default share of the variance the kept components explain.
+pub const DEFAULT_VARIANCE: f64 = 0.65;
+
+/// How one column becomes a number.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Encoding {
+    /// A number; missing values become the reference mean.
+    Numeric { mean: f64 },
+    /// A category's share of the reference (unseen: 0); missing values become the most
+    /// frequent reference category.
+    Frequency {
+        shares: HashMap<String, f64>,
+        most_frequent: String,
+    },
+}
+
+/// The reconstruction model fitted on a reference.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reconstruction {
+    /// The columns, in order.
+    pub columns: Vec<String>,
+    encodings: Vec<Encoding>,
+    /// Mean of each encoded column on the reference.
+    pub scaler_mean: Vec<f64>,
+    /// Population standard deviation of each encoded column (1 where constant).
+    pub scaler_scale: Vec<f64>,
+    /// Mean of the scaled reference (about 0).
+    pub pca_mean: Vec<f64>,
+    /// The kept components, one per row, by explained variance descending.
+    pub components: Vec<Vec<f64>>,
+    /// Share of the variance each kept component explains.
+    pub explained_variance_ratio: Vec<f64>,
+    /// Thresholds from the reference chunks' mean errors.
+    pub thresholds: Thresholds,
+    /// Rows per chunk.
+    pub chunk_size: usize,
+}
+
+impl Reconstruction {
+    /// Fits on `columns` of the reference (chunks of `chunk_size` rows set the thresholds);
+    /// keeps the fewest components explaining more than `variance` of the variance.
+    pub fn fit(
+        reference: &Dataset,
+        columns: &[&str],
+        chunk_size: usize,
+        variance: f64,
+    ) -> Result<Reconstruction> {
+        if columns.len() < 2 {
+            return Err(DetectorError::InvalidParameter(
+                "multivariate drift needs at least 2 columns".into(),
+            ));
+        }
+        if !(variance > 0.0 && variance < 1.0) {
+            return Err(DetectorError::InvalidParameter(format!(
+                "explained variance share {variance} must be between 0 and 1"
+            )));
+        }
+        if chunk_size == 0 {
+            return Err(DetectorError::InvalidParameter(
+                "chunk size must be at least 1".into(),
+            ));
+        }
+        let n = reference.rows();
+        if n < 2 {
+            return Err(DetectorError::InvalidInput(format!(
+                "the reference has {n} rows; multivariate drift needs at least 2"
+            )));
+        }
+        let encodings = columns
+            .iter()
+            .map(|&name| {
+                let column = reference.column(name).ok_or_else(|| {
+                    DetectorError::NotApplicable(format!("the reference has no column '{name}'"))
+                })?;
+                fit_encoding(name, &column.values)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut model = Reconstruction {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            encodings,
+            scaler_mean: Vec::new(),
+            scaler_scale: Vec::new(),
+            pca_mean: Vec::new(),
+            components: Vec::new(),
+            explained_variance_ratio: Vec::new(),
+            thresholds: Thresholds {
+                lower: None,
+                upper: None,
+            },
+            chunk_size,
+        };
+        let encoded = model.encode(reference)?;
+        let d = columns.len();
+        for j in 0..d {
+            let col = encoded.column(j);
+            let mean = col.sum() / n as f64;
+            let std = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+            model.scaler_mean.push(mean);
+            model.scaler_scale.push(if std == 0.0 { 1.0 } else { std });
+        }
+        let scaled = model.scale(encoded);
+        let pca_mean: Vec<f64> = (0..d).map(|j| scaled.column(j).sum() / n as f64).collect();
+        let mut centred = scaled;
+        for (j, m) in pca_mean.iter().enumerate() {
+            centred.column_mut(j).add_scalar_mut(-m);
+        }
+        let covariance = centred.tr_mul(&centred) / (n as f64 - 1.0);
+        let eigen = SymmetricEigen::new(covariance);
+        let mut order: Vec<usize> = (0..d).collect();
+        order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+        let total: f64 = eigen.eigenvalues.iter().map(|v| v.max(0.0)).sum();
+        let mut cumulative = 0.0;
+        for &i in &order {
+            let ratio = eigen.eigenvalues[i].max(0.0) / total;
+            cumulative += ratio;
+            model
+                .components
+                .push(eigen.eigenvectors.column(i).iter().copied().collect());
+            model.explained_variance_ratio.push(ratio);
+            if cumulative > variance {
+                break;
+            }
+        }
+        model.pca_mean = pca_mean;
+        let errors = model.errors(reference)?;
+        let values: Vec<f64> = size_chunks(n, chunk_size)
+            .iter()
+            .map(|r| mean(&errors[r.clone()]))
+            .collect();
+        model.thresholds = Thresholds::from_reference(&values, MetricRange::NON_NEGATIVE_DROPPED);
+        Ok(model)
+    }
+
+    /// The encoded (imputed, frequency-encoded) rows of `data`.
+    fn encode(&self, data: &Dataset) -> Result<DMatrix<f64>> {
+        let n = data.rows();
+        let mut m = DMatrix::zeros(n, self.columns.len());
+        for (j, (name, enc)) in self.columns.iter().zip(&self.encodings).enumerate() {
+            let column = data
+                .column(name)
+                .ok_or_else(|| DetectorError::NotApplicable(format!("no column '{name}'")))?;
+            match (enc, &column.values) {
+                (Encoding::Numeric { mean }, ColumnValues::Numeric(v)) => {
+                    for (i, x) in v.iter().enumerate() {
+                        m[(i, j)] = x.unwrap_or(*mean);
+                    }
+                }
+                (
+                    Encoding::Frequency {
+                        shares,
+                        most_frequent,
+                    },
+                    values,
+                ) => {
+                    for i in 0..n {
+                        let category = category_at(values, i);
+                        let key = category.as_deref().unwrap_or(most_frequent);
+                        m[(i, j)] = shares.get(key).copied().unwrap_or(0.0);
+                    }
+                }
+                (Encoding::Numeric { .. }, ColumnValues::Categorical(_)) => {
+                    return Err(DetectorError::InvalidInput(format!(
+                        "column '{name}' is numeric in the reference but holds text here"
+                    )));
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    fn scale(&self, mut m: DMatrix<f64>) -> DMatrix<f64> {
+        for j in 0..self.columns.len() {
+            let (mu, s) = (self.scaler_mean[j], self.scaler_scale[j]);
+            m.column_mut(j).apply(|v| *v = (*v - mu) / s);
+        }
+        m
+    }
+
+    /// The reconstruction error of each row of `data` (Euclidean, in standardised units).
+    pub fn errors(&self, data: &Dataset) -> Result<Vec<f64>> {
+        let x = self.scale(self.encode(data)?);
+        let w = DMatrix::from_fn(self.components.len(), self.columns.len(), |k, j| {
+            self.components[k][j]
+        });
+        let mean = DVector::from_column_slice(&self.pca_mean);
+        Ok((0..x.nrows())
+            .map(|i| {
+                let centred = x.row(i).transpose() - &mean;
+                let z = &w * &centred;
+                let back = w.tr_mul(&z);
+                (centred - back).norm()
+            })
+            .collect())
+    }
+
+    /// The mean reconstruction error of each chunk of `data`, with sampling error, bounds,
+    /// thresholds and alerts (`NOT lower < value < upper`).
+    pub fn chunks(&self, data: &Dataset) -> Result<Vec<ChunkValue>> {
+        let errors = self.errors(data)?;
+        Ok(size_chunks(errors.len(), self.chunk_size)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| self.chunk_value(i, &r, &errors[r.clone()]))
+            .collect())
+    }
+
+    /// One chunk's row from its rows' errors.
+    pub fn chunk_value(&self, chunk: usize, rows: &Range<usize>, errors: &[f64]) -> ChunkValue {
+        let value = mean(errors);
+        let n = errors.len() as f64;
+        let se =
+            (errors.iter().map(|e| (e - value).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() / n.sqrt();
+        ChunkValue {
+            chunk,
+            start: rows.start,
+            rows: errors.len(),
+            value: Some(value),
+            sampling_error: se,
+            lower_confidence_bound: Some((value - SAMPLING_ERROR_RANGE * se).max(0.0)),
+            upper_confidence_bound: Some(value + SAMPLING_ERROR_RANGE * se),
+            thresholds: self.thresholds,
+            alert: self.thresholds.not_strictly_inside(value),
+        }
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// The category of row `i` as text (a numeric column given as categorical is read as text).
+fn category_at(values: &ColumnValues, i: usize) -> Option<String> {
+    match values {
+        ColumnValues::Categorical(v) => v[i].clone(),
+        ColumnValues::Numeric(v) => v[i].map(|x| x.to_string()),
+    }
+}
+
+fn fit_encoding(name: &str, values: &ColumnValues) -> Result<Encoding> {
+    match values {
+        ColumnValues::Numeric(v) => {
+            let present: Vec<f64> = v.iter().flatten().copied().collect();
+            if present.is_empty() {
+                return Err(DetectorError::Empty(format!("reference column '{name}'")));
+            }
+            crate::error::check_finite(&present, &format!("reference column '{name}'"))?;
+            Ok(Encoding::Numeric {
+                mean: mean(&present),
+            })
+        }
+        ColumnValues::Categorical(v) => {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for c in v.iter().flatten() {
+                *counts.entry(c.clone()).or_default() += 1;
+            }
+            // Most frequent; ties go to the smallest (scikit-learn's SimpleImputer).
+            let most_frequent = counts
+                .iter()
+                .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+                .map(|(c, _)| c.clone())
+                .ok_or_else(|| DetectorError::Empty(format!("reference column '{name}'")))?;
+            let missing = v.iter().filter(|c| c.is_none()).count();
+            *counts.get_mut(&most_frequent).expect("present") += missing;
+            let n = v.len() as f64;
+            Ok(Encoding::Frequency {
+                shares: counts.into_iter().map(|(c, k)| (c, k as f64 / n)).collect(),
+                most_frequent,
+            })
+        }
+    }
+}
