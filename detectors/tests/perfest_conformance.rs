@@ -12,6 +12,7 @@ use millwatch_detectors::estimation::ChunkValue;
 use millwatch_detectors::estimation::cbpe::{
     BinaryOutputs, Calibration, Cbpe, ClassificationMetric, MetricChunks,
 };
+use millwatch_detectors::estimation::dle::{Dle, NannySettings, RegressionMetric};
 use millwatch_detectors::estimation::reconstruction::{DEFAULT_VARIANCE, Reconstruction};
 use serde_json::Value;
 
@@ -422,4 +423,115 @@ fn concept_drift_is_invisible_to_cbpe_and_visible_to_realised_performance() {
             );
         }
     }
+}
+
+/// DLE on `regression_rul`: thresholds, sampling errors and realised values as NannyML's
+/// (abs 1e-9); the estimates, which depend on the gradient-boosting library, within 5 % per
+/// chunk, moving the same way between the unshifted (0-4) and shifted (5-9) halves, and alerting
+/// as NannyML's wherever its estimate is more than 5 % of the threshold away from it.
+#[test]
+fn dle_comes_within_the_stated_tolerance_of_nannyml() {
+    let case = "regression_rul";
+    let exp = expected(case);
+    let (reference, analysis) = (
+        dataset(case, "reference.csv"),
+        dataset(case, "analysis.csv"),
+    );
+    let dle = Dle::fit(
+        &reference,
+        &FEATURES,
+        &numbers(&reference, "y_pred"),
+        &numbers(&reference, "y_true"),
+        1000,
+        &RegressionMetric::ALL,
+        NannySettings::default(),
+    )
+    .expect("fit");
+    let predicted = numbers(&analysis, "y_pred");
+    let on_reference = dle
+        .estimate(&reference, &numbers(&reference, "y_pred"))
+        .expect("estimate reference");
+    let on_analysis = dle
+        .estimate(&analysis, &predicted)
+        .expect("estimate analysis");
+    let realised = dle
+        .realized(&predicted, &numbers(&analysis, "y_true"))
+        .expect("realised");
+    let mut tally = Tally::default();
+    for (i, metric) in RegressionMetric::ALL.iter().enumerate() {
+        let name = metric.name();
+        let want = exp["dle"]["metrics"][name]["chunks"]
+            .as_array()
+            .expect("chunks");
+        let rows: Vec<&ChunkValue> = on_reference[i]
+            .chunks
+            .iter()
+            .chain(&on_analysis[i].chunks)
+            .collect();
+        assert_eq!(rows.len(), want.len());
+        let mut worst_relative: f64 = 0.0;
+        for (k, (g, w)) in rows.iter().zip(want).enumerate() {
+            let place = format!("{name}/{}[{}]", w["period"], g.chunk);
+            for (key, got) in [
+                ("sampling_error", Some(g.sampling_error)),
+                ("lower_threshold", g.thresholds.lower),
+                ("upper_threshold", g.thresholds.upper),
+            ] {
+                let (what, at) = (format!("{name}.{key}"), format!("{place}.{key}"));
+                tally.close_at(&what, &at, got, opt(&w[key]), 1e-9);
+            }
+            let estimate = g.value.expect("estimate");
+            let nanny = opt(&w["estimated"]).expect("NannyML estimate");
+            let relative = (estimate - nanny).abs() / nanny;
+            worst_relative = worst_relative.max(relative);
+            if relative > 0.05 {
+                tally
+                    .failures
+                    .push(format!("{place}: {estimate} vs {nanny} ({relative:.3})"));
+            }
+            let thresholds = [g.thresholds.lower, g.thresholds.upper];
+            let far = thresholds
+                .iter()
+                .flatten()
+                .all(|t| (nanny - t).abs() > 0.05 * t.abs());
+            if far && Some(g.alert) != w["alert"].as_bool() {
+                tally
+                    .failures
+                    .push(format!("{place}.alert: {} vs {}", g.alert, w["alert"]));
+            }
+            if k >= 5 {
+                let realised_row = &realised[i].chunks[k - 5];
+                let at = format!("{place}.realized");
+                tally.close_at(
+                    &format!("{name}.realized"),
+                    &at,
+                    realised_row.value,
+                    opt(&w["realized"]),
+                    1e-9,
+                );
+            }
+        }
+        let half = |rows: &[&ChunkValue], from: usize| {
+            rows[from..from + 5]
+                .iter()
+                .map(|c| c.value.expect("value"))
+                .sum::<f64>()
+                / 5.0
+        };
+        let theirs = |from: usize| {
+            want[from..from + 5]
+                .iter()
+                .map(|w| opt(&w["estimated"]).expect("estimate"))
+                .sum::<f64>()
+                / 5.0
+        };
+        // Analysis chunks 0-4 are rows 5..10, chunks 5-9 rows 10..15.
+        assert_eq!(
+            half(&rows, 10) > half(&rows, 5),
+            theirs(10) > theirs(5),
+            "{name}: direction of change"
+        );
+        println!("dle: {name} worst relative difference of the estimate {worst_relative:.4}");
+    }
+    tally.finish("dle");
 }

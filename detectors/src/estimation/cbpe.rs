@@ -11,7 +11,9 @@ use std::ops::Range;
 use serde::Serialize;
 
 use super::isotonic::{CalibrationDecision, IsotonicCalibrator, needs_calibration};
-use super::{ChunkValue, MetricRange, Thresholds, size_chunks, std_population};
+use super::{
+    ChunkValue, MetricRange, SamplingErrorComponents, Thresholds, size_chunks, std_population,
+};
 use crate::error::{DetectorError, Result};
 
 /// A binary classification metric CBPE estimates.
@@ -108,22 +110,6 @@ impl BinaryOutputs<'_> {
             scores: &self.scores[rows.clone()],
             predicted: &self.predicted[rows.clone()],
         }
-    }
-}
-
-/// What a chunk's sampling error is made of: SE = std / √(n · fraction).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct SamplingErrorComponents {
-    /// Standard deviation of the per-row contributions on the reference.
-    pub std: f64,
-    /// Share of reference rows that contribute.
-    pub fraction: f64,
-}
-
-impl SamplingErrorComponents {
-    /// The sampling error for a chunk of `rows` rows.
-    pub fn for_rows(&self, rows: usize) -> f64 {
-        self.std / (rows as f64 * self.fraction).sqrt()
     }
 }
 

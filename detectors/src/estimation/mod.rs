@@ -13,6 +13,7 @@
 //!   correlation) that no single feature's drift test shows, but not a change in P(y|x).
 
 pub mod cbpe;
+pub mod dle;
 pub mod isotonic;
 pub mod reconstruction;
 
@@ -121,6 +122,22 @@ impl Thresholds {
     /// Reconstruction error: the value is not strictly between them (equality alerts).
     pub fn not_strictly_inside(&self, value: f64) -> bool {
         !(self.lower.is_none_or(|l| l < value) && self.upper.is_none_or(|u| value < u))
+    }
+}
+
+/// What a chunk's sampling error is made of: SE = std / √(n · fraction).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SamplingErrorComponents {
+    /// Standard deviation of the per-row contributions on the reference.
+    pub std: f64,
+    /// Share of reference rows that contribute.
+    pub fraction: f64,
+}
+
+impl SamplingErrorComponents {
+    /// The sampling error for a chunk of `rows` rows.
+    pub fn for_rows(&self, rows: usize) -> f64 {
+        self.std / (rows as f64 * self.fraction).sqrt()
     }
 }
 
