@@ -1,4 +1,4 @@
-//! The command line: `millwatch run | validate | bench | drift | alerts | silence |
+//! The command line: `millwatch run | validate | bench | drift | estimate | alerts | silence |
 //! config-reference`.
 
 use std::io::IsTerminal as _;
@@ -37,6 +37,10 @@ pub enum Command {
     /// not drift was found (2 with --fail-on-drift when it was), 1 on bad input or when no
     /// column could be tested (no verdict).
     Drift(crate::offline_drift::DriftArgs),
+    /// Performance estimated before labels arrive (CBPE for binary classifiers, DLE for
+    /// regressors), per chunk of an analysis file against a labelled reference (CSV or
+    /// Parquet). Exit 0 (2 with --fail-on-alert when an estimate alerts), 1 on bad input.
+    Estimate(crate::offline_estimate::EstimateArgs),
     /// Built-in benchmarks.
     #[command(subcommand)]
     Bench(crate::bench::BenchCommand),
@@ -173,6 +177,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Drift(args) => crate::offline_drift::main(args),
+        Command::Estimate(args) => crate::offline_estimate::main(args),
         Command::Bench(cmd) => crate::bench::main(cmd),
         Command::Alerts(args) => crate::alerting::cli::alerts_main(args),
         Command::Silence(args) => crate::alerting::cli::silence_main(args),

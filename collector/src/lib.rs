@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod detection;
 pub mod offline_drift;
+pub mod offline_estimate;
+pub mod offline_multivariate;
 pub mod pipeline;
 pub mod receivers;
 pub mod run;

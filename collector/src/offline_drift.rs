@@ -64,9 +64,20 @@ pub struct DriftArgs {
     /// as not tested, with a warning (the live engine's `detection.min_samples` default).
     #[arg(long, default_value_t = DEFAULT_MIN_SAMPLES)]
     pub min_samples: NonZeroUsize,
+    /// Multivariate drift instead: PCA reconstruction error per chunk of the current file,
+    /// thresholds from the reference's chunks (needs --chunk-size; --fail-on-drift exits 2
+    /// when a chunk alerts).
+    #[arg(long)]
+    pub multivariate: bool,
+    /// Rows per chunk for --multivariate.
+    #[arg(long, requires = "multivariate")]
+    pub chunk_size: Option<NonZeroUsize>,
 }
 
 pub fn main(args: DriftArgs) -> ExitCode {
+    if args.multivariate {
+        return crate::offline_multivariate::main(&args);
+    }
     match run(&args) {
         Ok(Some(drifted)) if drifted && args.fail_on_drift => ExitCode::from(2),
         Ok(Some(_)) => ExitCode::SUCCESS,
