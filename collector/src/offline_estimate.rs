@@ -235,14 +235,10 @@ fn binary(args: &EstimateArgs, reference: &Dataset, analysis: &Dataset) -> anyho
         method: "cbpe",
         chunk_size: args.chunk_size,
         calibration: Some(serde_json::to_value(&cbpe.calibration)?),
-        metrics: estimates
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| MetricReport {
-                metric: m.metric.name(),
-                chunks: with_realized(m.chunks, realized.as_ref().map(|r| &r[i].chunks)),
-            })
-            .collect(),
+        metrics: metric_reports(
+            estimates.into_iter().map(|m| (m.metric.name(), m.chunks)),
+            realized.map(|r| r.into_iter().map(|m| m.chunks).collect()),
+        ),
     })
 }
 
@@ -294,27 +290,30 @@ fn regression(
         method: "dle",
         chunk_size: args.chunk_size,
         calibration: None,
-        metrics: estimates
-            .into_iter()
-            .enumerate()
-            .map(|(i, m)| MetricReport {
-                metric: m.metric.name(),
-                chunks: with_realized(m.chunks, realized.as_ref().map(|r| &r[i].chunks)),
-            })
-            .collect(),
+        metrics: metric_reports(
+            estimates.into_iter().map(|m| (m.metric.name(), m.chunks)),
+            realized.map(|r| r.into_iter().map(|m| m.chunks).collect()),
+        ),
     })
 }
 
-fn with_realized(
-    estimates: Vec<ChunkValue>,
-    realized: Option<&Vec<ChunkValue>>,
-) -> Vec<ChunkReport> {
+/// Each metric's estimated chunks with the realised value of the same chunk beside each.
+fn metric_reports(
+    estimates: impl Iterator<Item = (&'static str, Vec<ChunkValue>)>,
+    realized: Option<Vec<Vec<ChunkValue>>>,
+) -> Vec<MetricReport> {
     estimates
-        .into_iter()
         .enumerate()
-        .map(|(k, estimate)| ChunkReport {
-            estimate,
-            realized: realized.and_then(|r| r[k].value),
+        .map(|(i, (metric, chunks))| MetricReport {
+            metric,
+            chunks: chunks
+                .into_iter()
+                .enumerate()
+                .map(|(k, estimate)| ChunkReport {
+                    estimate,
+                    realized: realized.as_ref().and_then(|r| r[i][k].value),
+                })
+                .collect(),
         })
         .collect()
 }

@@ -12,6 +12,8 @@
 //! stated tolerance is 5 %; scikit-learn's HistGradientBoosting came within 1 % and 2.6 %). Thresholds,
 //! sampling errors and the realised values do not involve the model and equal NannyML's.
 
+use std::ops::Range;
+
 use forust_ml::gradientbooster::GrowPolicy;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
@@ -298,42 +300,21 @@ impl Dle {
         check_lengths(data, predicted, "analysis")?;
         let inputs = self.inputs(data, predicted)?;
         let matrix = Matrix::new(&inputs, predicted.len(), self.features.len() + 1);
-        let chunks = size_chunks(predicted.len(), self.chunk_size);
-        Ok(self
-            .metrics
-            .iter()
-            .map(|f| {
-                let losses: Vec<f64> = f
-                    .model
-                    .predict(&matrix, false)
-                    .into_iter()
-                    .map(|l| l.max(0.0))
-                    .collect();
-                RegressionChunks {
-                    metric: f.metric,
-                    chunks: chunks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| {
-                            let mean = losses[r.clone()].iter().sum::<f64>() / r.len() as f64;
-                            let value = match f.metric {
-                                RegressionMetric::Mae => mean,
-                                RegressionMetric::Rmse => mean.sqrt(),
-                            };
-                            let se = f.sampling_error.for_rows(r.len());
-                            ChunkValue::new(
-                                i,
-                                r,
-                                Some(value),
-                                se,
-                                MetricRange::NON_NEGATIVE,
-                                f.thresholds,
-                            )
-                        })
-                        .collect(),
+        Ok(self.per_chunk(predicted.len(), |f| {
+            let losses: Vec<f64> = f
+                .model
+                .predict(&matrix, false)
+                .into_iter()
+                .map(|l| l.max(0.0))
+                .collect();
+            move |r: &Range<usize>| {
+                let mean = losses[r.clone()].iter().sum::<f64>() / r.len() as f64;
+                match f.metric {
+                    RegressionMetric::Mae => mean,
+                    RegressionMetric::Rmse => mean.sqrt(),
                 }
-            })
-            .collect())
+            }
+        }))
     }
 
     /// The realised metrics on each chunk once actual values are known, with the same
@@ -346,29 +327,36 @@ impl Dle {
                 predicted.len()
             )));
         }
-        let chunks = size_chunks(actual.len(), self.chunk_size);
-        Ok(self
-            .metrics
+        Ok(self.per_chunk(actual.len(), |f| {
+            move |r: &Range<usize>| f.metric.realized(&actual[r.clone()], &predicted[r.clone()])
+        }))
+    }
+
+    /// Each metric's rows over the chunks of `rows` rows, the value of a chunk from
+    /// `value_of(metric)(chunk rows)`.
+    fn per_chunk<'s, F, V>(&'s self, rows: usize, value_of: F) -> Vec<RegressionChunks>
+    where
+        F: Fn(&'s FittedLoss) -> V,
+        V: Fn(&Range<usize>) -> f64,
+    {
+        let chunks = size_chunks(rows, self.chunk_size);
+        self.metrics
             .iter()
-            .map(|f| RegressionChunks {
-                metric: f.metric,
-                chunks: chunks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        let value = f.metric.realized(&actual[r.clone()], &predicted[r.clone()]);
-                        let se = f.sampling_error.for_rows(r.len());
-                        ChunkValue::new(
-                            i,
-                            r,
-                            Some(value),
-                            se,
-                            MetricRange::NON_NEGATIVE,
-                            f.thresholds,
-                        )
-                    })
-                    .collect(),
+            .map(|f| {
+                let value = value_of(f);
+                RegressionChunks {
+                    metric: f.metric,
+                    chunks: chunks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, r)| {
+                            let se = f.sampling_error.for_rows(r.len());
+                            let v = Some(value(r));
+                            ChunkValue::new(i, r, v, se, MetricRange::NON_NEGATIVE, f.thresholds)
+                        })
+                        .collect(),
+                }
             })
-            .collect())
+            .collect()
     }
 }
