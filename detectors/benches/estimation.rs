@@ -11,18 +11,13 @@ use millwatch_detectors::estimation::cbpe::{
     BinaryOutputs, Calibration, Cbpe, ClassificationMetric,
 };
 use millwatch_detectors::estimation::reconstruction::{DEFAULT_VARIANCE, Reconstruction};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
 
-/// A deterministic xorshift sequence in [0, 1).
+/// A deterministic sequence in [0, 1).
 fn uniform(n: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        })
-        .collect()
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random::<f64>()).collect()
 }
 
 /// Scores, predictions and labels drawn from the scores (a calibrated model).

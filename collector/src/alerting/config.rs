@@ -146,6 +146,10 @@ pub struct BuiltinRules {
     pub data_quality: BuiltinRule,
     /// `MillwatchPerformanceDrop`: a performance metric dropped against the baseline.
     pub performance: BuiltinRule,
+    /// `MillwatchEstimatedPerformanceDrop`: a binary classifier's performance, estimated from
+    /// its scores before labels arrive (CBPE), fell below the baseline's lower threshold
+    /// (detector `estimated_performance`).
+    pub estimated_performance: BuiltinRule,
     /// `MillwatchMachineHealth`: a control-chart or machine-health rule is violated.
     pub machine_health: BuiltinRule,
     /// `MillwatchAbsence`: a watched metric series stopped arriving.
@@ -161,6 +165,7 @@ impl Default for BuiltinRules {
             drift: BuiltinRule::on(Severity::Warning),
             data_quality: BuiltinRule::on(Severity::Warning),
             performance: BuiltinRule::on(Severity::Critical),
+            estimated_performance: BuiltinRule::on(Severity::Warning),
             machine_health: BuiltinRule::on(Severity::Critical),
             absence: BuiltinRule::on(Severity::Warning),
             collector: BuiltinRule {
@@ -403,6 +408,7 @@ impl AlertingConfig {
             ("drift", &self.builtin.drift),
             ("data_quality", &self.builtin.data_quality),
             ("performance", &self.builtin.performance),
+            ("estimated_performance", &self.builtin.estimated_performance),
             ("machine_health", &self.builtin.machine_health),
             ("absence", &self.builtin.absence),
             ("collector", &self.builtin.collector),
@@ -427,6 +433,7 @@ impl AlertingConfig {
             "MillwatchDrift",
             "MillwatchDataQuality",
             "MillwatchPerformanceDrop",
+            "MillwatchEstimatedPerformanceDrop",
             "MillwatchMachineHealth",
             "MillwatchAbsence",
             "MillwatchCollector",

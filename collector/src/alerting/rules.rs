@@ -420,6 +420,12 @@ pub fn compile(config: &AlertingConfig) -> Vec<Rule> {
             detections(r#"detector=~"performance|performance_change""#),
         ),
         builtin(
+            "MillwatchEstimatedPerformanceDrop",
+            &b.estimated_performance,
+            Severity::Warning,
+            detections(r#"detector="estimated_performance""#),
+        ),
+        builtin(
             "MillwatchMachineHealth",
             &b.machine_health,
             Severity::Critical,
@@ -517,12 +523,13 @@ mod tests {
                 "MillwatchDrift",
                 "MillwatchDataQuality",
                 "MillwatchPerformanceDrop",
+                "MillwatchEstimatedPerformanceDrop",
                 "MillwatchMachineHealth",
                 "MillwatchAbsence",
                 "MillwatchCollector"
             ]
         );
-        let expected_matchers = [1, 1, 1, 2, 2];
+        let expected_matchers = [1, 1, 1, 1, 2, 2];
         for (r, n) in rules.iter().zip(expected_matchers) {
             match &r.condition {
                 Condition::Detections(ms) => assert_eq!(ms.len(), n, "{}", r.name),
@@ -532,7 +539,7 @@ mod tests {
         let mut off = AlertingConfig::default();
         off.builtin.drift.enabled = false;
         off.builtin.collector.enabled = false;
-        assert_eq!(compile(&off).len(), 4);
+        assert_eq!(compile(&off).len(), 5);
     }
 
     fn verdict(pairs: &[(&str, &str)], verdict: &str, drifted: bool) -> Verdict {

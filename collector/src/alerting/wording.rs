@@ -241,6 +241,15 @@ pub fn describe(row: &Row) -> Words {
                 value: row.statistic,
             }
         }
+        ("estimated_performance", _) => Words {
+            summary: format!("{lead}{feature} estimated to have dropped"),
+            description: format!(
+                "{feature} of {mv}, estimated from the scores of one window before its labels arrived (CBPE), is {}, below the baseline's lower threshold {}.",
+                row.statistic.map(format_value).unwrap_or_default(),
+                row.threshold.map(format_value).unwrap_or_default()
+            ),
+            value: row.statistic,
+        },
         ("machine_health", "absence") => Words {
             summary: format!("{feature} stopped arriving"),
             description: format!(
@@ -301,6 +310,21 @@ mod tests {
             verdict: verdict.into(),
             ..Row::default()
         }
+    }
+
+    #[test]
+    fn an_estimated_drop_says_it_is_an_estimate_with_its_threshold() {
+        let w = describe(&Row {
+            statistic: Some(0.6512),
+            threshold: Some(0.7734),
+            ..row("estimated_performance", Some("accuracy"), "cbpe", "dropped")
+        });
+        assert_eq!(w.summary, "press 1: accuracy estimated to have dropped");
+        assert_eq!(
+            w.description,
+            "accuracy of model press version 1, estimated from the scores of one window before its labels arrived (CBPE), is 0.6512, below the baseline's lower threshold 0.7734."
+        );
+        assert_eq!(w.value, Some(0.6512));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod commit_times;
 pub mod config;
 pub mod engine;
+pub mod estimated;
 pub mod log_lines;
 pub mod machine_health;
 pub mod model_drift;

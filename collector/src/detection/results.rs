@@ -144,6 +144,8 @@ pub struct Gauges {
     pub schema_change: OwnFamily,
     pub performance: OwnFamily,
     pub performance_degraded: OwnFamily,
+    pub performance_estimated: OwnFamily,
+    pub performance_estimated_dropped: OwnFamily,
     pub windows: OwnFamily,
     pub chart_violation: OwnFamily,
     pub chart_statistic: OwnFamily,
@@ -200,6 +202,14 @@ impl Gauges {
             performance_degraded: g(
                 "millwatch_model_performance_degraded",
                 "1 when the newest labelled window performs significantly worse than the baseline, else 0.",
+            )?,
+            performance_estimated: g(
+                "millwatch_model_performance_estimated",
+                "Performance of the last closed window estimated from its scores before labels arrive (CBPE; binary classifiers with scores).",
+            )?,
+            performance_estimated_dropped: g(
+                "millwatch_model_performance_estimated_dropped",
+                "1 when the estimated performance of the last closed window is below the baseline's lower threshold, else 0.",
             )?,
             windows: exposition.register(
                 "millwatch_detection_windows_total",
@@ -321,6 +331,14 @@ impl Gauges {
                             );
                         }
                     }
+                }
+                "estimated_performance" => {
+                    let labels = [("model", model), ("version", version), ("metric", feature)];
+                    if let Some(v) = f.statistic {
+                        self.performance_estimated.set(&labels, v);
+                    }
+                    self.performance_estimated_dropped
+                        .set(&labels, f64::from(u8::from(f.drifted)));
                 }
                 "data_quality" if f.test == "schema" => {
                     self.schema_change.set(

@@ -3,7 +3,8 @@
 //! of a window, performance from late feedback, and the false-alarm rate of the live rule.
 //!
 //! One test binary, a file per theme: `windows` (count, sliding and time windows, restarts, the
-//! tap), `baselines` (per version, per model, from a time range), `performance` (late
+//! tap), `baselines` (per version, per model, from a time range), `estimated` (performance
+//! estimated before labels arrive), `performance` (late
 //! feedback), `predictions` (prediction distributions on `/metrics`), `false_alarms` (the live
 //! rule on unchanged windows).
 
@@ -11,6 +12,7 @@
 mod detection_support;
 
 mod baselines;
+mod estimated;
 mod false_alarms;
 mod performance;
 mod predictions;

@@ -25,6 +25,7 @@ use millwatch_exporters::prometheus::MetricsExposition;
 
 use super::commit_times::CommitTimes;
 use super::config::DetectionConfig;
+use super::estimated::Estimators;
 use super::log_lines::{self, DriftLog};
 use super::machine_health::MachineHealth;
 use super::performance;
@@ -79,6 +80,9 @@ pub struct Engine {
     saved_at: Instant,
     /// Which versions' last window drifted, to log when that changes.
     drift_log: DriftLog,
+    /// Performance estimated before labels arrive (CBPE), fitted per version on its labelled
+    /// baseline.
+    estimators: Estimators,
 }
 
 /// How often the cursor and open windows are saved when no window closes. Events after the
@@ -116,6 +120,7 @@ impl Engine {
             unsaved: false,
             saved_at: Instant::now(),
             drift_log: DriftLog::default(),
+            estimators: Estimators::default(),
         };
         // On /metrics from the start, so that a fresh collector shows no lag and no verdicts
         // yet rather than no data; the first pass sets the real lag.
@@ -240,6 +245,7 @@ impl Engine {
                 closed.extend(m.close_quiet(key, now, grace));
             }
         }
+        self.estimate_performance(&mut closed)?;
         pass.windows_closed = closed.len();
         self.unsaved |= pass.events > 0;
         let decided_any = !closed.is_empty() || !new_baselines.is_empty();
@@ -271,6 +277,25 @@ impl Engine {
         }
         self.publish_lag(behind)?;
         Ok(pass)
+    }
+
+    /// Adds to each closed window the performance estimated from its scores (before any label).
+    fn estimate_performance(&mut self, closed: &mut [Decided]) -> Result<()> {
+        let min = self.config.performance_min_labels.get();
+        for d in closed {
+            let Some(baseline) = self
+                .models
+                .get(&d.window.key)
+                .and_then(|m| m.baseline.as_ref())
+            else {
+                continue;
+            };
+            let found = self
+                .estimators
+                .findings(&self.conn, baseline, &d.window, min)?;
+            d.findings.extend(found);
+        }
+        Ok(())
     }
 
     /// Saves baselines, closed windows with their findings, and the engine's state, in one

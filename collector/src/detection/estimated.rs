@@ -1,0 +1,175 @@
+//! Performance estimated before labels arrive: when a window of a binary classifier that sends
+//! scores (`ml.prediction.score`) closes, CBPE (detectors crate, NannyML's method) estimates its
+//! accuracy, precision, recall, F1, specificity and ROC AUC from the scores alone, against
+//! thresholds from the labelled baseline. A finding per metric (`estimated_performance`) says
+//! whether the estimate dropped below its lower threshold; the built-in rule
+//! `MillwatchEstimatedPerformanceDrop` alerts on it. When the window's labels arrive later, the
+//! realised `performance` findings of the same window stand beside the estimate.
+//!
+//! CBPE sees what covariate shift does to performance (inputs moving to where the model is
+//! less sure); it cannot see concept drift, where only P(y|x) changes: that shows only in the
+//! realised performance.
+
+use std::collections::HashMap;
+
+use duckdb::{Connection, params};
+use millwatch_detectors::estimation::cbpe::{
+    BinaryOutputs, Calibration, Cbpe, ClassificationMetric,
+};
+use serde_json::json;
+
+use super::baseline::Baseline;
+use super::performance;
+use super::results::Finding;
+use super::state::ClosedWindow;
+use super::task::{binary_class, class_name};
+use super::windows::ModelKey;
+use crate::signals::Prediction;
+
+/// The reference needs at least this many of its own chunks for its thresholds.
+const REFERENCE_CHUNKS: usize = 5;
+
+/// A classifier's output as CBPE needs it: score in [0, 1] and a 0/1 predicted class.
+fn binary_output(predicted: &Prediction, score: Option<f64>) -> Option<(f64, bool)> {
+    let s = score.filter(|s| (0.0..=1.0).contains(s))?;
+    Some((s, binary_class(&class_name(predicted))?))
+}
+
+/// The fitted estimator of each model version, once its baseline has enough labels.
+#[derive(Default)]
+pub struct Estimators {
+    fitted: HashMap<ModelKey, Cbpe>,
+}
+
+impl Estimators {
+    /// The estimated-performance findings of a closed window; none until the baseline has
+    /// `min_labels` labelled events with scores and 0/1 classes, at least half of it labelled,
+    /// with both classes.
+    pub fn findings(
+        &mut self,
+        conn: &Connection,
+        baseline: &Baseline,
+        window: &ClosedWindow,
+        min_labels: usize,
+    ) -> duckdb::Result<Vec<Finding>> {
+        let key = &window.key;
+        if !self.fitted.contains_key(key) {
+            let (Some(first), Some(last)) = (baseline.first_event_id, baseline.last_event_id)
+            else {
+                return Ok(Vec::new());
+            };
+            let labelled = performance::labelled(conn, key, first, last)?;
+            let rows: Vec<(f64, bool, bool)> = labelled
+                .events
+                .iter()
+                .filter_map(|e| {
+                    let (s, p) = binary_output(&e.predicted, e.score)?;
+                    Some((s, p, binary_class(&class_name(&e.actual))?))
+                })
+                .collect();
+            if rows.len() < min_labels.max(baseline.data.rows() / 2) {
+                return Ok(Vec::new());
+            }
+            // Thresholds come from reference chunks of the window's size; a baseline too short
+            // for `REFERENCE_CHUNKS` of them is cut in smaller chunks, which widens the
+            // thresholds (fewer false alarms), never narrows them.
+            let chunk = (window.events as usize)
+                .min(rows.len() / REFERENCE_CHUNKS)
+                .max(1);
+            let scores: Vec<f64> = rows.iter().map(|r| r.0).collect();
+            let predicted: Vec<bool> = rows.iter().map(|r| r.1).collect();
+            let actual: Vec<bool> = rows.iter().map(|r| r.2).collect();
+            let fit = Cbpe::fit(
+                BinaryOutputs {
+                    scores: &scores,
+                    predicted: &predicted,
+                },
+                &actual,
+                chunk,
+                &ClassificationMetric::ALL,
+                Calibration::Auto,
+            );
+            match fit {
+                Ok(cbpe) => {
+                    self.fitted.insert(key.clone(), cbpe);
+                }
+                Err(e) => {
+                    tracing::debug!(model = %key.model, version = %key.version, error = %e,
+                        "no performance estimate: the labelled baseline does not fit CBPE");
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        let Some(cbpe) = self.fitted.get(key) else {
+            return Ok(Vec::new());
+        };
+        let (scores, predicted) = window_outputs(conn, key, window)?;
+        if scores.len() < min_labels {
+            return Ok(Vec::new());
+        }
+        let outputs = BinaryOutputs {
+            scores: &scores,
+            predicted: &predicted,
+        };
+        let Ok(estimates) = cbpe.estimate_chunk(0, 0, outputs) else {
+            return Ok(Vec::new());
+        };
+        Ok(estimates
+            .into_iter()
+            .filter_map(|(metric, e)| {
+                let value = e.value?;
+                let dropped = e.thresholds.lower.is_some_and(|l| value < l);
+                Some(Finding {
+                    test: "cbpe".into(),
+                    statistic: Some(value),
+                    threshold: e.thresholds.lower,
+                    drifted: dropped,
+                    verdict: if dropped { "dropped" } else { "ok" }.into(),
+                    details: json!({
+                        "sampling_error": e.sampling_error,
+                        "lower_confidence_bound": e.lower_confidence_bound,
+                        "upper_confidence_bound": e.upper_confidence_bound,
+                        "lower_threshold": e.thresholds.lower,
+                        "upper_threshold": e.thresholds.upper,
+                        "events": scores.len(),
+                        "calibrated": cbpe.calibration.needs_calibration,
+                        "reference_chunk": cbpe.chunk_size,
+                    }),
+                    ..Finding::new("estimated_performance", metric.name())
+                })
+            })
+            .collect())
+    }
+}
+
+/// The scores and predicted classes of a window's events, from the store.
+fn window_outputs(
+    conn: &Connection,
+    key: &ModelKey,
+    window: &ClosedWindow,
+) -> duckdb::Result<(Vec<f64>, Vec<bool>)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT prediction, prediction_label, score FROM inferences \
+         WHERE model = ? AND version = ? AND event_id BETWEEN ? AND ? ORDER BY event_id",
+    )?;
+    let mut rows = stmt.query(params![
+        key.model,
+        key.version,
+        window.first_event_id,
+        window.last_event_id
+    ])?;
+    let (mut scores, mut predicted) = (Vec::new(), Vec::new());
+    while let Some(r) = rows.next()? {
+        let number: Option<f64> = r.get(0)?;
+        let class: Option<String> = r.get(1)?;
+        let value = class
+            .map(Prediction::Class)
+            .or_else(|| number.filter(|x| x.is_finite()).map(Prediction::Number));
+        let score: Option<f64> = r.get(2)?;
+        if let Some((s, p)) = value.and_then(|v| binary_output(&v, score)) {
+            scores.push(s);
+            predicted.push(p);
+        }
+    }
+    Ok((scores, predicted))
+}
