@@ -4,7 +4,8 @@
 //! thresholds from the labelled baseline. A finding per metric (`estimated_performance`) says
 //! whether the estimate dropped below its lower threshold; the built-in rule
 //! `MillwatchEstimatedPerformanceDrop` alerts on it. When the window's labels arrive later, the
-//! realised `performance` findings of the same window stand beside the estimate.
+//! realised `performance` findings of the same window stand beside the estimate, with the
+//! estimator's own error (`estimation_error`: realised − estimated, within the band or not).
 //!
 //! CBPE sees what covariate shift does to performance (inputs moving to where the model is
 //! less sure); it cannot see concept drift, where only P(y|x) changes: that shows only in the
@@ -53,6 +54,12 @@ impl Estimators {
         min_labels: usize,
     ) -> duckdb::Result<Vec<Finding>> {
         let key = &window.key;
+        // A window without enough scored 0/1 predictions has nothing to estimate: the
+        // baseline's labels are not even read.
+        let (scores, predicted) = window_outputs(conn, key, window)?;
+        if scores.len() < min_labels {
+            return Ok(Vec::new());
+        }
         if !self.fitted.contains_key(key) {
             let (Some(first), Some(last)) = (baseline.first_event_id, baseline.last_event_id)
             else {
@@ -76,13 +83,13 @@ impl Estimators {
             let chunk = (window.events as usize)
                 .min(rows.len() / REFERENCE_CHUNKS)
                 .max(1);
-            let scores: Vec<f64> = rows.iter().map(|r| r.0).collect();
-            let predicted: Vec<bool> = rows.iter().map(|r| r.1).collect();
+            let reference_scores: Vec<f64> = rows.iter().map(|r| r.0).collect();
+            let reference_predicted: Vec<bool> = rows.iter().map(|r| r.1).collect();
             let actual: Vec<bool> = rows.iter().map(|r| r.2).collect();
             let fit = Cbpe::fit(
                 BinaryOutputs {
-                    scores: &scores,
-                    predicted: &predicted,
+                    scores: &reference_scores,
+                    predicted: &reference_predicted,
                 },
                 &actual,
                 chunk,
@@ -103,10 +110,6 @@ impl Estimators {
         let Some(cbpe) = self.fitted.get(key) else {
             return Ok(Vec::new());
         };
-        let (scores, predicted) = window_outputs(conn, key, window)?;
-        if scores.len() < min_labels {
-            return Ok(Vec::new());
-        }
         let outputs = BinaryOutputs {
             scores: &scores,
             predicted: &predicted,
@@ -140,6 +143,59 @@ impl Estimators {
             })
             .collect())
     }
+}
+
+/// The estimator's own error, once a window's labels are in: for each realised metric that was
+/// also estimated for the same window, realised − estimated and whether the realised value lies
+/// within the estimate's ±3 SE band (detector `estimation_error`).
+pub fn estimation_errors(
+    conn: &Connection,
+    window: &ClosedWindow,
+    realised: &[Finding],
+) -> duckdb::Result<Vec<Finding>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT feature, statistic, CAST(details->>'lower_confidence_bound' AS DOUBLE), \
+         CAST(details->>'upper_confidence_bound' AS DOUBLE) FROM detections \
+         WHERE detector = 'estimated_performance' AND model = ? AND version = ? AND first_event_id = ?",
+    )?;
+    let mut rows = stmt.query(params![
+        window.key.model,
+        window.key.version,
+        window.first_event_id
+    ])?;
+    let mut estimated: HashMap<String, (f64, Option<f64>, Option<f64>)> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        let (feature, value): (String, Option<f64>) = (r.get(0)?, r.get(1)?);
+        if let Some(v) = value {
+            estimated.insert(feature, (v, r.get(2)?, r.get(3)?));
+        }
+    }
+    Ok(realised
+        .iter()
+        .filter(|f| f.detector == "performance")
+        .filter_map(|f| {
+            let actual = f.statistic?;
+            let &(estimate, low, high) = estimated.get(&f.feature)?;
+            let within = low.is_some_and(|l| l <= actual) && high.is_some_and(|h| actual <= h);
+            Some(Finding {
+                test: "cbpe".into(),
+                statistic: Some(actual - estimate),
+                verdict: if within {
+                    "within_band"
+                } else {
+                    "outside_band"
+                }
+                .into(),
+                details: json!({
+                    "estimated": estimate,
+                    "realised": actual,
+                    "lower_confidence_bound": low,
+                    "upper_confidence_bound": high,
+                }),
+                ..Finding::new("estimation_error", &f.feature)
+            })
+        })
+        .collect())
 }
 
 /// The scores and predicted classes of a window's events, from the store.

@@ -118,5 +118,17 @@ fn a_covariate_shift_is_estimated_before_labels_and_the_labels_confirm_it() {
             (low..=high).contains(&realised),
             "window {first}: realised {realised} outside [{low}, {high}]"
         );
+        // The estimator's own error is reported beside them.
+        let error = ts.store.read(|c| {
+            c.query_row(
+                "SELECT statistic, verdict FROM detections WHERE detector = 'estimation_error' AND feature = 'accuracy' AND first_event_id = ?",
+                [first],
+                |r| Ok((r.get::<_, f64>(0)?, r.get::<_, String>(1)?)),
+            )
+        });
+        let (error, verdict) = error.expect("estimation error");
+        let estimated = estimate(first, "accuracy", "statistic");
+        assert!((error - (realised - estimated)).abs() < 1e-12, "{error}");
+        assert_eq!(verdict, "within_band");
     }
 }

@@ -404,7 +404,9 @@ impl Engine {
                 None => None,
             };
             for (w, labels) in fresh {
-                let findings = performance::evaluate(baseline_labels.as_ref(), &labels, min);
+                let mut findings = performance::evaluate(baseline_labels.as_ref(), &labels, min);
+                let errors = super::estimated::estimation_errors(&self.conn, &w, &findings)?;
+                findings.extend(errors);
                 updates.push((w, labels.len() as u64, findings));
             }
         }
