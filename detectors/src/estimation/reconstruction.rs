@@ -128,6 +128,12 @@ impl Reconstruction {
         let mut order: Vec<usize> = (0..d).collect();
         order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
         let total: f64 = eigen.eigenvalues.iter().map(|v| v.max(0.0)).sum();
+        if total <= 0.0 {
+            return Err(DetectorError::Constant(format!(
+                "every column of {} in the reference",
+                columns.join(", ")
+            )));
+        }
         let mut cumulative = 0.0;
         for &i in &order {
             let ratio = eigen.eigenvalues[i].max(0.0) / total;
@@ -286,5 +292,27 @@ fn fit_encoding(name: &str, values: &ColumnValues) -> Result<Encoding> {
                 most_frequent,
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Column;
+
+    #[test]
+    fn constant_reference_columns_are_refused_with_their_names() {
+        let data = Dataset::new(vec![
+            Column::numeric("a", vec![Some(1.0); 10]),
+            Column::numeric("b", vec![Some(2.0); 10]),
+        ])
+        .expect("dataset");
+        let e = Reconstruction::fit(&data, &["a", "b"], 5, DEFAULT_VARIANCE).expect_err("constant");
+        assert_eq!(
+            e.to_string(),
+            "every column of a, b in the reference is constant"
+        );
+        let e = Reconstruction::fit(&data, &["a", "c"], 5, DEFAULT_VARIANCE).expect_err("missing");
+        assert!(e.to_string().contains("no column 'c'"), "{e}");
     }
 }
