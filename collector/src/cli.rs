@@ -1,5 +1,5 @@
-//! The command line: `millwatch run | validate | bench | drift | estimate | alerts | silence |
-//! config-reference`.
+//! The command line: `millwatch run | demo | validate | bench | drift | estimate | alerts |
+//! silence | config-reference`.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -48,6 +48,9 @@ pub enum Command {
     Alerts(crate::alerting::cli::AlertsArgs),
     /// Add, list or expire silences on the running collector.
     Silence(crate::alerting::cli::SilenceArgs),
+    /// A simulated plant sending to an embedded collector: the first thing to run. Prints
+    /// where to look (web UI, /metrics) and one line per incident the plant goes through.
+    Demo(crate::demo::DemoArgs),
     /// Print the configuration reference (Markdown): every setting with its type, default and
     /// documentation, as docs/configuration.md has it.
     ConfigReference,
@@ -137,34 +140,26 @@ pub fn main() -> ExitCode {
                 }
             };
             if args.print_config {
-                match serde_saphyr::to_string(&config) {
-                    Ok(yaml) => print!("{yaml}"),
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return ExitCode::from(1);
-                    }
-                }
-                return ExitCode::SUCCESS;
+                return print_config(&config);
             }
             init_logging(&config);
             let log_format = config.log.format;
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
+            block_on(log_format, crate::run::run(config))
+        }
+        Command::Demo(args) => {
+            let config = match args.effective_config() {
+                Ok(c) => c,
                 Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
+                    eprintln!("error: {e}");
                     return ExitCode::from(1);
                 }
             };
-            match runtime.block_on(crate::run::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    report_failure(log_format, &e);
-                    ExitCode::from(1)
-                }
+            if args.run.print_config {
+                return print_config(&config);
             }
+            init_logging(&config);
+            let log_format = config.log.format;
+            block_on(log_format, crate::demo::demo(config, &args))
         }
         Command::Validate { config } => match Config::from_file(&config) {
             Ok(_) => {
@@ -184,6 +179,41 @@ pub fn main() -> ExitCode {
         Command::ConfigReference => {
             print!("{}", config::reference::markdown());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// The effective configuration as YAML (`--print-config`).
+fn print_config(config: &Config) -> ExitCode {
+    match serde_saphyr::to_string(config) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs `work` (the collector) on a multi-threaded runtime; a failure is said once.
+fn block_on(log_format: LogFormat, work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report_failure(log_format, &e);
+            ExitCode::from(1)
         }
     }
 }

@@ -18,11 +18,33 @@ use crate::telemetry::{SelfMetrics, Telemetry};
 use millwatch_exporters::prometheus::MetricsExposition;
 use millwatch_exporters::remote_write::RemoteWriteExporter;
 
+/// Where a running collector listens (ports chosen by the system for `:0` resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    pub api: std::net::SocketAddr,
+    pub otlp_http: Option<std::net::SocketAddr>,
+    pub otlp_grpc: Option<std::net::SocketAddr>,
+}
+
 /// Runs the collector until a shutdown signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    run_with(config, None).await
+}
+
+/// [`run`], telling `ready` where it listens once it is ready (what `millwatch demo` sends to).
+pub async fn run_with(
+    config: Config,
+    ready: Option<tokio::sync::oneshot::Sender<Bound>>,
+) -> anyhow::Result<()> {
     // Every port is bound before the store is opened: a busy port fails here, at once, without
     // the store being created, migrated or its journal replayed.
     let listeners = Listeners::bind(&config).await?;
+    let local = |l: &TcpListener| l.local_addr().ok();
+    let bound = Bound {
+        api: local(&listeners.api).unwrap_or(config.api.endpoint),
+        otlp_http: listeners.otlp_http.as_ref().and_then(local),
+        otlp_grpc: listeners.otlp_grpc.as_ref().and_then(local),
+    };
     let telemetry = Arc::new(Telemetry::default());
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
@@ -154,9 +176,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         alerting: alerting.as_ref().map(|a| a.shared.clone()),
         directory: directory.clone(),
     });
+    let ui = crate::ui::router(Arc::new(crate::ui::UiState {
+        store: store.clone(),
+        alerting: api_state.alerting.clone(),
+        health_rules: config.detection.machine_health.clone(),
+        directory: directory.clone(),
+    }));
     servers.spawn(serve_axum(
         listeners.api,
-        api::router(api_state.clone()),
+        api::router(api_state.clone()).merge(ui),
         stop_rx.clone(),
     ));
 
@@ -232,6 +260,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal().context("cannot install the SIGINT/SIGTERM handlers")?;
     api_state.ready.store(true, Ordering::Relaxed);
     tracing::info!("millwatch is ready");
+    if let Some(ready) = ready {
+        let _ = ready.send(bound);
+    }
 
     let failed = tokio::select! {
         _ = shutdown => None,

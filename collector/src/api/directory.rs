@@ -1,6 +1,7 @@
 //! What someone who opens a Millwatch address in a browser or with curl gets instead of an
 //! empty 404: where `/metrics`, the API, the OTLP endpoints and the docs are. `GET /` answers
-//! 200 (until the web UI takes `/`), any other unknown path 404, both with the same JSON.
+//! 200 (a browser asking for HTML gets the web UI there, `crate::ui`), any other unknown path
+//! 404, both with the same JSON.
 
 use std::net::SocketAddr;
 

@@ -47,6 +47,15 @@ struct StoredColumn {
 }
 
 impl Baseline {
+    /// The version whose stored events `first_event_id..=last_event_id` are: `own` (the
+    /// version watched) unless the baseline was taken from another version's events.
+    pub fn events_version<'a>(&'a self, own: &'a str) -> &'a str {
+        match &self.origin {
+            Origin::PreviousVersion(v) | Origin::TimeRange { version: v, .. } => v,
+            Origin::FirstEvents | Origin::File(_) => own,
+        }
+    }
+
     /// The columns as JSON for `detection_baselines.data`.
     pub fn data_json(&self) -> String {
         let columns: Vec<StoredColumn> = self

@@ -47,7 +47,10 @@ fn key(rule: &str, series_id: u64) -> String {
     format!("{rule}/{series_id}")
 }
 
-fn attribute_matches(attrs: &serde_json::Value, want: &BTreeMap<String, String>) -> bool {
+pub(crate) fn attribute_matches(
+    attrs: &serde_json::Value,
+    want: &BTreeMap<String, String>,
+) -> bool {
     want.iter().all(|(k, v)| match attrs.get(k) {
         Some(serde_json::Value::String(s)) => s == v,
         // A number or boolean attribute matches the same value written in the config.

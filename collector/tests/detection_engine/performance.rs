@@ -75,6 +75,35 @@ fn performance_is_measured_once_feedback_arrives_and_a_drop_is_flagged() {
     assert!((0.6..0.7).contains(&acc), "{acc}");
 }
 
+/// A new version judged against the previous version's baseline (a deployment check) is
+/// compared with the labels of that version's baseline events: a worse new version is degraded
+/// from its first labelled window (its own events hold none of the baseline's ids).
+#[test]
+fn a_new_version_is_measured_against_the_previous_versions_baseline_labels() {
+    let ts = TestStore::open("performance-previous");
+    let mut rng = Rng(23);
+    let (mut inf, fb) = classified(&mut rng, 0, 4000, |i| if i < 2000 { 0.1 } else { 0.35 });
+    for row in inf.iter_mut().skip(2000) {
+        row.version = "2".into();
+    }
+    ts.store(batch_of(inf));
+    let cfg: millwatch::detection::DetectionConfig = serde_saphyr::from_str(
+        "models:\n  - name: inspector\n    compare_with_previous_version: true\n",
+    )
+    .expect("config");
+    let mut engine = ts.engine(cfg);
+    drain(&mut engine);
+    ts.store(millwatch::signals::Batch {
+        feedback: fb,
+        ..Default::default()
+    });
+    engine.performance_pass().expect("pass");
+    let degraded = ts.query_strings(
+        "SELECT version || ':' || CAST(first_event_id AS VARCHAR) FROM detections WHERE detector = 'performance_change' AND drifted ORDER BY first_event_id",
+    );
+    assert_eq!(degraded, ["2:2000", "2:3000"]);
+}
+
 /// README's example shape: a failure classifier sends `ml.prediction` 1.0/0.0 with
 /// `ml.prediction.score`, and its labels come back as 0/1. It is measured as a binary
 /// classifier (no MAE, RMSE, R² or MAPE, whose 0 targets would make MAPE ~1e15), with the ROC

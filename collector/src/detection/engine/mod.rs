@@ -383,10 +383,14 @@ impl Engine {
                 continue;
             }
             self.performance_seen.insert(key.clone(), seen);
-            let baseline_range = m
-                .baseline
-                .as_ref()
-                .and_then(|b| Some((b.first_event_id?, b.last_event_id?)));
+            // A baseline taken from another version's events is labelled under that version.
+            let baseline_range = m.baseline.as_ref().and_then(|b| {
+                let of = ModelKey {
+                    model: key.model.clone(),
+                    version: b.events_version(&key.version).to_owned(),
+                };
+                Some((of, b.first_event_id?, b.last_event_id?))
+            });
             let windows = state::recent_windows(&self.conn, &key, keep)?;
             let mut fresh = Vec::new();
             for w in windows {
@@ -400,7 +404,9 @@ impl Engine {
                 continue;
             }
             let baseline_labels = match baseline_range {
-                Some((first, last)) => Some(performance::labelled(&self.conn, &key, first, last)?),
+                Some((of, first, last)) => {
+                    Some(performance::labelled(&self.conn, &of, first, last)?)
+                }
                 None => None,
             };
             for (w, labels) in fresh {
