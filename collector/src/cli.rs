@@ -44,6 +44,10 @@ pub enum Command {
     Alerts(crate::alerting::cli::AlertsArgs),
     /// Add, list or expire silences on the running collector.
     Silence(crate::alerting::cli::SilenceArgs),
+    /// Verify, export or print the head of the audit log.
+    Audit(crate::audit::cli::AuditArgs),
+    /// Record a person's note about a model in the audit log of the running collector.
+    Annotate(crate::audit::cli::AnnotateArgs),
     /// Print the configuration reference (Markdown): every setting with its type, default and
     /// documentation, as docs/configuration.md has it.
     ConfigReference,
@@ -176,6 +180,8 @@ pub fn main() -> ExitCode {
         Command::Bench(cmd) => crate::bench::main(cmd),
         Command::Alerts(args) => crate::alerting::cli::alerts_main(args),
         Command::Silence(args) => crate::alerting::cli::silence_main(args),
+        Command::Audit(args) => crate::audit::cli::audit_main(args),
+        Command::Annotate(args) => crate::audit::cli::annotate_main(args),
         Command::ConfigReference => {
             print!("{}", config::reference::markdown());
             ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 
 pub mod alerting;
 pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;
