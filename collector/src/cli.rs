@@ -1,5 +1,5 @@
-//! The command line: `millwatch run | validate | bench | drift | alerts | silence |
-//! config-reference`.
+//! The command line: `millwatch run | validate | bench | drift | alerts | silence | audit |
+//! annotate | report | config-reference`.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -48,6 +48,9 @@ pub enum Command {
     Audit(crate::audit::cli::AuditArgs),
     /// Record a person's note about a model in the audit log of the running collector.
     Annotate(crate::audit::cli::AnnotateArgs),
+    /// Write a model's report: versions and deployments, drift, performance, data quality,
+    /// incidents and audit entries, as html, json, csv or md.
+    Report(crate::report::ReportArgs),
     /// Print the configuration reference (Markdown): every setting with its type, default and
     /// documentation, as docs/configuration.md has it.
     ConfigReference,
@@ -182,6 +185,7 @@ pub fn main() -> ExitCode {
         Command::Silence(args) => crate::alerting::cli::silence_main(args),
         Command::Audit(args) => crate::audit::cli::audit_main(args),
         Command::Annotate(args) => crate::audit::cli::annotate_main(args),
+        Command::Report(args) => crate::report::main(args),
         Command::ConfigReference => {
             print!("{}", config::reference::markdown());
             ExitCode::SUCCESS

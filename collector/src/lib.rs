@@ -11,6 +11,7 @@ pub mod detection;
 pub mod offline_drift;
 pub mod pipeline;
 pub mod receivers;
+pub mod report;
 pub mod run;
 pub mod signals;
 pub mod store;

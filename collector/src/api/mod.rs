@@ -52,6 +52,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state.clone())
         .merge(crate::detection::api::router(state.store.clone()))
         .merge(alerting)
+        .merge(crate::report::router(state.store.clone()))
         .merge(crate::audit::api::router(Arc::new(
             crate::audit::api::AuditApi {
                 store: state.store.clone(),

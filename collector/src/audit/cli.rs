@@ -106,7 +106,7 @@ pub fn audit_main(args: AuditArgs) -> ExitCode {
 }
 
 /// Opens the data directory's database for reading.
-fn open(dir: &Path) -> Result<Connection, String> {
+pub(crate) fn open(dir: &Path) -> Result<Connection, String> {
     let path = crate::store::database_path(dir);
     if !path.exists() {
         return Err(format!(
