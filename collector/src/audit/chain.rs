@@ -263,6 +263,15 @@ fn check(e: &Entry, prev: Option<&Entry>) -> Option<(u64, String)> {
         ));
     }
     let p = prev?;
+    if e.seq <= p.seq {
+        return Some((
+            e.seq,
+            format!(
+                "entry {} comes again after entry {}: sequence numbers must grow by one",
+                e.seq, p.seq
+            ),
+        ));
+    }
     if e.seq != p.seq + 1 {
         return Some((
             p.seq + 1,
@@ -380,6 +389,20 @@ mod tests {
         append(&c, entries(3, 3_000)).unwrap();
         let v = verify(&c, Some(&exported)).unwrap();
         assert_eq!(v.first_bad_seq, Some(5));
+    }
+
+    #[test]
+    fn a_repeated_sequence_number_is_named() {
+        let c = db();
+        append(&c, entries(2, 1_000)).unwrap();
+        c.execute(
+            "INSERT INTO audit_log SELECT * REPLACE (hash || '' AS hash) FROM audit_log WHERE seq = 2",
+            [],
+        )
+        .unwrap();
+        let v = verify(&c, None).unwrap();
+        assert_eq!(v.first_bad_seq, Some(2));
+        assert!(v.problem.unwrap().contains("comes again"));
     }
 
     #[test]

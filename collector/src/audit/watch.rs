@@ -489,3 +489,109 @@ fn declared(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::MIGRATIONS;
+
+    fn db() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        for m in MIGRATIONS {
+            c.execute_batch(m.sql).unwrap();
+        }
+        c
+    }
+
+    fn verdict(c: &Connection, time: i64, feature: &str, test: &str, drifted: bool) {
+        c.execute(
+            "INSERT INTO detections (time, model, version, feature, detector, test, statistic, drifted, verdict) \
+             VALUES (make_timestamp_ns(?), 'm', '1', ?, 'drift', ?, 0.5, ?, ?)",
+            duckdb::params![time, feature, test, drifted, if drifted { "drift" } else { "no_drift" }],
+        )
+        .unwrap();
+    }
+
+    fn actions(entries: &[NewEntry]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.action,
+                    e.object["feature"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn drift_starts_and_ends_once_per_series_and_a_saved_state_repeats_nothing() {
+        let c = db();
+        let none = Recipients::new();
+        verdict(&c, 1_000, "a", "ks", false);
+        verdict(&c, 1_000, "b", "ks", true);
+        verdict(&c, 1_000, "b", "psi", true);
+        let (first, state) = round(&c, &WatchState::default(), &none, 5_000).unwrap();
+        assert_eq!(actions(&first), ["drift.started b"]);
+        assert_eq!(
+            first[0].new_value.as_ref().unwrap()["results"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+        // Read again (the rows are within the overlap): nothing new; likewise from the state as
+        // saved and loaded at a restart.
+        let saved: WatchState =
+            serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+        assert!(round(&c, &saved, &none, 6_000).unwrap().0.is_empty());
+        verdict(&c, 2_000, "b", "ks", true);
+        verdict(&c, 2_000, "a", "ks", true);
+        verdict(&c, 3_000, "b", "ks", false);
+        let (next, _) = round(&c, &saved, &none, 7_000).unwrap();
+        assert_eq!(actions(&next), ["drift.started a", "drift.ended b"]);
+    }
+
+    #[test]
+    fn alerts_silences_and_deliveries_become_entries_with_who_and_whom() {
+        let c = db();
+        c.execute_batch(
+            r#"INSERT INTO alerts VALUES ('fp1', 'MillwatchDrift', '{"alertname":"MillwatchDrift","model":"m"}',
+                 '{"summary":"m drifted"}', 'firing', 0.9, make_timestamp_ns(100), make_timestamp_ns(200), NULL,
+                 'ana', 'looking', make_timestamp_ns(300), make_timestamp_ns(300));
+               INSERT INTO alert_silences VALUES ('s1', '["model=\"m\""]', make_timestamp_ns(400),
+                 make_timestamp_ns(10000), 'ben', 'retraining', make_timestamp_ns(400), make_timestamp_ns(400));
+               INSERT INTO alert_outbox VALUES (7, make_timestamp_ns(250), 'mail', 'g', 'firing',
+                 '{"commonLabels":{"model":"m"},"alerts":[{"fingerprint":"fp1"}]}', 'delivered', 1,
+                 make_timestamp_ns(250), NULL, make_timestamp_ns(260), make_timestamp_ns(260));
+               INSERT INTO alert_delivery_attempts VALUES (7, make_timestamp_ns(260), 'mail', 'delivered', NULL, NULL);"#,
+        )
+        .unwrap();
+        let recipients = Recipients::from([(
+            "mail".into(),
+            ("email".into(), "oncall@plant.example".into()),
+        )]);
+        let (entries, state) = round(&c, &WatchState::default(), &recipients, 5_000).unwrap();
+        let got: Vec<(&str, &str, i64)> = entries
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.time))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("alert.fired", "system", 200),
+                ("notification.delivered", "system", 260),
+                ("alert.acknowledged", "ana", 300),
+                ("silence.created", "ben", 400),
+            ]
+        );
+        assert_eq!(entries[1].object["recipient"], "oncall@plant.example");
+        assert_eq!(entries[1].object["alerts"], json!(["fp1"]));
+        assert_eq!(entries[3].model.as_deref(), Some("m"));
+        // The silence ends: expired once, at its end.
+        let (later, _) = round(&c, &state, &recipients, 20_000).unwrap();
+        let got: Vec<(&str, i64)> = later.iter().map(|e| (e.action.as_str(), e.time)).collect();
+        assert_eq!(got, [("silence.expired", 10_000)]);
+    }
+}
