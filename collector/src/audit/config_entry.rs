@@ -27,6 +27,11 @@ pub fn flatten(config: &Value) -> BTreeMap<String, String> {
                     walk(&name, v, out);
                 }
             }
+            // Extra request headers may carry credentials (an API key); their values are left
+            // out of the log, their names are kept.
+            _ if prefix.contains(".headers.") => {
+                out.insert(prefix.to_owned(), "\"<redacted>\"".to_owned());
+            }
             _ => {
                 out.insert(prefix.to_owned(), v.to_string());
             }
@@ -43,7 +48,9 @@ pub fn entry(config: &crate::config::Config, now: i64) -> (NewEntry, String) {
     let value = serde_json::to_value(config).unwrap_or(Value::Null);
     let flat = flatten(&value);
     let text = serde_json::to_string(&flat).unwrap_or_default();
-    let hash = hex::encode(Sha256::digest(text.as_bytes()));
+    // Over everything the configuration serialises (secrets redacted by their types), header
+    // values included: a changed header changes the hash.
+    let hash = hex::encode(Sha256::digest(value.to_string().as_bytes()));
     let e = NewEntry::system(
         now,
         "config.loaded",
@@ -70,13 +77,18 @@ pub fn record(conn: &Connection, loaded: NewEntry, flat: &str) -> duckdb::Result
         let old: BTreeMap<String, String> = serde_json::from_str(&prev).unwrap_or_default();
         let new: BTreeMap<String, String> = serde_json::from_str(flat).unwrap_or_default();
         let (before, after) = diff(&old, &new);
-        let old_hash = hex::encode(Sha256::digest(prev.as_bytes()));
-        let changed: Vec<&String> = after
-            .keys()
-            .chain(before.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let changed: Vec<&String> = after.keys().collect();
+        let old_hash: Option<String> = conn
+            .query_row(
+                "SELECT json_extract_string(new_value, '$.hash') FROM audit_log \
+                 WHERE action = 'config.loaded' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
         entry.old_value = Some(json!({ "hash": old_hash, "settings": before }));
         if let Some(n) = entry.new_value.as_mut() {
             n["settings"] = json!(after);
@@ -126,6 +138,8 @@ mod tests {
 
     #[test]
     fn the_diff_names_changed_added_and_removed_settings() {
+        let headers = flatten(&json!({"rw": {"headers": {"X-Api-Key": "k"}}}));
+        assert_eq!(headers["rw.headers.X-Api-Key"], "\"<redacted>\"");
         let old = flatten(&json!({"store": {"retention": "30d", "x": 1}, "a": true}));
         let new = flatten(&json!({"store": {"retention": "7d"}, "a": true, "b": [1]}));
         let (before, after) = diff(&old, &new);
