@@ -325,15 +325,7 @@ pub fn prune(conn: &Connection, cutoff_ns: i64, now_ns: i64) -> duckdb::Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::MIGRATIONS;
-
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        for m in MIGRATIONS {
-            c.execute_batch(m.sql).unwrap();
-        }
-        c
-    }
+    use crate::audit::migrated_in_memory as db;
 
     fn entries(n: usize, from: i64) -> Vec<NewEntry> {
         (0..n)

@@ -342,6 +342,16 @@ pub fn recipients(alerting: &crate::alerting::AlertingConfig) -> watch::Recipien
         .collect()
 }
 
+/// A database in memory with every migration, for the tests of the audit and report modules.
+#[cfg(test)]
+pub(crate) fn migrated_in_memory() -> Connection {
+    let c = Connection::open_in_memory().expect("an in-memory database");
+    for m in crate::store::schema::MIGRATIONS {
+        c.execute_batch(m.sql).expect("a migration");
+    }
+    c
+}
+
 /// Now, in ns since the epoch.
 pub fn now_ns() -> i64 {
     crate::alerting::now_ns()

@@ -493,15 +493,7 @@ fn declared(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::MIGRATIONS;
-
-    fn db() -> Connection {
-        let c = Connection::open_in_memory().unwrap();
-        for m in MIGRATIONS {
-            c.execute_batch(m.sql).unwrap();
-        }
-        c
-    }
+    use crate::audit::migrated_in_memory as db;
 
     fn verdict(c: &Connection, time: i64, feature: &str, test: &str, drifted: bool) {
         c.execute(

@@ -337,13 +337,8 @@ fn csv(r: &Report) -> anyhow::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::report::data::{Scope, build};
-    use crate::store::schema::MIGRATIONS;
-
     fn store() -> duckdb::Connection {
-        let c = duckdb::Connection::open_in_memory().unwrap();
-        for m in MIGRATIONS {
-            c.execute_batch(m.sql).unwrap();
-        }
+        let c = crate::audit::migrated_in_memory();
         for (t, feature, statistic, drifted) in [
             (1_000, "a", 0.1, false),
             (1_000, "b", 0.9, true),
