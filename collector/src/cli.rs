@@ -1,5 +1,5 @@
 //! The command line: `millwatch run | demo | validate | bench | drift | estimate | alerts |
-//! silence | config-reference`.
+//! silence | audit | annotate | report | config-reference`.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -51,6 +51,13 @@ pub enum Command {
     /// A simulated plant sending to an embedded collector: the first thing to run. Prints
     /// where to look (web UI, /metrics) and one line per incident the plant goes through.
     Demo(crate::demo::DemoArgs),
+    /// Verify, export or print the head of the audit log.
+    Audit(crate::audit::cli::AuditArgs),
+    /// Record a person's note about a model in the audit log of the running collector.
+    Annotate(crate::audit::cli::AnnotateArgs),
+    /// Write a model's report: versions and deployments, drift, performance, data quality,
+    /// incidents and audit entries, as html, json, csv or md.
+    Report(crate::report::ReportArgs),
     /// Print the configuration reference (Markdown): every setting with its type, default and
     /// documentation, as docs/configuration.md has it.
     ConfigReference,
@@ -176,6 +183,9 @@ pub fn main() -> ExitCode {
         Command::Bench(cmd) => crate::bench::main(cmd),
         Command::Alerts(args) => crate::alerting::cli::alerts_main(args),
         Command::Silence(args) => crate::alerting::cli::silence_main(args),
+        Command::Audit(args) => crate::audit::cli::audit_main(args),
+        Command::Annotate(args) => crate::audit::cli::annotate_main(args),
+        Command::Report(args) => crate::report::main(args),
         Command::ConfigReference => {
             print!("{}", config::reference::markdown());
             ExitCode::SUCCESS

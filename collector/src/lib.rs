@@ -3,6 +3,7 @@
 
 pub mod alerting;
 pub mod api;
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod offline_estimate;
 pub mod offline_multivariate;
 pub mod pipeline;
 pub mod receivers;
+pub mod report;
 pub mod run;
 pub mod signals;
 pub mod store;

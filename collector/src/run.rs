@@ -161,6 +161,19 @@ pub async fn run_with(
         None
     };
 
+    let audit = {
+        let (loaded, flat) = crate::audit::config_entry::entry(&config, crate::pipeline::now_ns());
+        let settings = crate::audit::Settings {
+            config: config.audit.clone(),
+            data_retention: config.store.retention,
+            retention_interval: config.store.retention_interval,
+            recipients: crate::audit::recipients(&config.alerting),
+        };
+        crate::audit::start(handle.clone(), store.connect()?, settings, loaded, flat)
+            .await
+            .context("starting the audit trail")?
+    };
+
     let directory = Arc::new(api::directory::Directory::new(&config));
     let api_state = Arc::new(ApiState {
         store: store.clone(),
@@ -175,6 +188,7 @@ pub async fn run_with(
         ready: false.into(),
         alerting: alerting.as_ref().map(|a| a.shared.clone()),
         directory: directory.clone(),
+        audit: Some(audit.log.clone()),
     });
     let ui = crate::ui::router(Arc::new(crate::ui::UiState {
         store: store.clone(),
@@ -285,6 +299,8 @@ pub async fn run_with(
     if let Some(alerting) = alerting {
         alerting.shutdown().await;
     }
+    // After the alert manager: its last deliveries are read once more.
+    audit.shutdown().await;
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
     if let Ok(ingest) = Arc::try_unwrap(ingest) {
         for target in ingest.remote_write {

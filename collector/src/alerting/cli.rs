@@ -8,7 +8,7 @@ use millwatch_exporters::http::{ClientOptions, build, describe};
 use millwatch_exporters::notify::alert::parse_rfc3339;
 use serde_json::{Value, json};
 
-const DEFAULT_API: &str = "http://127.0.0.1:9464";
+pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:9464";
 
 #[derive(Debug, clap::Args)]
 pub struct AlertsArgs {
@@ -118,7 +118,7 @@ fn readable(time: &Value) -> String {
     }
 }
 
-async fn request(
+pub(crate) async fn request(
     method: http::Method,
     url: &str,
     body: Option<Value>,
@@ -152,7 +152,7 @@ async fn request(
     Ok((status, value))
 }
 
-fn base(api: &str) -> String {
+pub(crate) fn base(api: &str) -> String {
     let api = api.trim_end_matches('/');
     if api.contains("://") {
         api.to_string()
@@ -161,7 +161,7 @@ fn base(api: &str) -> String {
     }
 }
 
-fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+pub(crate) fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -181,7 +181,7 @@ fn block_on(f: impl std::future::Future<Output = Result<(), String>>) -> ExitCod
     }
 }
 
-fn ok(status: u16, v: &Value) -> Result<(), String> {
+pub(crate) fn ok(status: u16, v: &Value) -> Result<(), String> {
     if (200..300).contains(&status) {
         Ok(())
     } else {

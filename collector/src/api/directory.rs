@@ -110,6 +110,8 @@ impl Directory {
                 format!("{api}/api/v1/alerts"),
                 format!("{api}/api/v1/silences"),
                 format!("{api}/api/v1/notifications"),
+                format!("{api}/api/v1/audit"),
+                format!("{api}/api/v1/registry"),
             ],
             "health": [format!("{api}/healthz"), format!("{api}/readyz")],
             "otlp": {

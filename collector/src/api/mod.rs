@@ -34,6 +34,8 @@ pub struct ApiState {
     pub alerting: Option<Arc<crate::alerting::engine::Shared>>,
     /// Where things are, for `GET /` and unknown paths.
     pub directory: Arc<directory::Directory>,
+    /// The audit log's writer, for `/api/v1/annotations`.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -50,6 +52,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state.clone())
         .merge(crate::detection::api::router(state.store.clone()))
         .merge(alerting)
+        .merge(crate::report::router(state.store.clone()))
+        .merge(crate::audit::api::router(Arc::new(
+            crate::audit::api::AuditApi {
+                store: state.store.clone(),
+                log: state.audit.clone(),
+            },
+        )))
         .fallback(
             move |method: Method, uri: Uri, headers: HeaderMap| async move {
                 directory.answer(directory::Listener::Api, &method, &uri, &headers)

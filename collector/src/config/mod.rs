@@ -35,6 +35,8 @@ pub struct Config {
     pub alerting: crate::alerting::AlertingConfig,
     /// The collector's own logs.
     pub log: Log,
+    /// The audit trail: its retention and how often it reads what other parts wrote.
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl Default for Config {
@@ -49,6 +51,7 @@ impl Default for Config {
             detection: crate::detection::DetectionConfig::default(),
             alerting: crate::alerting::AlertingConfig::default(),
             log: Log::default(),
+            audit: crate::audit::AuditConfig::default(),
         }
     }
 }

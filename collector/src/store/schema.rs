@@ -336,4 +336,43 @@ INSERT INTO store_journal VALUES (0);
 ALTER TABLE inferences ADD COLUMN task VARCHAR;  -- ml.model.task: classification | regression
 "#,
     },
+    Migration {
+        version: 7,
+        description: "audit: the append-only audit log, its watchers' cursors, the model registry",
+        // The audit log is written only through the store's writer (one order, one hash chain)
+        // and is not one of the tables data retention deletes from; see src/audit.
+        sql: r#"
+CREATE TABLE audit_log (                   -- append-only; each row's hash covers the previous row's
+    seq UBIGINT NOT NULL,                  -- 1, 2, 3, ... in the order written
+    time TIMESTAMP_NS NOT NULL,            -- when it happened (UTC)
+    actor VARCHAR NOT NULL,                -- system, or the person or token named
+    source VARCHAR,                        -- host, device or address it came from, when known
+    action VARCHAR NOT NULL,               -- e.g. deployment, drift.started, alert.fired
+    model VARCHAR,                         -- the model it concerns, when one
+    object VARCHAR NOT NULL,               -- JSON: what it concerns (model, version, feature, alert, ...)
+    old_value VARCHAR,                     -- JSON: the value before a change
+    new_value VARCHAR,                     -- JSON: the value after
+    reason VARCHAR,
+    prev_hash VARCHAR NOT NULL,            -- the previous entry's hash (64 zeros for the first)
+    hash VARCHAR NOT NULL                  -- SHA-256 (hex) of the entry's canonical content
+);
+CREATE TABLE audit_watch (                 -- what the audit watchers have seen, per source
+    key VARCHAR PRIMARY KEY,
+    value JSON NOT NULL
+);
+CREATE TABLE model_registry (              -- where each model version ran ('' when not said)
+    model VARCHAR NOT NULL,
+    version VARCHAR NOT NULL,
+    environment VARCHAR NOT NULL,          -- deployment.environment.name
+    host VARCHAR NOT NULL,                 -- host.name
+    site VARCHAR NOT NULL,                 -- site.name
+    line VARCHAR NOT NULL,                 -- site.line
+    instance VARCHAR NOT NULL,             -- service.instance.id
+    first_seen TIMESTAMP_NS NOT NULL,
+    last_seen TIMESTAMP_NS NOT NULL,
+    events UBIGINT NOT NULL,
+    PRIMARY KEY (model, version, environment, host, site, line, instance)
+);
+"#,
+    },
 ];

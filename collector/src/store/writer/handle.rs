@@ -31,6 +31,9 @@ impl Queued {
     }
 }
 
+/// Work run on the write connection; it answers its caller itself.
+pub(super) type RunJob = Box<dyn FnOnce(&Connection) + Send>;
+
 pub(super) enum Message {
     Store {
         queued: Box<Queued>,
@@ -41,6 +44,9 @@ pub(super) enum Message {
         cutoff_ns: i64,
         done: oneshot::Sender<Result<u64>>,
     },
+    /// Runs on the write connection after everything sent before: a write that must be ordered
+    /// with every other (the audit log's hash chain). The closure answers its caller itself.
+    Run(RunJob),
     /// Everything sent before is committed; then the database is checkpointed and closed.
     Shutdown,
     /// Stops at once, as a crash would: journaled requests stay in the journal only.
@@ -98,6 +104,22 @@ impl StoreHandle {
             .send(Message::Retain { cutoff_ns, done })
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on the write connection, ordered after every request sent before it, and
+    /// returns what it returned. `f` manages its own transaction.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> duckdb::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (done, rx) = oneshot::channel();
+        let job: RunJob = Box::new(move |conn: &Connection| {
+            let _ = done.send(f(conn));
+        });
+        self.tx
+            .send(Message::Run(job))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(rx.await.map_err(|_| StoreError::Closed)??)
     }
 
     /// Stops the writer thread as a crash would (held requests are left in the journal, nothing

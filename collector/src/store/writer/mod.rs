@@ -254,6 +254,11 @@ impl Writer {
                     self.stop_committer(false);
                     return;
                 }
+                Message::Run(job) => {
+                    // The committer runs jobs in the order sent; a job dropped unrun (the
+                    // committer stopped) tells its caller the store closed.
+                    let _ = self.jobs.send(Job::Run(job));
+                }
                 Message::Retain { cutoff_ns, done } => {
                     let _ = self.commit_held();
                     let _ = done.send(self.on_connection(move |conn| retain(conn, cutoff_ns)));
@@ -302,7 +307,7 @@ impl Writer {
                 Message::Retain { done, .. } => {
                     let _ = done.send(Err(StoreError::Closed));
                 }
-                Message::Shutdown | Message::Abandon => {}
+                Message::Run(_) | Message::Shutdown | Message::Abandon => {}
             }
         }
         drop(rx);
