@@ -2,8 +2,10 @@
 //!
 //! [`http`] is the one outbound HTTP layer (client, TLS, headers, retry rules) every sender
 //! uses; [`notify`] holds the notifiers, and says how to add a channel; [`prometheus`] the
-//! exposition; [`remote_write`] the Prometheus remote-write exporter.
+//! exposition; [`remote_write`] the Prometheus remote-write exporter; [`disk_queue`] the persistent queue
+//! both forwarding exporters (remote write, OTLP) keep.
 
+pub mod disk_queue;
 pub mod http;
 pub mod notify;
 pub mod prometheus;
