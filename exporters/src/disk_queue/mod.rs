@@ -237,7 +237,8 @@ impl DiskQueue {
             label: options.label,
             full: options.full,
             max_bytes,
-            segment_bytes: (max_bytes / 8).clamp(64 << 10, 16 << 20),
+            // Eight segments or more: the delivered head is freed a segment at a time.
+            segment_bytes: (max_bytes / 8).clamp(4 << 10, 16 << 20),
             segments,
             write,
             write_segment: last,
@@ -331,6 +332,25 @@ impl DiskQueue {
         self.segments.values().sum()
     }
 
+    /// Bytes of segment files from the cursor on: what is still to be delivered (damaged bytes
+    /// not yet passed included). 0 once everything is delivered, while
+    /// [`used_bytes`](Self::used_bytes) still counts the delivered part of the segment being
+    /// written.
+    pub fn pending_bytes(&self) -> u64 {
+        self.used_bytes()
+            - self
+                .segments
+                .range(..=self.read.segment)
+                .map(|(&n, &size)| {
+                    if n == self.read.segment {
+                        self.read.offset.min(size)
+                    } else {
+                        size
+                    }
+                })
+                .sum::<u64>()
+    }
+
     /// The configured limit.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
@@ -372,6 +392,9 @@ impl DiskQueue {
             max: q.max_bytes,
             needed,
         };
+        if self.used_bytes() + needed > self.max_bytes {
+            self.reclaim_delivered()?;
+        }
         if self.used_bytes() + needed > self.max_bytes {
             if self.full == FullPolicy::Refuse || needed > self.max_bytes {
                 return Err(full(self));
@@ -468,6 +491,20 @@ impl DiskQueue {
         self.segments.insert(next, 0);
         self.broken = false;
         self.sync_dir()
+    }
+
+    /// When everything is delivered, the segment being written still holds the delivered
+    /// records and counts against the limit: start a new one and delete it.
+    fn reclaim_delivered(&mut self) -> Result<()> {
+        let size = self.segments.get(&self.write_segment).copied().unwrap_or(0);
+        if self.read.segment != self.write_segment || self.read.offset < size || size == 0 {
+            return Ok(());
+        }
+        self.roll()?;
+        self.advance_to(Position {
+            segment: self.write_segment,
+            offset: 0,
+        })
     }
 
     /// Deletes whole segments from the head until `needed` more bytes fit (`needed` is at most

@@ -93,8 +93,10 @@ fn segments_roll_and_are_deleted_after_delivery() {
         files_ending(dir.path(), ".seg").len() > 2,
         "segments rolled"
     );
+    assert!(q.pending_bytes() > 0);
     assert_eq!(drain(&mut q), (0..40).collect::<Vec<_>>());
     assert_eq!(files_ending(dir.path(), ".seg").len(), 1);
+    assert_eq!(q.pending_bytes(), 0);
     assert_eq!(q.pending_records(), 0);
 }
 
@@ -354,4 +356,17 @@ fn a_batch_in_flight_while_its_segment_is_dropped_is_not_counted_twice() {
     drop(q);
     let mut q = dropping(dir.path(), 1000);
     assert_eq!(drain(&mut q), Vec::<u32>::new(), "the cursor persisted");
+}
+
+#[test]
+fn a_full_queue_whose_records_are_all_delivered_takes_new_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut q = open_q(dir.path(), 1000).expect("open");
+    q.append(&[rec(1, 400), rec(2, 400)]).expect("fits");
+    assert_eq!(drain(&mut q), [1, 2]);
+    assert_eq!(q.pending_bytes(), 0);
+    q.append(&[rec(3, 400)])
+        .expect("the delivered segment makes room");
+    assert_eq!(drain(&mut q), [3]);
+    assert_eq!(files_ending(dir.path(), ".seg").len(), 1);
 }
