@@ -9,6 +9,7 @@ outage whatever its length (it has no maximum elapsed time to reach)."""
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 import time
 from concurrent import futures
@@ -319,3 +320,76 @@ def test_a_receiver_built_from_the_official_protos_records_what_was_sent(tmp_pat
     finally:
         if edge.running:
             edge.kill()
+
+
+def make_cert(d: Path, name: str, ca: str | None, ext: str) -> tuple[Path, Path]:
+    """An EC key and certificate `name`, signed by the CA `ca` (made by this function with
+    ca=None, self-signed)."""
+    key, cert = d / f"{name}.key", d / f"{name}.pem"
+    if ca is None:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", f"/CN={name}"],
+                       check=True, capture_output=True)
+        return cert, key
+    csr, extfile = d / f"{name}.csr", d / f"{name}.ext"
+    extfile.write_text(ext)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", key, "-out", csr, "-subj", f"/CN={name}"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", d / f"{ca}.pem", "-CAkey", d / f"{ca}.key",
+                    "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extfile],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_mtls_a_wrong_or_missing_client_certificate_is_refused_the_right_one_passes(tmp_path):
+    """The receiver (official protos, grpcio) requires a client certificate from the plant CA.
+    Certificates are made here with openssl."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    ca, _ = make_cert(d, "plant-ca", None, "")
+    make_cert(d, "other-ca", None, "")
+    srv_cert, srv_key = make_cert(d, "central", "plant-ca", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    good_cert, good_key = make_cert(d, "edge", "plant-ca", "extendedKeyUsage=clientAuth\n")
+    bad_cert, bad_key = make_cert(d, "intruder", "other-ca", "extendedKeyUsage=clientAuth\n")
+
+    rec = Recorder()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(rec, server)
+    creds = grpc.ssl_server_credentials([(srv_key.read_bytes(), srv_cert.read_bytes())],
+                                        root_certificates=ca.read_bytes(), require_client_auth=True)
+    port = server.add_secure_port("127.0.0.1:0", creds)
+    server.start()
+    edges = []
+    try:
+        def edge_with(name: str, client: tuple[Path, Path] | None) -> Collector:
+            tls = f"      tls: {{ ca_file: {ca}" + (
+                f", cert_file: {client[0]}, key_file: {client[1]}" if client else "") + " }\n"
+            config = edge_config(f"https://127.0.0.1:{port}", tmp_path / f"q-{name}").replace(
+                "      queue:", tls + "      queue:")
+            c = Collector(tmp_path / name, config)
+            edges.append(c)
+            c.start()
+            req, _ = inference_batch(0)
+            send_ok(c, req)
+            return c
+
+        for name, client in [("missing", None), ("wrong", (bad_cert, bad_key))]:
+            c = edge_with(name, client)
+            wait_for(f"{name} certificate: retries",
+                     lambda: own_metric(c, "millwatch_otlp_exporter_requests_retried_total") >= 2, c=c)
+            assert own_metric(c, "millwatch_otlp_exporter_items_sent_total") == 0
+            assert own_metric(c, "millwatch_otlp_exporter_queue_items") == 5, "kept for later, not dropped"
+            c.stop_clean()
+        with rec.lock:
+            assert rec.logs == [], "nothing passes without the right client certificate"
+
+        good = edge_with("right", (good_cert, good_key))
+        wait_for("the right certificate: sent",
+                 lambda: own_metric(good, "millwatch_otlp_exporter_queue_items") == 0, c=good)
+        with rec.lock:
+            assert len(rec.logs) == 1 and rec.logs[0].resource_logs == inference_batch(0)[0].resource_logs
+    finally:
+        for c in edges:
+            if c.running:
+                c.kill()
+        server.stop(grace=None)

@@ -289,9 +289,21 @@ async fn send_grpc(
 
 /// OTLP specification § "OTLP/gRPC Response" › "Failures": CANCELLED, DEADLINE_EXCEEDED,
 /// ABORTED, OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are retryable, RESOURCE_EXHAUSTED only when
-/// the server sent `RetryInfo`; every other code is not. `RetryInfo`'s delay is honoured.
+/// the server sent `RetryInfo`; every other code is not. `RetryInfo`'s delay is honoured. A
+/// status tonic made from a failure before any answer (connection refused, a TLS handshake the
+/// server refused, which tonic reports as UNKNOWN "transport error") is retried too: no
+/// receiver has refused the data.
 fn grpc_outcome(status: &tonic::Status) -> Outcome {
     use tonic::Code;
+    if std::error::Error::source(status).is_some() {
+        return Outcome::Retry {
+            reason: crate::http::with_causes(
+                format!("gRPC {:?}: {}", status.code(), status.message()),
+                status,
+            ),
+            retry_after: None,
+        };
+    }
     let retry_after = status
         .get_details_retry_info()
         .and_then(|info| info.retry_delay);
@@ -350,6 +362,9 @@ mod tests {
             let outcome = grpc_outcome(&tonic::Status::new(code, "x"));
             assert!(matches!(outcome, Outcome::Rejected { .. }), "{code:?}");
         }
+        // No answer at all (here: an I/O error under the status), whatever code tonic gave it.
+        let no_answer = tonic::Status::from_error(Box::new(std::io::Error::other("handshake")));
+        assert!(matches!(grpc_outcome(&no_answer), Outcome::Retry { .. }));
         let throttled = tonic::Status::with_error_details(
             Code::ResourceExhausted,
             "slow down",
