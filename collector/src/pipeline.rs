@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use millwatch_exporters::otlp::{Export, OtlpError, OtlpExporter};
 use millwatch_exporters::prometheus::MetricsExposition;
 use millwatch_exporters::remote_write::{RemoteWriteError, RemoteWriteExporter};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -34,6 +35,11 @@ pub enum IngestError {
     /// failed); nothing of the request was stored, so the client's retry loses nothing.
     #[error("remote write cannot take the request: {0}")]
     Forward(#[from] RemoteWriteError),
+    /// An OTLP exporter could not queue the request (its disk queue is full with policy
+    /// `refuse`, or the disk failed); nothing of the request was stored. Answered with 503 and
+    /// `Retry-After` (gRPC UNAVAILABLE), which OTLP clients retry.
+    #[error("forwarding cannot take the request: {0}")]
+    Uplink(#[from] OtlpError),
 }
 
 impl IngestError {
@@ -43,7 +49,7 @@ impl IngestError {
         match self {
             IngestError::QueueFull { .. } => true,
             IngestError::Forward(e) => e.is_queue_full(),
-            IngestError::Store(_) => false,
+            IngestError::Store(_) | IngestError::Uplink(_) => false,
         }
     }
 }
@@ -65,6 +71,9 @@ pub struct Ingest {
     /// Stored metrics also go to `/metrics` and to every remote-write target.
     pub exposition: Option<MetricsExposition>,
     pub remote_write: Vec<RemoteWriteExporter>,
+    /// Every received request also goes to each OTLP exporter's disk queue, before it is
+    /// stored and acknowledged.
+    pub otlp: Vec<OtlpExporter>,
 }
 
 impl Ingest {
@@ -87,6 +96,7 @@ impl Ingest {
             telemetry,
             exposition: None,
             remote_write: Vec::new(),
+            otlp: Vec::new(),
         }
     }
 
@@ -100,6 +110,13 @@ impl Ingest {
         protocol: Protocol,
     ) -> Result<Accepted, IngestError> {
         let (batch, rejections) = signals::map_metrics(req, &self.known, now_ns());
+        self.forward(
+            Export::Metrics(req),
+            Signal::Metrics,
+            protocol,
+            batch.items(),
+        )
+        .await?;
         // Remote-write queues first: a full one refuses the request before anything is stored,
         // so the client's retry duplicates nothing in DuckDB. A target that queued it already
         // gets the retry's samples again, with the same timestamps and values, which
@@ -132,6 +149,8 @@ impl Ingest {
         protocol: Protocol,
     ) -> Result<Accepted, IngestError> {
         let (batch, rejections) = signals::map_logs(req, &self.known, now_ns());
+        self.forward(Export::Logs(req), Signal::Logs, protocol, batch.items())
+            .await?;
         self.submit(Signal::Logs, protocol, batch, rejections).await
     }
 
@@ -141,8 +160,35 @@ impl Ingest {
         protocol: Protocol,
     ) -> Result<Accepted, IngestError> {
         let (batch, rejections) = signals::map_traces(req, &self.known, now_ns());
+        self.forward(Export::Traces(req), Signal::Traces, protocol, batch.items())
+            .await?;
         self.submit(Signal::Traces, protocol, batch, rejections)
             .await
+    }
+
+    /// Queues the request in every OTLP exporter before anything is stored: a full queue
+    /// refuses it whole, so the client's retry duplicates nothing locally. (With several
+    /// exporters, one that queued it already gets the retry again.)
+    async fn forward(
+        &self,
+        export: Export<'_>,
+        signal: Signal,
+        protocol: Protocol,
+        items: usize,
+    ) -> Result<(), IngestError> {
+        for exporter in &self.otlp {
+            if let Err(e) = exporter.export(export).await {
+                let why = if e.is_queue_full() {
+                    Refusal::QueueFull
+                } else {
+                    Refusal::StoreFailed
+                };
+                self.telemetry.received(signal, protocol, items);
+                self.telemetry.refused(signal, protocol, why);
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     async fn submit(

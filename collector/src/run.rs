@@ -126,6 +126,11 @@ pub async fn run_with(
     );
     ingest.exposition = Some(exposition.clone());
     ingest.remote_write = remote_write;
+    for target in &config.exporters.otlp {
+        let exporter = millwatch_exporters::otlp::OtlpExporter::start(target.clone())
+            .with_context(|| format!("starting the OTLP exporter `{}`", target.name))?;
+        ingest.otlp.push(exporter);
+    }
     let ingest = Arc::new(ingest);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -185,6 +190,7 @@ pub async fn run_with(
             .iter()
             .map(|t| t.stats_handle())
             .collect(),
+        otlp: ingest.otlp.iter().map(|t| t.stats_handle()).collect(),
         ready: false.into(),
         alerting: alerting.as_ref().map(|a| a.shared.clone()),
         directory: directory.clone(),
@@ -304,6 +310,9 @@ pub async fn run_with(
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
     if let Ok(ingest) = Arc::try_unwrap(ingest) {
         for target in ingest.remote_write {
+            target.shutdown().await;
+        }
+        for target in ingest.otlp {
             target.shutdown().await;
         }
     }

@@ -2,6 +2,8 @@
 //! full the queue is, how long commits take, and what the journal lost. Served on `/metrics`
 //! and `/api/v1/stats`.
 
+pub mod otlp;
+
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
@@ -241,6 +243,8 @@ pub struct SelfMetrics {
     committed_rows: OwnFamily,
     commit_duration: OwnFamily,
     remote_write: RemoteWriteFamilies,
+    /// The OTLP exporters' series.
+    pub otlp: otlp::OtlpFamilies,
 }
 
 /// Per remote-write target (label `url`): what it queued, sent, lost and holds.
@@ -374,6 +378,7 @@ impl SelfMetrics {
                     Counter,
                 )?,
             },
+            otlp: otlp::OtlpFamilies::register(exposition)?,
         })
     }
 

@@ -28,6 +28,8 @@ pub struct ApiState {
     pub self_metrics: SelfMetrics,
     /// The remote-write targets' counters, published on `/metrics`.
     pub remote_write: Vec<millwatch_exporters::remote_write::StatsHandle>,
+    /// The OTLP exporters' counters, published on `/metrics`.
+    pub otlp: Vec<millwatch_exporters::otlp::StatsHandle>,
     /// True once every listener is up, false again while shutting down.
     pub ready: AtomicBool,
     /// The alert manager's state for `/api/v1/alerts` and `/api/v1/silences`, when it runs.
@@ -130,6 +132,7 @@ fn error(status: StatusCode, message: &str) -> Response {
 async fn metrics(State(state): State<Arc<ApiState>>, headers: HeaderMap) -> Response {
     state.self_metrics.publish(&state.telemetry.snapshot());
     state.self_metrics.publish_remote_write(&state.remote_write);
+    state.self_metrics.otlp.publish(&state.otlp);
     let header = |name| {
         headers
             .get(name)

@@ -227,6 +227,10 @@ pub struct Exporters {
     /// Prometheus remote-write targets (Mimir, Thanos, Cortex, VictoriaMetrics, Prometheus with
     /// `--web.enable-remote-write-receiver`); each has its own persistent queue.
     pub remote_write: Vec<millwatch_exporters::remote_write::RemoteWriteConfig>,
+    /// OTLP destinations (a central Millwatch, an OpenTelemetry Collector, a vendor backend):
+    /// received metrics, logs and spans are queued on disk before the client is acknowledged
+    /// and forwarded from there; each has its own persistent queue.
+    pub otlp: Vec<millwatch_exporters::otlp::OtlpExporterConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

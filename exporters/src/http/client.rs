@@ -22,6 +22,14 @@ pub enum ClientError {
     /// A configured header or credential cannot be sent.
     #[error(transparent)]
     Header(#[from] HeaderProblem),
+    /// The client certificate or its key cannot be read.
+    #[error("client certificate `{path}`: {reason}")]
+    ClientCert {
+        /// The file, as configured.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The CA file cannot be read or holds no certificate.
     #[error("CA file `{path}`: {reason}")]
     CaFile {
@@ -48,6 +56,8 @@ pub struct ClientOptions {
     pub follow_redirects: bool,
     /// Trust only the CA certificates of this PEM file instead of the platform's trust store.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM chain, PEM private key) presented for mutual TLS.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl ClientOptions {
@@ -63,7 +73,7 @@ impl ClientOptions {
 /// Builds a reqwest client over rustls (`ring` provider) with Millwatch's user agent.
 pub fn build(options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls(options.ca_file.as_deref())?)
+        .tls_backend_preconfigured(tls(options)?)
         .user_agent(USER_AGENT);
     if let Some(timeout) = options.timeout {
         builder = builder.timeout(timeout).connect_timeout(timeout);
@@ -75,15 +85,58 @@ pub fn build(options: &ClientOptions) -> Result<reqwest::Client, ClientError> {
 }
 
 /// rustls with the `ring` provider (aws-lc-rs needs cmake and nasm), verifying servers with
-/// the platform's verifier, or against the certificates of `ca_file` only.
-fn tls(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+/// the platform's verifier, or against the certificates of `ca_file` only, presenting the
+/// client certificate when one is configured.
+pub fn tls(options: &ClientOptions) -> Result<rustls::ClientConfig, ClientError> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?;
-    let Some(path) = ca_file else {
-        return Ok(builder.with_platform_verifier()?.with_no_client_auth());
+    let builder = match options.ca_file.as_deref() {
+        None => builder.with_platform_verifier()?,
+        Some(path) => builder.with_root_certificates(roots(path)?),
     };
+    match &options.client_cert {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let (chain, key) = client_identity(cert, key)?;
+            Ok(builder.with_client_auth_cert(chain, key)?)
+        }
+    }
+}
+
+/// The certificate chain and private key of a client certificate, from PEM files.
+pub fn client_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    ClientError,
+> {
+    let fail = |path: &Path, reason: String| ClientError::ClientCert {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| fail(cert, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(fail(
+            cert,
+            "no PEM certificate in it (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| fail(key, format!("no readable PEM private key: {e}")))?;
+    Ok((chain, key))
+}
+
+/// The CA certificates of a PEM file.
+fn roots(path: &Path) -> Result<rustls::RootCertStore, ClientError> {
     let fail = |reason: String| ClientError::CaFile {
         path: path.to_path_buf(),
         reason,
@@ -97,7 +150,7 @@ fn tls(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
             "no PEM certificate in it (-----BEGIN CERTIFICATE-----)".into(),
         ));
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    Ok(roots)
 }
 
 /// The final answer to a request.
@@ -148,6 +201,31 @@ impl Sender {
         extra: HeaderMap,
         body: Vec<u8>,
     ) -> Result<Answer, String> {
+        self.send(url, content_type, extra, body, false)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`post`](Self::post), also returning the body of a 2xx answer (e.g. an OTLP
+    /// `partial_success`).
+    pub async fn post_reading(
+        &self,
+        url: &reqwest::Url,
+        content_type: &'static str,
+        extra: HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<(Answer, Vec<u8>), String> {
+        self.send(url, content_type, extra, body, true).await
+    }
+
+    async fn send(
+        &self,
+        url: &reqwest::Url,
+        content_type: &'static str,
+        extra: HeaderMap,
+        body: Vec<u8>,
+        read_success: bool,
+    ) -> Result<(Answer, Vec<u8>), String> {
         let mut headers = self.headers.clone();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.extend(extra);
@@ -165,16 +243,28 @@ impl Sender {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = if response.status().is_success() {
-            String::new()
+        let (body, content) = if !response.status().is_success() {
+            (
+                excerpt(&response.text().await.unwrap_or_default()),
+                Vec::new(),
+            )
+        } else if !read_success {
+            (String::new(), Vec::new())
         } else {
-            excerpt(&response.text().await.unwrap_or_default())
+            let content = response
+                .bytes()
+                .await
+                .map_err(|e| describe(&e.without_url()))?;
+            (String::new(), content.to_vec())
         };
-        Ok(Answer {
-            status,
-            retry_after,
-            body,
-        })
+        Ok((
+            Answer {
+                status,
+                retry_after,
+                body,
+            },
+            content,
+        ))
     }
 }
 

@@ -11,7 +11,6 @@
 mod client;
 mod config;
 pub mod proto;
-mod queue;
 mod series;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,15 +22,15 @@ use prost::Message;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
+pub use crate::disk_queue::QueueError;
 pub use crate::http::ClientError;
 pub use config::{AuthConfig, QueueConfig, RemoteWriteConfig, RetryConfig};
-pub use queue::QueueError;
 
+use crate::disk_queue::{self as queue, DiskQueue};
 use crate::http::Backoff;
 use crate::prometheus::TranslationConfig;
 use crate::prometheus::translate::Translator;
 use client::{Client, Outcome};
-use queue::DiskQueue;
 
 /// Errors of the remote-write exporter.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +144,10 @@ impl RemoteWriteExporter {
             url: config.url.to_string(),
             source,
         })?;
-        let queue = DiskQueue::open(&config.queue.dir, config.queue.max_bytes.get())?;
+        let queue = DiskQueue::open(
+            &config.queue.dir,
+            queue::Options::refusing("remote-write", config.queue.max_bytes.get()),
+        )?;
         let leftover = queue.pending_records() > 0;
         let shared = Arc::new(Shared {
             queue: Mutex::new(queue),
@@ -209,7 +211,7 @@ impl RemoteWriteExporter {
         let appended = tokio::task::spawn_blocking(move || {
             let mut queue = shared.queue();
             queue.append(&records)?;
-            Ok::<u64, QueueError>(queue.pending_samples())
+            Ok::<u64, QueueError>(queue.pending_items())
         })
         .await
         .map_err(|_| RemoteWriteError::Closed)?;
@@ -318,7 +320,7 @@ async fn send_loop(
         if *stopped.borrow() {
             return;
         }
-        let pending = shared.queue().pending_samples();
+        let pending = shared.queue().pending_items();
         if pending == 0 {
             tokio::select! {
                 _ = shared.wake.notified() => {}
@@ -449,7 +451,7 @@ impl StatsHandle {
         let (queue_samples, queue_bytes, queue_max_bytes, queue_skipped_bytes) = {
             let q = self.shared.queue();
             (
-                q.pending_samples(),
+                q.pending_items(),
                 q.used_bytes(),
                 q.max_bytes(),
                 q.skipped_bytes(),

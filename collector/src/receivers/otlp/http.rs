@@ -187,8 +187,9 @@ mod tests {
     use crate::store::StoreError;
 
     #[test]
-    fn a_full_queue_is_429_and_a_failure_to_store_is_503() {
+    fn a_full_queue_is_429_a_full_forwarding_queue_and_a_failure_to_store_503() {
         let full = || QueueError::Full {
+            label: "remote-write".into(),
             used: 10,
             max: 10,
             needed: 1,
@@ -216,6 +217,11 @@ mod tests {
             ),
             (
                 IngestError::Forward(RemoteWriteError::Closed),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            // An OTLP exporter's full queue: 503 with Retry-After, as issue 17 asks.
+            (
+                IngestError::Uplink(millwatch_exporters::otlp::OtlpError::Queue(full())),
                 StatusCode::SERVICE_UNAVAILABLE,
             ),
         ];

@@ -1,32 +1,46 @@
-//! The persistent queue between translation and sending: append-only segment files of
-//! checksummed records (see [`frame`]) and a cursor file naming the first record not yet
-//! accepted by the receiver. What `append` accepted survives a restart; when the configured
-//! size is reached, `append` refuses new records instead of dropping old ones.
+//! The persistent queue every forwarding exporter (Prometheus remote write, OTLP) keeps between
+//! accepting data and sending it: append-only segment files of checksummed records (see
+//! [`frame`]) and a cursor file naming the first record not yet accepted by the receiver.
 //!
-//! Segments are `<sequence>.seg` (20 digits); the cursor is `cursor` (`<segment> <offset>`),
-//! replaced atomically. A failed append is cut off again, so no record lands after a partial
-//! one. Damaged bytes (a torn write, a disk fault) do not hide the records after them: readers
-//! resynchronise at the next whole record, count the skipped bytes
-//! ([`skipped_bytes`](DiskQueue::skipped_bytes)) and log where they were, once. A segment that
-//! held damage is kept as `<sequence>.seg.damaged` when its records are delivered (the newest
-//! [`KEPT_DAMAGED`] such files), as evidence of what was lost.
+//! - **Durability.** `append` writes all records of a call and fsyncs the segment before it
+//!   returns (the fsync policy: one `fdatasync` per append, so what a client was told is
+//!   accepted survives SIGKILL and power loss); a new segment and the cursor are synced with
+//!   their directory.
+//! - **Bounded by bytes.** When the configured size is reached, the [`FullPolicy`] decides:
+//!   `refuse` the new records (the caller answers its sender with a retryable status;
+//!   nothing queued is lost) or `drop_oldest` whole segments from the head (counted in
+//!   [`dropped`](DiskQueue::dropped) and logged) until the new records fit.
+//! - **Damage.** Segments are `<sequence>.seg` (20 digits); the cursor is `cursor`
+//!   (`<segment> <offset>`), replaced atomically. A failed append is cut off again, so no record
+//!   lands after a partial one. Damaged bytes (a torn write, a disk fault) do not hide the
+//!   records after them: readers resynchronise at the next whole record, count the skipped
+//!   bytes ([`skipped_bytes`](DiskQueue::skipped_bytes)) and log where they were, once;
+//!   opening never fails because of damage. A segment that held damage is kept as
+//!   `<sequence>.seg.damaged` when its records are delivered (the newest [`KEPT_DAMAGED`] such
+//!   files), as evidence of what was lost.
+//! - **Memory.** Opening reads the queue once to count its records, a segment at a time; only
+//!   `peek` holds records in memory, as many as one batch.
 
 mod frame;
+mod reader;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use frame::HEADER;
 pub use frame::Record;
+use reader::{Item, SegmentReader};
 
 /// Errors of the queue.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// The queue holds `used` of `max` bytes and cannot take `needed` more.
-    #[error("remote-write queue full: {used} of {max} bytes used, {needed} more needed")]
+    #[error("{label} queue full: {used} of {max} bytes used, {needed} more needed")]
     Full {
+        /// Whose queue: "remote-write", "OTLP exporter `central`".
+        label: String,
         /// Bytes on disk now.
         used: u64,
         /// The configured limit.
@@ -35,7 +49,7 @@ pub enum QueueError {
         needed: u64,
     },
     /// File system trouble.
-    #[error("remote-write queue in {dir}: {source}")]
+    #[error("disk queue in {dir}: {source}")]
     Io {
         /// The queue directory.
         dir: PathBuf,
@@ -65,6 +79,53 @@ pub struct Batch {
     pub records: Vec<Record>,
     /// Where the queue continues after them.
     pub end: Position,
+    /// Where each record starts: a commit counts only those `drop_oldest` has not dropped.
+    starts: Vec<Position>,
+}
+
+/// What the queue does when an append does not fit.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum FullPolicy {
+    /// Refuse the new records; the caller answers its sender with a retryable status
+    /// (back-pressure). Nothing queued is lost.
+    #[default]
+    Refuse,
+    /// Delete the oldest segments (whole files, from the head) until the new records fit; what
+    /// they held is counted as dropped and logged.
+    DropOldest,
+}
+
+/// How a queue is opened.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Whose queue, for messages and logs: "remote-write", "OTLP exporter `central`".
+    pub label: String,
+    /// Most bytes of segment files on disk.
+    pub max_bytes: u64,
+    /// What to do when an append does not fit.
+    pub full: FullPolicy,
+}
+
+impl Options {
+    /// A queue of at most `max_bytes` that refuses what does not fit.
+    pub fn refusing(label: &str, max_bytes: u64) -> Self {
+        Options {
+            label: label.to_string(),
+            max_bytes,
+            full: FullPolicy::Refuse,
+        }
+    }
 }
 
 /// The queue. Not thread-safe by itself: the exporter holds it under a mutex and calls it
@@ -72,6 +133,8 @@ pub struct Batch {
 #[derive(Debug)]
 pub struct DiskQueue {
     dir: PathBuf,
+    label: String,
+    full: FullPolicy,
     max_bytes: u64,
     segment_bytes: u64,
     /// Size of every segment file on disk, as far as this queue wrote or read it.
@@ -83,7 +146,7 @@ pub struct DiskQueue {
     broken: bool,
     read: Position,
     pending_records: u64,
-    pending_samples: u64,
+    pending_items: u64,
     /// Damaged byte ranges in the segments still held, by where they start, with their length:
     /// each is counted and logged when first found, then skipped.
     damage: BTreeMap<Position, u64>,
@@ -91,6 +154,9 @@ pub struct DiskQueue {
     skipped_bytes: u64,
     /// Delivered segments kept because they held damage (`<n>.seg.damaged`).
     kept_damaged: BTreeSet<u64>,
+    /// Records and items deleted by `drop_oldest` since the queue was opened.
+    dropped_records: u64,
+    dropped_items: u64,
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -101,76 +167,12 @@ fn damaged_path(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:020}.seg.damaged"))
 }
 
-/// What a [`SegmentReader`] found next.
-enum Item {
-    Record(Record),
-    /// Bytes that hold no whole record, up to the next whole record or the segment's end.
-    Damage(u64),
-}
-
-/// Reads one segment's records from an offset up to the segment's size, past damage.
-struct SegmentReader {
-    file: BufReader<File>,
-    segment: u64,
-    at: u64,
-    size: u64,
-}
-
-impl SegmentReader {
-    fn open(dir: &Path, segment: u64, at: u64, size: u64) -> io::Result<Self> {
-        let mut file = File::open(segment_path(dir, segment))?;
-        file.seek(SeekFrom::Start(at))?;
-        Ok(Self {
-            file: BufReader::new(file),
-            segment,
-            at,
-            size,
-        })
-    }
-
-    /// The next record or damaged range and where it starts; `None` at the segment's end.
-    /// `known` damage is stepped over without reading it again.
-    fn next(&mut self, known: &BTreeMap<Position, u64>) -> io::Result<Option<(u64, Item)>> {
-        let start = self.at;
-        if start >= self.size {
-            return Ok(None);
-        }
-        let here = Position {
-            segment: self.segment,
-            offset: start,
-        };
-        if let Some(&len) = known.get(&here) {
-            self.seek(start + len)?;
-            return Ok(Some((start, Item::Damage(len))));
-        }
-        if let Some(record) = frame::read(&mut self.file, self.size - start)? {
-            self.at += record.framed_len();
-            return Ok(Some((start, Item::Record(record))));
-        }
-        // Rare: read the rest of the segment (at most a segment's size) and look for the next
-        // whole record in it.
-        self.file.seek(SeekFrom::Start(start))?;
-        let mut rest = Vec::new();
-        (&mut self.file)
-            .take(self.size - start)
-            .read_to_end(&mut rest)?;
-        let len = frame::next_whole(&rest).map_or(self.size - start, |i| i as u64);
-        self.seek(start + len)?;
-        Ok(Some((start, Item::Damage(len))))
-    }
-
-    fn seek(&mut self, to: u64) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(to))?;
-        self.at = to;
-        Ok(())
-    }
-}
-
 impl DiskQueue {
     /// Opens (or creates) the queue in `dir` and reads what it holds. Damaged bytes are skipped
     /// (counted and logged) and the records after them kept; when the last segment holds
     /// damage (a record torn by a crash, typically), new records go to a new segment.
-    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self> {
+    pub fn open(dir: &Path, options: Options) -> Result<Self> {
+        let max_bytes = options.max_bytes;
         let io_err = |source| QueueError::Io {
             dir: dir.to_path_buf(),
             source,
@@ -232,18 +234,23 @@ impl DiskQueue {
             .map_err(io_err)?;
         let mut queue = Self {
             dir: dir.to_path_buf(),
+            label: options.label,
+            full: options.full,
             max_bytes,
-            segment_bytes: (max_bytes / 8).clamp(64 << 10, 16 << 20),
+            // Eight segments or more: the delivered head is freed a segment at a time.
+            segment_bytes: (max_bytes / 8).clamp(4 << 10, 16 << 20),
             segments,
             write,
             write_segment: last,
             broken: false,
             read,
             pending_records: 0,
-            pending_samples: 0,
+            pending_items: 0,
             damage: BTreeMap::new(),
             skipped_bytes: 0,
             kept_damaged,
+            dropped_records: 0,
+            dropped_items: 0,
         };
         queue.count_pending()?;
         if queue.damage.keys().any(|p| p.segment == last) {
@@ -273,7 +280,7 @@ impl DiskQueue {
                 match item {
                     Item::Record(r) => {
                         self.pending_records += 1;
-                        self.pending_samples += u64::from(r.samples);
+                        self.pending_items += u64::from(r.items);
                     }
                     Item::Damage(len) => self.note_damage(n, at, len),
                 }
@@ -291,13 +298,14 @@ impl DiskQueue {
         self.damage.insert(at, len);
         self.skipped_bytes += len;
         let path = segment_path(&self.dir, segment);
+        let label = &self.label;
         let to_end = offset + len >= self.segments.get(&segment).copied().unwrap_or(0);
         if to_end && segment == self.write_segment {
             tracing::warn!(
                 segment = %path.display(),
                 offset,
                 bytes = len,
-                "remote-write queue: skipping a torn record at the end of the newest segment \
+                "{label} queue: skipping a torn record at the end of the newest segment \
                  (a write a crash interrupted); the segment is kept as .seg.damaged once delivered"
             );
         } else {
@@ -305,7 +313,7 @@ impl DiskQueue {
                 segment = %path.display(),
                 offset,
                 bytes = len,
-                "remote-write queue: skipping damaged bytes, whatever records they held are lost; \
+                "{label} queue: skipping damaged bytes, whatever records they held are lost; \
                  the records after them are kept and sent; the segment is kept as .seg.damaged \
                  once delivered"
             );
@@ -324,6 +332,25 @@ impl DiskQueue {
         self.segments.values().sum()
     }
 
+    /// Bytes of segment files from the cursor on: what is still to be delivered (damaged bytes
+    /// not yet passed included). 0 once everything is delivered, while
+    /// [`used_bytes`](Self::used_bytes) still counts the delivered part of the segment being
+    /// written.
+    pub fn pending_bytes(&self) -> u64 {
+        self.used_bytes()
+            - self
+                .segments
+                .range(..=self.read.segment)
+                .map(|(&n, &size)| {
+                    if n == self.read.segment {
+                        self.read.offset.min(size)
+                    } else {
+                        size
+                    }
+                })
+                .sum::<u64>()
+    }
+
     /// The configured limit.
     pub fn max_bytes(&self) -> u64 {
         self.max_bytes
@@ -334,9 +361,9 @@ impl DiskQueue {
         self.pending_records
     }
 
-    /// Samples appended and not yet committed.
-    pub fn pending_samples(&self) -> u64 {
-        self.pending_samples
+    /// Items appended and not yet committed.
+    pub fn pending_items(&self) -> u64 {
+        self.pending_items
     }
 
     /// Bytes skipped as damaged since the queue was opened (whatever they held is lost).
@@ -344,17 +371,35 @@ impl DiskQueue {
         self.skipped_bytes
     }
 
-    /// Appends all `records` (payload, sample count) durably, or none of them when they do not
-    /// fit in the size limit or the disk fails.
+    /// Records and items `drop_oldest` deleted since the queue was opened.
+    pub fn dropped(&self) -> (u64, u64) {
+        (self.dropped_records, self.dropped_items)
+    }
+
+    /// What the queue does when full.
+    pub fn full_policy(&self) -> FullPolicy {
+        self.full
+    }
+
+    /// Appends all `records` (payload, item count) durably (fsynced before returning), or none
+    /// of them when they do not fit in the size limit (policy `refuse`, or more than the whole
+    /// queue) or the disk fails. With `drop_oldest`, the oldest segments make room first.
     pub fn append(&mut self, records: &[(Vec<u8>, u32)]) -> Result<()> {
         let needed: u64 = records.iter().map(|(p, _)| HEADER + p.len() as u64).sum();
-        let used = self.used_bytes();
-        if used + needed > self.max_bytes {
-            return Err(QueueError::Full {
-                used,
-                max: self.max_bytes,
-                needed,
-            });
+        let full = |q: &Self| QueueError::Full {
+            label: q.label.clone(),
+            used: q.used_bytes(),
+            max: q.max_bytes,
+            needed,
+        };
+        if self.used_bytes() + needed > self.max_bytes {
+            self.reclaim_delivered()?;
+        }
+        if self.used_bytes() + needed > self.max_bytes {
+            if self.full == FullPolicy::Refuse || needed > self.max_bytes {
+                return Err(full(self));
+            }
+            self.drop_oldest(needed)?;
         }
         if self.broken {
             self.roll()?;
@@ -368,13 +413,13 @@ impl DiskQueue {
             return Err(e);
         }
         self.pending_records += records.len() as u64;
-        self.pending_samples += records.iter().map(|(_, s)| u64::from(*s)).sum::<u64>();
+        self.pending_items += records.iter().map(|(_, s)| u64::from(*s)).sum::<u64>();
         Ok(())
     }
 
     fn write_records(&mut self, records: &[(Vec<u8>, u32)]) -> Result<()> {
         let mut buf = Vec::new();
-        for (payload, samples) in records {
+        for (payload, items) in records {
             let len = HEADER + payload.len() as u64;
             let current =
                 self.segments.get(&self.write_segment).copied().unwrap_or(0) + buf.len() as u64;
@@ -382,7 +427,7 @@ impl DiskQueue {
                 self.flush(&mut buf)?;
                 self.roll()?;
             }
-            frame::encode(payload, *samples, &mut buf).map_err(|e| self.io_err(e))?;
+            frame::encode(payload, *items, &mut buf).map_err(|e| self.io_err(e))?;
         }
         self.flush(&mut buf)?;
         self.write.sync_data().map_err(|e| {
@@ -412,7 +457,8 @@ impl DiskQueue {
                 tracing::error!(
                     segment = %segment_path(&self.dir, n).display(),
                     error = %e,
-                    "remote-write queue: cannot cut off a failed append; new records go to a new segment"
+                    label = %self.label,
+                    "disk queue: cannot cut off a failed append; new records go to a new segment"
                 );
                 self.broken = true;
             }
@@ -447,6 +493,73 @@ impl DiskQueue {
         self.sync_dir()
     }
 
+    /// When everything is delivered, the segment being written still holds the delivered
+    /// records and counts against the limit: start a new one and delete it.
+    fn reclaim_delivered(&mut self) -> Result<()> {
+        let size = self.segments.get(&self.write_segment).copied().unwrap_or(0);
+        if self.read.segment != self.write_segment || self.read.offset < size || size == 0 {
+            return Ok(());
+        }
+        self.roll()?;
+        self.advance_to(Position {
+            segment: self.write_segment,
+            offset: 0,
+        })
+    }
+
+    /// Deletes whole segments from the head until `needed` more bytes fit (`needed` is at most
+    /// the limit), counting and logging the records they held.
+    fn drop_oldest(&mut self, needed: u64) -> Result<()> {
+        while self.used_bytes() + needed > self.max_bytes {
+            let Some((&head, &size)) = self.segments.first_key_value() else {
+                break;
+            };
+            if head >= self.write_segment {
+                // Only the segment being written is left: close it so it can go.
+                self.roll()?;
+                continue;
+            }
+            let from = if head == self.read.segment {
+                self.read.offset
+            } else {
+                0
+            };
+            let (mut records, mut items) = (0u64, 0u64);
+            let mut reader =
+                SegmentReader::open(&self.dir, head, from, size).map_err(|e| self.io_err(e))?;
+            while let Some((at, item)) = reader.next(&self.damage).map_err(|e| self.io_err(e))? {
+                match item {
+                    Item::Record(r) => {
+                        records += 1;
+                        items += u64::from(r.items);
+                    }
+                    Item::Damage(len) => self.note_damage(head, at, len),
+                }
+            }
+            let next = self
+                .segments
+                .range(head + 1..)
+                .next()
+                .map_or(head + 1, |(&n, _)| n);
+            self.advance_to(Position {
+                segment: next,
+                offset: 0,
+            })?;
+            self.pending_records -= records.min(self.pending_records);
+            self.pending_items -= items.min(self.pending_items);
+            self.dropped_records += records;
+            self.dropped_items += items;
+            tracing::warn!(
+                segment = %segment_path(&self.dir, head).display(),
+                records,
+                items,
+                "{} queue full: dropped its oldest segment (full policy drop_oldest)",
+                self.label
+            );
+        }
+        Ok(())
+    }
+
     fn sync_dir(&self) -> Result<()> {
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
@@ -454,11 +567,12 @@ impl DiskQueue {
     }
 
     /// Reads records from the head without removing them: at least one (when any is queued),
-    /// then more while their samples add up to at most `max_samples`. Damage found on the way
+    /// then more while their items add up to at most `max_items`. Damage found on the way
     /// is skipped, and counted and logged the first time.
-    pub fn peek(&mut self, max_samples: u64) -> Result<Batch> {
+    pub fn peek(&mut self, max_items: u64) -> Result<Batch> {
         let mut records = Vec::new();
-        let mut samples = 0u64;
+        let mut starts = Vec::new();
+        let mut items = 0u64;
         let mut pos = self.read;
         let segments: Vec<(u64, u64)> = self
             .segments
@@ -480,11 +594,15 @@ impl DiskQueue {
             while let Some((at, item)) = reader.next(&self.damage).map_err(|e| self.io_err(e))? {
                 match item {
                     Item::Record(r) => {
-                        if !records.is_empty() && samples + u64::from(r.samples) > max_samples {
+                        if !records.is_empty() && items + u64::from(r.items) > max_items {
                             break 'segments;
                         }
-                        samples += u64::from(r.samples);
+                        items += u64::from(r.items);
                         pos.offset = at + r.framed_len();
+                        starts.push(Position {
+                            segment: n,
+                            offset: at,
+                        });
                         records.push(r);
                     }
                     Item::Damage(len) => {
@@ -494,13 +612,35 @@ impl DiskQueue {
                 }
             }
         }
-        Ok(Batch { records, end: pos })
+        Ok(Batch {
+            records,
+            end: pos,
+            starts,
+        })
     }
 
-    /// Marks everything before `end` (from [`peek`](Self::peek)) as delivered: persists the
-    /// cursor and deletes segments that are no longer needed (keeping damaged ones, renamed).
+    /// Marks everything before the batch's end (from [`peek`](Self::peek)) as delivered:
+    /// persists the cursor and deletes segments that are no longer needed (keeping damaged
+    /// ones, renamed). Records `drop_oldest` deleted meanwhile are not counted twice.
     pub fn commit(&mut self, batch: &Batch) -> Result<()> {
-        let end = batch.end;
+        if batch.end <= self.read {
+            return Ok(());
+        }
+        let (mut records, mut items) = (0u64, 0u64);
+        for (r, start) in batch.records.iter().zip(&batch.starts) {
+            if *start >= self.read {
+                records += 1;
+                items += u64::from(r.items);
+            }
+        }
+        self.advance_to(batch.end)?;
+        self.pending_records -= records.min(self.pending_records);
+        self.pending_items -= items.min(self.pending_items);
+        Ok(())
+    }
+
+    /// Moves the cursor to `end`, persisted, and deletes the segments before it.
+    fn advance_to(&mut self, end: Position) -> Result<()> {
         let tmp = self.dir.join("cursor.tmp");
         {
             let mut f = File::create(&tmp).map_err(|e| self.io_err(e))?;
@@ -522,7 +662,8 @@ impl DiskQueue {
                 self.kept_damaged.insert(n);
                 tracing::warn!(
                     kept = %damaged_path(&self.dir, n).display(),
-                    "remote-write queue: a segment that held damaged bytes is delivered and kept for inspection"
+                    label = %self.label,
+                    "disk queue: a segment that held damaged bytes is delivered and kept for inspection"
                 );
             } else {
                 fs::remove_file(segment_path(&self.dir, n)).map_err(|e| self.io_err(e))?;
@@ -541,9 +682,6 @@ impl DiskQueue {
         }
         self.sync_dir()?;
         self.read = end;
-        self.pending_records -= (batch.records.len() as u64).min(self.pending_records);
-        let samples: u64 = batch.records.iter().map(|r| u64::from(r.samples)).sum();
-        self.pending_samples -= samples.min(self.pending_samples);
         // A fully read write segment is kept (it is still appended to) but costs nothing more.
         Ok(())
     }

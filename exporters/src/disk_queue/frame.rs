@@ -1,10 +1,11 @@
-//! One record of the remote-write disk queue as it lies in a segment file, and how a reader finds
-//! the next whole record after damaged bytes.
+//! One record of the disk queue as it lies in a segment file, and how a reader finds the next
+//! whole record after damaged bytes.
 //!
-//! `marker "MWRW" | len: u32 LE | samples: u32 LE | crc: u32 LE | payload (len bytes)`, where
-//! `crc` is the CRC-32 of the marker, both fields and the payload. As in the store's journal the
+//! `marker "MWRW" | len: u32 LE | items: u32 LE | crc: u32 LE | payload (len bytes)`, where
+//! `crc` is the CRC-32 of the marker, both fields and the payload (the marker dates from the
+//! remote-write exporter, the queue's first user; queues it wrote stay readable). As in the store's journal the
 //! checksum covers the length, so a zero-filled or torn tail never reads as a record, and it
-//! covers the sample count too. The marker lets a reader resynchronise past damage by looking
+//! covers the item count too. The marker lets a reader resynchronise past damage by looking
 //! for it instead of trying a checksum at every byte offset.
 
 use std::io::{self, Read};
@@ -19,8 +20,8 @@ pub const HEADER: u64 = 16;
 pub struct Record {
     /// What was appended.
     pub payload: Vec<u8>,
-    /// The sample count given at append.
-    pub samples: u32,
+    /// The item count given at append (samples, data points, log records, spans).
+    pub items: u32,
 }
 
 impl Record {
@@ -31,13 +32,13 @@ impl Record {
 }
 
 /// Appends `payload` with its header to `out`; a payload over 4 GiB is refused.
-pub fn encode(payload: &[u8], samples: u32, out: &mut Vec<u8>) -> io::Result<()> {
+pub fn encode(payload: &[u8], items: u32, out: &mut Vec<u8>) -> io::Result<()> {
     let len = u32::try_from(payload.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "record over 4 GiB"))?;
     let start = out.len();
     out.extend_from_slice(&MARKER);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&samples.to_le_bytes());
+    out.extend_from_slice(&items.to_le_bytes());
     let crc = checksum(&out[start..], payload);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
@@ -75,7 +76,7 @@ pub fn read(r: &mut impl Read, available: u64) -> io::Result<Option<Record>> {
     if !read_full(r, &mut header)? {
         return Ok(None);
     }
-    let Some((len, samples, crc)) = fields(&header) else {
+    let Some((len, items, crc)) = fields(&header) else {
         return Ok(None);
     };
     // A damaged length must not make us allocate gigabytes.
@@ -86,7 +87,7 @@ pub fn read(r: &mut impl Read, available: u64) -> io::Result<Option<Record>> {
     if !read_full(r, &mut payload)? {
         return Ok(None);
     }
-    Ok((checksum(&header[..12], &payload) == crc).then_some(Record { payload, samples }))
+    Ok((checksum(&header[..12], &payload) == crc).then_some(Record { payload, items }))
 }
 
 /// `read_exact`, with a file shorter than its recorded size (truncated behind our back) read
@@ -131,9 +132,9 @@ fn whole_at(bytes: &[u8], at: usize) -> bool {
 mod tests {
     use super::*;
 
-    fn framed(payload: &[u8], samples: u32) -> Vec<u8> {
+    fn framed(payload: &[u8], items: u32) -> Vec<u8> {
         let mut out = Vec::new();
-        encode(payload, samples, &mut out).expect("encodes");
+        encode(payload, items, &mut out).expect("encodes");
         out
     }
 
@@ -142,12 +143,9 @@ mod tests {
         let bytes = framed(b"payload", 7);
         let n = bytes.len() as u64;
         let back = read(&mut &bytes[..], n).expect("reads").expect("whole");
-        assert_eq!(
-            (back.payload.as_slice(), back.samples),
-            (&b"payload"[..], 7)
-        );
+        assert_eq!((back.payload.as_slice(), back.items), (&b"payload"[..], 7));
         assert_eq!(back.framed_len(), n);
-        // Marker, length, sample count, checksum, payload: each byte is covered.
+        // Marker, length, item count, checksum, payload: each byte is covered.
         for i in 0..bytes.len() {
             let mut bad = bytes.clone();
             bad[i] ^= 0x01;

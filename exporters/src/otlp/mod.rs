@@ -1,0 +1,606 @@
+//! The OTLP exporter: forwards what the collector receives (metrics, logs with the
+//! `ml.inference` and `ml.feedback` events, spans) to an OTLP endpoint — a central Millwatch,
+//! an OpenTelemetry Collector, a vendor backend — through a persistent [`disk_queue`]
+//! (store-and-forward).
+//!
+//! The collector calls [`OtlpExporter::export`] for every accepted request before it answers
+//! the client: the request is appended to the queue and fsynced, so an acknowledged request
+//! survives SIGKILL and power loss. When the queue is full and its policy is `refuse`, `export`
+//! fails with [`OtlpError::is_queue_full`] and the collector answers with a retryable status.
+//! A sender task drains the queue in order: consecutive records of one signal are merged into
+//! one request of at most `batch.max_items` items (or sent when the oldest waited
+//! `batch.max_delay`), sent, and committed once the receiver answered. Retryable failures are
+//! tried again with exponential backoff and jitter, honouring `Retry-After` and `RetryInfo`,
+//! for as long as it takes; permanent rejections and `partial_success` are counted and logged.
+//!
+//! Delivery is at least once: a crash between a send and its commit sends that batch again.
+//!
+//! [`disk_queue`]: crate::disk_queue
+
+mod config;
+mod transport;
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use prost::Message;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub use config::{
+    BatchConfig, Compression, ForwardedSignal, OtlpExporterConfig, OtlpProtocol, OtlpQueueConfig,
+    TlsConfig, TokenSource,
+};
+pub use transport::TransportError;
+
+use crate::disk_queue::{self, Batch, DiskQueue, QueueError, Record};
+use crate::http::Backoff;
+use transport::{Outcome, Request, Transport};
+
+/// Errors of the OTLP exporter.
+#[derive(Debug, thiserror::Error)]
+pub enum OtlpError {
+    /// The exporter cannot start with its configuration.
+    #[error("OTLP exporter `{name}`: {reason}")]
+    Setup {
+        /// The exporter's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The queue refused the request (full) or the disk failed; nothing of it was queued.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The exporter was shut down.
+    #[error("OTLP exporter is shut down")]
+    Closed,
+}
+
+impl OtlpError {
+    /// True when the queue is full: the client should retry later.
+    pub fn is_queue_full(&self) -> bool {
+        matches!(self, OtlpError::Queue(QueueError::Full { .. }))
+    }
+}
+
+/// A received request to forward.
+#[derive(Debug, Clone, Copy)]
+pub enum Export<'a> {
+    /// Metrics.
+    Metrics(&'a ExportMetricsServiceRequest),
+    /// Logs and events.
+    Logs(&'a ExportLogsServiceRequest),
+    /// Spans.
+    Traces(&'a ExportTraceServiceRequest),
+}
+
+impl Export<'_> {
+    fn signal(&self) -> ForwardedSignal {
+        match self {
+            Export::Metrics(_) => ForwardedSignal::Metrics,
+            Export::Logs(_) => ForwardedSignal::Logs,
+            Export::Traces(_) => ForwardedSignal::Traces,
+        }
+    }
+
+    /// Data points, log records or spans.
+    fn items(&self) -> u64 {
+        match self {
+            Export::Metrics(r) => r
+                .resource_metrics
+                .iter()
+                .flat_map(|rm| &rm.scope_metrics)
+                .flat_map(|sm| &sm.metrics)
+                .map(|m| match &m.data {
+                    Some(Data::Gauge(g)) => g.data_points.len(),
+                    Some(Data::Sum(s)) => s.data_points.len(),
+                    Some(Data::Histogram(h)) => h.data_points.len(),
+                    Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+                    Some(Data::Summary(s)) => s.data_points.len(),
+                    None => 0,
+                } as u64)
+                .sum(),
+            Export::Logs(r) => r
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len() as u64)
+                .sum(),
+            Export::Traces(r) => r
+                .resource_spans
+                .iter()
+                .flat_map(|rs| &rs.scope_spans)
+                .map(|ss| ss.spans.len() as u64)
+                .sum(),
+        }
+    }
+}
+
+/// A queued record: `kind: u8 | enqueued: i64 LE (Unix ms) | the request's protobuf`.
+mod record {
+    use super::*;
+
+    pub(super) const HEAD: usize = 9;
+
+    pub(super) fn encode(export: Export<'_>, enqueued_ms: i64) -> Vec<u8> {
+        let (kind, body) = match export {
+            Export::Metrics(r) => (1u8, r.encode_to_vec()),
+            Export::Logs(r) => (2, r.encode_to_vec()),
+            Export::Traces(r) => (3, r.encode_to_vec()),
+        };
+        let mut out = Vec::with_capacity(HEAD + body.len());
+        out.push(kind);
+        out.extend_from_slice(&enqueued_ms.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    pub(super) fn enqueued_ms(r: &Record) -> Option<i64> {
+        let b = r.payload.get(1..HEAD)?;
+        Some(i64::from_le_bytes(b.try_into().ok()?))
+    }
+
+    pub(super) fn kind(r: &Record) -> Option<u8> {
+        r.payload.first().copied()
+    }
+
+    /// Records of one kind merged into one request; `Err` for a record that does not decode
+    /// (its checksum matched, so a bug of ours; logged and skipped by the caller).
+    pub(super) fn merge(records: &[&Record]) -> Result<Request, prost::DecodeError> {
+        let body = |r: &Record| r.payload.get(HEAD..).unwrap_or_default().to_vec();
+        match records.first().and_then(|r| kind(r)) {
+            Some(1) => {
+                let mut out = ExportMetricsServiceRequest::default();
+                for r in records {
+                    let one = ExportMetricsServiceRequest::decode(&body(r)[..])?;
+                    out.resource_metrics.extend(one.resource_metrics);
+                }
+                Ok(Request::Metrics(out))
+            }
+            Some(2) => {
+                let mut out = ExportLogsServiceRequest::default();
+                for r in records {
+                    let one = ExportLogsServiceRequest::decode(&body(r)[..])?;
+                    out.resource_logs.extend(one.resource_logs);
+                }
+                Ok(Request::Logs(out))
+            }
+            _ => {
+                let mut out = ExportTraceServiceRequest::default();
+                for r in records {
+                    let one = ExportTraceServiceRequest::decode(&body(r)[..])?;
+                    out.resource_spans.extend(one.resource_spans);
+                }
+                Ok(Request::Traces(out))
+            }
+        }
+    }
+}
+
+/// Counters of one exporter, for the collector's self-telemetry.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct OtlpStats {
+    /// Items accepted into the queue.
+    pub items_queued: u64,
+    /// Items the receiver accepted.
+    pub items_sent: u64,
+    /// Items the receiver refused for good (permanent error or `partial_success`); logged.
+    pub items_rejected: u64,
+    /// Items refused at `export` because the queue was full (policy `refuse`).
+    pub items_refused_queue_full: u64,
+    /// Items deleted from the queue to make room (policy `drop_oldest`).
+    pub items_dropped: u64,
+    /// Export requests the receiver accepted.
+    pub requests_sent: u64,
+    /// Tries that failed and were retried.
+    pub requests_retried: u64,
+    /// Items waiting in the queue.
+    pub queue_items: u64,
+    /// Bytes of queued records not yet delivered.
+    pub queue_bytes: u64,
+    /// The queue's limit.
+    pub queue_max_bytes: u64,
+    /// Age of the oldest queued item, seconds (0 when empty).
+    pub queue_oldest_age_seconds: f64,
+    /// Bytes of the queue skipped as damaged since start; the log says where.
+    pub queue_skipped_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    items_queued: AtomicU64,
+    items_sent: AtomicU64,
+    items_rejected: AtomicU64,
+    items_refused_queue_full: AtomicU64,
+    requests_sent: AtomicU64,
+    requests_retried: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    queue: Mutex<DiskQueue>,
+    counters: Counters,
+    wake: Notify,
+    /// When the head of the queue was enqueued (Unix ms), 0 when empty.
+    head_ms: AtomicI64,
+    batch: BatchConfig,
+    signals: Vec<ForwardedSignal>,
+}
+
+impl Shared {
+    fn queue(&self) -> std::sync::MutexGuard<'_, DiskQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets `head_ms` from the queue's head (under the queue's lock).
+    fn note_head(&self, q: &mut DiskQueue) {
+        self.head_ms.store(head_ms(q), Ordering::Relaxed);
+    }
+}
+
+/// When the queue's head was enqueued (Unix ms), 0 when the queue is empty.
+fn head_ms(q: &mut DiskQueue) -> i64 {
+    if q.pending_records() == 0 {
+        return 0;
+    }
+    q.peek(0)
+        .ok()
+        .and_then(|b| b.records.first().and_then(record::enqueued_ms))
+        .unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A running OTLP exporter.
+#[derive(Debug)]
+pub struct OtlpExporter {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl OtlpExporter {
+    /// Reads the token, builds the client, opens the queue (a damaged tail is skipped, counted
+    /// and logged; start never fails because of it) and starts the sender on the current
+    /// tokio runtime, which sends whatever a previous run left queued.
+    pub fn start(config: OtlpExporterConfig) -> Result<Self, OtlpError> {
+        let setup = |reason: String| OtlpError::Setup {
+            name: config.name.clone(),
+            reason,
+        };
+        let token = config
+            .token
+            .as_ref()
+            .map(TokenSource::read)
+            .transpose()
+            .map_err(setup)?;
+        let transport = Transport::new(&config, token.as_deref())
+            .map_err(|e| setup(crate::http::with_causes(e.to_string(), &e)))?;
+        let mut queue = DiskQueue::open(
+            &config.queue.dir,
+            disk_queue::Options {
+                label: format!("OTLP exporter `{}`", config.name),
+                max_bytes: config.queue.max_bytes.get(),
+                full: config.queue.full,
+            },
+        )?;
+        let head = head_ms(&mut queue);
+        if queue.pending_records() > 0 {
+            tracing::info!(
+                exporter = %config.name,
+                items = queue.pending_items(),
+                bytes = queue.used_bytes(),
+                "OTLP exporter: sending what the queue held at start"
+            );
+        }
+        let shared = Arc::new(Shared {
+            name: config.name.clone(),
+            queue: Mutex::new(queue),
+            counters: Counters::default(),
+            wake: Notify::new(),
+            head_ms: AtomicI64::new(head),
+            batch: config.batch,
+            signals: config.signals.clone(),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(send_loop(
+            shared.clone(),
+            transport,
+            config.retry.into(),
+            stopped,
+        ));
+        Ok(Self {
+            shared,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// The exporter's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// True when this exporter forwards `signal`.
+    pub fn forwards(&self, signal: ForwardedSignal) -> bool {
+        self.shared.signals.contains(&signal)
+    }
+
+    /// Queues `export` durably (fsynced) and returns the number of items queued (0 when the
+    /// exporter does not forward its signal). On `Err` nothing of it was queued.
+    pub async fn export(&self, export: Export<'_>) -> Result<u64, OtlpError> {
+        if *self.stop.borrow() {
+            return Err(OtlpError::Closed);
+        }
+        if !self.forwards(export.signal()) {
+            return Ok(0);
+        }
+        let items = export.items();
+        if items == 0 {
+            return Ok(0);
+        }
+        let payload = record::encode(export, now_ms());
+        let shared = self.shared.clone();
+        let count = u32::try_from(items).unwrap_or(u32::MAX);
+        let appended = tokio::task::spawn_blocking(move || {
+            let mut q = shared.queue();
+            let dropped_before = q.dropped().0;
+            let was_empty = q.pending_records() == 0;
+            q.append(&[(payload, count)])?;
+            if was_empty || q.dropped().0 != dropped_before {
+                shared.note_head(&mut q);
+            }
+            Ok::<u64, QueueError>(q.pending_items())
+        })
+        .await
+        .map_err(|_| OtlpError::Closed)?;
+        let pending = match appended {
+            Ok(p) => p,
+            Err(e) => {
+                if matches!(e, QueueError::Full { .. }) {
+                    self.shared
+                        .counters
+                        .items_refused_queue_full
+                        .fetch_add(items, Ordering::Relaxed);
+                    tracing::warn!(exporter = %self.shared.name, error = %e, items, "OTLP exporter: refusing data, the queue is full");
+                }
+                return Err(e.into());
+            }
+        };
+        self.shared
+            .counters
+            .items_queued
+            .fetch_add(items, Ordering::Relaxed);
+        if pending >= self.shared.batch.max_items.get() as u64 {
+            self.shared.wake.notify_one();
+        }
+        Ok(items)
+    }
+
+    /// A handle that reads this exporter's counters from elsewhere (e.g. `/metrics`).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Stops the sender after its current try; unsent data stays queued for the next start.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.shared.wake.notify_one();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for OtlpExporter {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.shared.wake.notify_one();
+    }
+}
+
+/// Waits until a batch is due: `max_items` queued, or the head waited `max_delay`. False when
+/// stopped.
+async fn wait_for_batch(shared: &Shared, stopped: &mut watch::Receiver<bool>) -> bool {
+    loop {
+        if *stopped.borrow() {
+            return false;
+        }
+        let (pending, head_ms) = {
+            let q = shared.queue();
+            (q.pending_items(), shared.head_ms.load(Ordering::Relaxed))
+        };
+        if pending >= shared.batch.max_items.get() as u64 {
+            return true;
+        }
+        let wait = if pending == 0 {
+            Duration::from_secs(1)
+        } else {
+            let age = Duration::from_millis(now_ms().saturating_sub(head_ms).max(0) as u64);
+            match shared.batch.max_delay.checked_sub(age) {
+                None => return true,
+                Some(left) if left.is_zero() => return true,
+                Some(left) => left,
+            }
+        };
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = stopped.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn send_loop(
+    shared: Arc<Shared>,
+    transport: Transport,
+    policy: Backoff,
+    mut stopped: watch::Receiver<bool>,
+) {
+    while wait_for_batch(&shared, &mut stopped).await {
+        let peeked = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                shared.queue().peek(shared.batch.max_items.get() as u64)
+            })
+            .await
+        };
+        let batch = match peeked {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::error!(exporter = %shared.name, error = %e, "OTLP exporter: cannot read the queue");
+                tokio::time::sleep(policy.max_backoff).await;
+                continue;
+            }
+            Err(_) => return,
+        };
+        if batch.records.is_empty() {
+            shared.head_ms.store(0, Ordering::Relaxed);
+            continue;
+        }
+        if !send_batch(&shared, &transport, policy, &batch, &mut stopped).await {
+            return;
+        }
+        let committed = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut q = shared.queue();
+                let r = q.commit(&batch);
+                shared.note_head(&mut q);
+                r
+            })
+            .await
+        };
+        match committed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(exporter = %shared.name, error = %e, "OTLP exporter: cannot advance the queue cursor");
+                tokio::time::sleep(policy.max_backoff).await;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Sends a peeked batch, each run of records of one signal as one request, in order. False
+/// when stopped before every request was answered.
+async fn send_batch(
+    shared: &Shared,
+    transport: &Transport,
+    policy: Backoff,
+    batch: &Batch,
+    stopped: &mut watch::Receiver<bool>,
+) -> bool {
+    let c = &shared.counters;
+    let records: Vec<&Record> = batch.records.iter().collect();
+    for run in records.chunk_by(|a, b| record::kind(a) == record::kind(b)) {
+        let items: u64 = run.iter().map(|r| u64::from(r.items)).sum();
+        let request = match record::merge(run) {
+            Ok(r) => r,
+            Err(e) => {
+                // The checksum matched, so a bug of ours rather than disk damage.
+                c.items_rejected.fetch_add(items, Ordering::Relaxed);
+                tracing::error!(exporter = %shared.name, error = %e, items, "OTLP exporter: undecodable queued records skipped");
+                continue;
+            }
+        };
+        let mut attempt = 0u32;
+        loop {
+            match transport.send(request.clone()).await {
+                Outcome::Sent { rejected, message } => {
+                    c.requests_sent.fetch_add(1, Ordering::Relaxed);
+                    let rejected = rejected.clamp(0, items as i64) as u64;
+                    c.items_sent.fetch_add(items - rejected, Ordering::Relaxed);
+                    if rejected > 0 {
+                        c.items_rejected.fetch_add(rejected, Ordering::Relaxed);
+                        tracing::warn!(exporter = %shared.name, rejected, reason = %message, "OTLP exporter: the receiver accepted the request but rejected some items (partial success)");
+                    }
+                    break;
+                }
+                Outcome::Rejected { reason } => {
+                    c.items_rejected.fetch_add(items, Ordering::Relaxed);
+                    tracing::error!(exporter = %shared.name, items, %reason, "OTLP exporter: the receiver refused a request for good; dropped, not retried");
+                    break;
+                }
+                Outcome::Retry {
+                    reason,
+                    retry_after,
+                } => {
+                    c.requests_retried.fetch_add(1, Ordering::Relaxed);
+                    let wait = policy.delay(attempt, retry_after);
+                    attempt = attempt.saturating_add(1);
+                    // Every failure of an outage's first tries, then one line in 20.
+                    if attempt <= 3 || attempt.is_multiple_of(20) {
+                        tracing::warn!(exporter = %shared.name, %reason, attempt, wait_ms = wait.as_millis() as u64, "OTLP exporter: will retry");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stopped.changed() => { return false; }
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Reads an OTLP exporter's counters (see [`OtlpExporter::stats_handle`]).
+#[derive(Debug, Clone)]
+pub struct StatsHandle {
+    shared: Arc<Shared>,
+}
+
+impl StatsHandle {
+    /// The exporter's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> OtlpStats {
+        let c = &self.shared.counters;
+        let (queue_items, queue_bytes, queue_max_bytes, queue_skipped_bytes, dropped) = {
+            let q = self.shared.queue();
+            (
+                q.pending_items(),
+                q.pending_bytes(),
+                q.max_bytes(),
+                q.skipped_bytes(),
+                q.dropped().1,
+            )
+        };
+        let head = self.shared.head_ms.load(Ordering::Relaxed);
+        let age = if head == 0 || queue_items == 0 {
+            0.0
+        } else {
+            (now_ms() - head).max(0) as f64 / 1000.0
+        };
+        OtlpStats {
+            items_queued: c.items_queued.load(Ordering::Relaxed),
+            items_sent: c.items_sent.load(Ordering::Relaxed),
+            items_rejected: c.items_rejected.load(Ordering::Relaxed),
+            items_refused_queue_full: c.items_refused_queue_full.load(Ordering::Relaxed),
+            items_dropped: dropped,
+            requests_sent: c.requests_sent.load(Ordering::Relaxed),
+            requests_retried: c.requests_retried.load(Ordering::Relaxed),
+            queue_items,
+            queue_bytes,
+            queue_max_bytes,
+            queue_oldest_age_seconds: age,
+            queue_skipped_bytes,
+        }
+    }
+}
