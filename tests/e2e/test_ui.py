@@ -276,6 +276,33 @@ def test_a_silence_made_in_the_ui_is_in_the_api(demo, page):
     assert [s["state"] for s in silences if s["id"] == mine[0]["id"]] == ["expired"]
 
 
+def test_the_audit_page_shows_the_verified_chain_and_what_happened(demo, page):
+    page.goto(demo.api + "/audit")
+    page.screenshot(path=str(ARTIFACTS / "audit.png"), full_page=True)
+    assert page.locator("[data-chain-ok]").get_attribute("data-chain-ok") == "true"
+    actions = lambda: set(page.locator("tr[data-action]").evaluate_all(  # noqa: E731
+        "rs => rs.map(r => r.dataset.action)"))
+    assert "alert.fired" in actions(), actions()
+    # Filters: one family of actions on one model, and the start-up entry.
+    page.goto(demo.api + "/audit?model=failure-classifier&action=drift")
+    assert actions() and all(a.startswith("drift.") for a in actions()), actions()
+    page.goto(demo.api + "/audit?action=config.loaded")
+    assert actions() == {"config.loaded"}
+    # Its CSV link gives the same entries.
+    href = page.locator("form.filters a", has_text="CSV").get_attribute("href")
+    r = requests.get(demo.api + href, timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv"), r.text[:200]
+    assert r.text.count("config.loaded") == 1, r.text[:500]
+
+
+def test_the_model_page_links_to_its_report(demo, page):
+    page.goto(demo.api + "/models/failure-classifier?version=1.0.0")
+    href = page.locator("p.links a", has_text="Report").get_attribute("href")
+    r = requests.get(demo.api + href, timeout=60)
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html"), r.text[:300]
+    assert "vibration" in r.text
+
+
 def test_curl_still_gets_the_directory_at_the_root(demo):
     r = requests.get(demo.api + "/", timeout=10)
     assert r.headers["Content-Type"].startswith("application/json")

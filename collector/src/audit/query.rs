@@ -26,6 +26,26 @@ pub struct Filter {
 
 /// The entries `filter` selects, oldest first.
 pub fn entries(conn: &Connection, filter: &Filter) -> duckdb::Result<Vec<Entry>> {
+    let (sql, params) = select(filter);
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(duckdb::params_from_iter(params), row)?;
+    rows.collect()
+}
+
+/// The newest `n` entries `filter` selects (its `limit` aside), newest first.
+pub fn newest(conn: &Connection, filter: &Filter, n: usize) -> duckdb::Result<Vec<Entry>> {
+    let (sql, params) = select(&Filter {
+        limit: None,
+        ..filter.clone()
+    });
+    let sql = format!("SELECT * FROM ({sql}) ORDER BY seq DESC LIMIT {n}");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(duckdb::params_from_iter(params), row)?;
+    rows.collect()
+}
+
+/// The query for `filter` and its parameters.
+fn select(filter: &Filter) -> (String, Vec<Db>) {
     let mut sql = format!("SELECT {COLUMNS} FROM audit_log WHERE true");
     let mut params: Vec<Db> = Vec::new();
     if let Some(t) = filter.since {
@@ -57,9 +77,7 @@ pub fn entries(conn: &Connection, filter: &Filter) -> duckdb::Result<Vec<Entry>>
     if let Some(n) = filter.limit {
         sql.push_str(&format!(" LIMIT {n}"));
     }
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(duckdb::params_from_iter(params), row)?;
-    rows.collect()
+    (sql, params)
 }
 
 /// The CSV header, one column per field.

@@ -4,14 +4,16 @@
 //!
 //! Pages: `/` the fleet (models × environments, machines), `/models/{name}` a model (versions,
 //! drift and data-quality heatmaps, prediction drift, performance, alerts),
-//! `/machines/{id}` a machine (control charts), `/alerts` alerts and silences. Forms post to
+//! `/machines/{id}` a machine (control charts), `/alerts` alerts and silences, `/audit` the
+//! audit log with its chain verified (reports are `/api/v1/reports/{model}`). Forms post to
 //! `/ui/...`, which hands them to the alerting API (`/api/v1/...`) in-process and comes back.
 //!
 //! Layout: `page` (the frame every page shares, formatting), `fleet`, `model`, `machine`,
-//! `alerts` (one page each: its queries and its markup), `chart` (control-chart SVG), `forms`
+//! `alerts`, `audit` (one page each: its queries and its markup), `chart` (control-chart SVG), `forms`
 //! (the POST handlers).
 
 mod alerts;
+mod audit;
 mod chart;
 mod fleet;
 mod forms;
@@ -49,6 +51,7 @@ pub fn router(state: Arc<UiState>) -> Router {
         .route("/models/{name}", get(model))
         .route("/machines/{id}", get(machine))
         .route("/alerts", get(alerts))
+        .route("/audit", get(audit))
         .route("/ui/style.css", get(style))
         .route("/ui/favicon.svg", get(favicon))
         .route("/ui/alerts/{fingerprint}/ack", post(forms::ack))
@@ -132,6 +135,18 @@ pub struct AlertsQuery {
 
 async fn alerts(State(state): State<Arc<UiState>>, Query(q): Query<AlertsQuery>) -> Response {
     render(state, move |s| alerts::page(&s, &q)).await
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AuditQuery {
+    pub model: Option<String>,
+    /// An action (`alert.fired`) or a family of them (`alert`).
+    pub action: Option<String>,
+    pub actor: Option<String>,
+}
+
+async fn audit(State(state): State<Arc<UiState>>, Query(q): Query<AuditQuery>) -> Response {
+    render(state, move |s| audit::page(&s, &q)).await
 }
 
 /// A page's answer: its HTML, or a page saying what went wrong.

@@ -280,7 +280,16 @@ pub fn page(state: &UiState, name: &str, q: &ModelQuery) -> anyhow::Result<Rende
         .into_iter()
         .filter(|a| a.labels.get("model").is_some_and(|m| m == name))
         .collect();
+    let report = format!(
+        "/api/v1/reports/{}?{}",
+        page::segment(name),
+        page::query(&[("version", &version), ("format", "html")])
+    );
     let body = html! {
+        p.links {
+            a href=(report) { "Report for version " (version) " (HTML)" } " · "
+            a href={ "/audit?" (page::query(&[("model", name)])) } { "Audit entries" }
+        }
         section aria-labelledby="versions" {
             h2 id="versions" { "Versions" }
             table {

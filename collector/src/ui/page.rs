@@ -8,6 +8,7 @@ use maud::{DOCTYPE, Markup, html};
 pub enum Nav {
     Fleet,
     Alerts,
+    Audit,
     None,
 }
 
@@ -30,6 +31,7 @@ pub fn frame(title: &str, nav: Nav, body: Markup) -> Markup {
                         a.brand href="/" { "Millwatch" }
                         a href="/" aria-current=[current(Nav::Fleet)] { "Fleet" }
                         a href="/alerts" aria-current=[current(Nav::Alerts)] { "Alerts & silences" }
+                        a href="/audit" aria-current=[current(Nav::Audit)] { "Audit log" }
                         a href="/metrics" { "/metrics" }
                         a href="/api/v1/models" { "API" }
                     }
