@@ -19,14 +19,15 @@ pub fn page(state: &UiState, q: &AuditQuery) -> anyhow::Result<Rendered> {
         actor: q.actor.clone().filter(|s| !s.is_empty()),
         ..Filter::default()
     };
-    let (verification, entries) = state.store.read(|c| {
-        Ok((
-            chain::verify(c, None)?,
-            query::newest(c, &filter, SHOWN)?,
-        ))
-    })?;
+    let (verification, entries) = state
+        .store
+        .read(|c| Ok((chain::verify(c, None)?, query::newest(c, &filter, SHOWN)?)))?;
     let mut api = vec![];
-    for (k, v) in [("model", &filter.model), ("action", &filter.action), ("actor", &filter.actor)] {
+    for (k, v) in [
+        ("model", &filter.model),
+        ("action", &filter.action),
+        ("actor", &filter.actor),
+    ] {
         if let Some(v) = v {
             api.push((k, v.as_str()));
         }
