@@ -156,83 +156,57 @@ impl Chart {
     }
 }
 
-/// The CSV columns.
-const CSV_HEADER: [&str; 17] = [
-    "section",
-    "time",
-    "version",
-    "environment",
-    "feature",
-    "detector",
-    "test",
-    "window_start",
-    "window_end",
-    "statistic",
-    "p_value",
-    "threshold",
-    "drifted",
-    "verdict",
-    "actor",
-    "action",
-    "detail",
-];
+/// One CSV row: every section shares these columns and leaves the ones it has no use for empty.
+/// The header is the field names, in this order.
+#[derive(Default, serde::Serialize)]
+struct CsvRow {
+    section: &'static str,
+    time: String,
+    version: String,
+    environment: String,
+    feature: String,
+    detector: String,
+    test: String,
+    window_start: String,
+    window_end: String,
+    statistic: String,
+    p_value: String,
+    threshold: String,
+    drifted: String,
+    verdict: String,
+    actor: String,
+    action: String,
+    detail: String,
+}
 
 fn csv(r: &Report) -> anyhow::Result<Vec<u8>> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(CSV_HEADER)?;
     let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let mut row = |section: &str, cells: [String; 16]| -> anyhow::Result<()> {
-        let mut rec = vec![section.to_owned()];
-        rec.extend(cells);
-        w.write_record(rec)?;
-        Ok(())
-    };
-    let e = String::new;
     for v in &r.versions {
-        row(
-            "versions",
-            [
-                v.first_seen.clone(),
-                v.version.clone(),
-                v.environments.join(" "),
-                e(),
-                e(),
-                e(),
-                v.first_seen.clone(),
-                v.last_seen.clone(),
-                v.events.to_string(),
-                e(),
-                e(),
-                e(),
-                e(),
-                e(),
-                e(),
-                "events".into(),
-            ],
-        )?;
+        w.serialize(CsvRow {
+            section: "versions",
+            time: v.first_seen.clone(),
+            version: v.version.clone(),
+            environment: v.environments.join(" "),
+            window_start: v.first_seen.clone(),
+            window_end: v.last_seen.clone(),
+            statistic: v.events.to_string(),
+            detail: "events".into(),
+            ..CsvRow::default()
+        })?;
     }
     for p in &r.placements {
-        row(
-            "placements",
-            [
-                p.first_seen.clone(),
-                p.version.clone(),
-                p.environment.clone(),
-                e(),
-                e(),
-                e(),
-                p.first_seen.clone(),
-                p.last_seen.clone(),
-                p.events.to_string(),
-                e(),
-                e(),
-                e(),
-                e(),
-                e(),
-                e(),
-                format!("host={} site={} line={}", p.host, p.site, p.line),
-            ],
-        )?;
+        w.serialize(CsvRow {
+            section: "placements",
+            time: p.first_seen.clone(),
+            version: p.version.clone(),
+            environment: p.environment.clone(),
+            window_start: p.first_seen.clone(),
+            window_end: p.last_seen.clone(),
+            statistic: p.events.to_string(),
+            detail: format!("host={} site={} line={}", p.host, p.site, p.line),
+            ..CsvRow::default()
+        })?;
     }
     let windows = r
         .feature_drift
@@ -251,27 +225,22 @@ fn csv(r: &Report) -> anyhow::Result<Vec<u8>> {
                 .map(|w| ("control_chart", w)),
         );
     for (section, x) in windows {
-        row(
+        w.serialize(CsvRow {
             section,
-            [
-                x.time.clone(),
-                x.version.clone(),
-                e(),
-                x.feature.clone(),
-                x.detector.clone(),
-                x.test.clone(),
-                x.window_start.clone().unwrap_or_default(),
-                x.window_end.clone().unwrap_or_default(),
-                opt(x.statistic),
-                opt(x.p_value),
-                opt(x.threshold),
-                x.drifted.to_string(),
-                x.verdict.clone(),
-                e(),
-                e(),
-                e(),
-            ],
-        )?;
+            time: x.time.clone(),
+            version: x.version.clone(),
+            feature: x.feature.clone(),
+            detector: x.detector.clone(),
+            test: x.test.clone(),
+            window_start: x.window_start.clone().unwrap_or_default(),
+            window_end: x.window_end.clone().unwrap_or_default(),
+            statistic: opt(x.statistic),
+            p_value: opt(x.p_value),
+            threshold: opt(x.threshold),
+            drifted: x.drifted.to_string(),
+            verdict: x.verdict.clone(),
+            ..CsvRow::default()
+        })?;
     }
     for (section, entries) in [
         ("deployments", &r.deployments),
@@ -281,55 +250,34 @@ fn csv(r: &Report) -> anyhow::Result<Vec<u8>> {
         for a in entries {
             let s = |k: &str| a[k].as_str().unwrap_or_default().to_owned();
             let o = &a["object"];
-            row(
+            let of = |k: &str| o[k].as_str().unwrap_or_default().to_owned();
+            w.serialize(CsvRow {
                 section,
-                [
-                    s("time"),
-                    o["version"].as_str().unwrap_or_default().to_owned(),
-                    o["environment"].as_str().unwrap_or_default().to_owned(),
-                    o["feature"].as_str().unwrap_or_default().to_owned(),
-                    e(),
-                    e(),
-                    e(),
-                    e(),
-                    e(),
-                    e(),
-                    e(),
-                    e(),
-                    s("reason"),
-                    s("actor"),
-                    s("action"),
-                    format!("seq={} object={} new={}", a["seq"], o, a["new_value"]),
-                ],
-            )?;
+                time: s("time"),
+                version: of("version"),
+                environment: of("environment"),
+                feature: of("feature"),
+                verdict: s("reason"),
+                actor: s("actor"),
+                action: s("action"),
+                detail: format!("seq={} object={} new={}", a["seq"], o, a["new_value"]),
+                ..CsvRow::default()
+            })?;
         }
     }
     let v = &r.audit_verification;
-    row(
-        "audit_verification",
-        [
-            e(),
-            e(),
-            e(),
-            e(),
-            e(),
-            e(),
-            e(),
-            e(),
-            v.entries.to_string(),
-            e(),
-            e(),
-            (!v.ok).to_string(),
-            if v.ok {
-                "ok".into()
-            } else {
-                v.problem.clone().unwrap_or_default()
-            },
-            e(),
-            e(),
-            format!("head={}:{}", v.head.seq, v.head.hash),
-        ],
-    )?;
+    w.serialize(CsvRow {
+        section: "audit_verification",
+        statistic: v.entries.to_string(),
+        drifted: (!v.ok).to_string(),
+        verdict: if v.ok {
+            "ok".into()
+        } else {
+            v.problem.clone().unwrap_or_default()
+        },
+        detail: format!("head={}:{}", v.head.seq, v.head.hash),
+        ..CsvRow::default()
+    })?;
     Ok(w.into_inner()?)
 }
 
@@ -387,6 +335,18 @@ mod tests {
         let md = String::from_utf8(render(&report, Format::Md).unwrap()).unwrap();
         assert!(md.contains("| b | 2 | 1 | 0.9 |"), "{md}");
         let csv = String::from_utf8(render(&report, Format::Csv).unwrap()).unwrap();
+        assert_eq!(
+            csv.lines().next(),
+            Some(
+                "section,time,version,environment,feature,detector,test,window_start,window_end,\
+                 statistic,p_value,threshold,drifted,verdict,actor,action,detail"
+            )
+        );
+        assert!(
+            csv.lines()
+                .any(|l| l.starts_with("audit_verification,,,,,,,,,0,,,false,ok,,,head=0:")),
+            "{csv}"
+        );
         assert_eq!(
             csv.lines()
                 .filter(|l| l.starts_with("feature_drift,"))
