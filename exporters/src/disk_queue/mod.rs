@@ -23,6 +23,7 @@
 
 mod frame;
 mod reader;
+mod sender;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 use frame::HEADER;
 pub use frame::Record;
 use reader::{Item, SegmentReader};
+pub use sender::SenderTask;
 
 /// Errors of the queue.
 #[derive(Debug, thiserror::Error)]

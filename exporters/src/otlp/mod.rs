@@ -30,7 +30,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use prost::Message;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 pub use config::{
     BatchConfig, Compression, ForwardedSignal, OtlpExporterConfig, OtlpProtocol, OtlpQueueConfig,
@@ -38,7 +37,7 @@ pub use config::{
 };
 pub use transport::TransportError;
 
-use crate::disk_queue::{self, Batch, DiskQueue, QueueError, Record};
+use crate::disk_queue::{self, Batch, DiskQueue, QueueError, Record, SenderTask};
 use crate::http::Backoff;
 use transport::{Outcome, Request, Transport};
 
@@ -226,7 +225,7 @@ struct Shared {
     name: String,
     queue: Mutex<DiskQueue>,
     counters: Counters,
-    wake: Notify,
+    wake: Arc<Notify>,
     /// When the head of the queue was enqueued (Unix ms), 0 when empty.
     head_ms: AtomicI64,
     batch: BatchConfig,
@@ -266,8 +265,7 @@ fn now_ms() -> i64 {
 #[derive(Debug)]
 pub struct OtlpExporter {
     shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    sender: SenderTask,
 }
 
 impl OtlpExporter {
@@ -304,27 +302,22 @@ impl OtlpExporter {
                 "OTLP exporter: sending what the queue held at start"
             );
         }
+        let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             name: config.name.clone(),
             queue: Mutex::new(queue),
             counters: Counters::default(),
-            wake: Notify::new(),
+            wake: wake.clone(),
             head_ms: AtomicI64::new(head),
             batch: config.batch,
             signals: config.signals.clone(),
         });
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(send_loop(
-            shared.clone(),
-            transport,
-            config.retry.into(),
-            stopped,
-        ));
-        Ok(Self {
-            shared,
-            stop,
-            task: Some(task),
-        })
+        let sender = SenderTask::spawn(wake, {
+            let shared = shared.clone();
+            let retry = config.retry.into();
+            move |stopped| send_loop(shared, transport, retry, stopped)
+        });
+        Ok(Self { shared, sender })
     }
 
     /// The exporter's name.
@@ -340,7 +333,7 @@ impl OtlpExporter {
     /// Queues `export` durably (fsynced) and returns the number of items queued (0 when the
     /// exporter does not forward its signal). On `Err` nothing of it was queued.
     pub async fn export(&self, export: Export<'_>) -> Result<u64, OtlpError> {
-        if *self.stop.borrow() {
+        if self.sender.is_stopped() {
             return Err(OtlpError::Closed);
         }
         if !self.forwards(export.signal()) {
@@ -396,19 +389,8 @@ impl OtlpExporter {
     }
 
     /// Stops the sender after its current try; unsent data stays queued for the next start.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        self.shared.wake.notify_one();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for OtlpExporter {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        self.shared.wake.notify_one();
+    pub async fn shutdown(self) {
+        self.sender.shutdown().await;
     }
 }
 

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use prost::Message;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 pub use crate::disk_queue::QueueError;
 pub use crate::http::ClientError;
 pub use config::{AuthConfig, QueueConfig, RemoteWriteConfig, RetryConfig};
 
-use crate::disk_queue::{self as queue, DiskQueue};
+use crate::disk_queue::{self as queue, DiskQueue, SenderTask};
 use crate::http::Backoff;
 use crate::prometheus::TranslationConfig;
 use crate::prometheus::translate::Translator;
@@ -106,7 +105,7 @@ struct Shared {
     translator: Translator,
     counters: Counters,
     /// Woken when a full batch is waiting, or on shutdown.
-    wake: Notify,
+    wake: Arc<Notify>,
     /// When the oldest unsent sample was queued (for the flush interval).
     oldest: Mutex<Option<Instant>>,
     max_samples: usize,
@@ -124,8 +123,7 @@ impl Shared {
 pub struct RemoteWriteExporter {
     shared: Arc<Shared>,
     url: String,
-    stop: watch::Sender<bool>,
-    task: Option<JoinHandle<()>>,
+    sender: SenderTask,
 }
 
 fn now_ms() -> i64 {
@@ -149,27 +147,25 @@ impl RemoteWriteExporter {
             queue::Options::refusing("remote-write", config.queue.max_bytes.get()),
         )?;
         let leftover = queue.pending_records() > 0;
+        let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
             queue: Mutex::new(queue),
             translator: Translator::new(translation),
             counters: Counters::default(),
-            wake: Notify::new(),
+            wake: wake.clone(),
             oldest: Mutex::new(leftover.then(Instant::now)),
             max_samples: config.max_samples_per_send.get(),
             flush_interval: config.flush_interval,
         });
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(send_loop(
-            shared.clone(),
-            client,
-            config.retry.into(),
-            stopped,
-        ));
+        let sender = SenderTask::spawn(wake, {
+            let shared = shared.clone();
+            let retry = config.retry.into();
+            move |stopped| send_loop(shared, client, retry, stopped)
+        });
         Ok(Self {
             shared,
             url: config.url.to_string(),
-            stop,
-            task: Some(task),
+            sender,
         })
     }
 
@@ -178,7 +174,7 @@ impl RemoteWriteExporter {
     /// is full the error says so ([`RemoteWriteError::is_queue_full`]) and the caller should
     /// answer its sender with a retryable status.
     pub async fn export(&self, req: &ExportMetricsServiceRequest) -> Result<usize> {
-        if *self.stop.borrow() {
+        if self.sender.is_stopped() {
             return Err(RemoteWriteError::Closed);
         }
         let mut sink = series::SeriesSink::new(now_ms());
@@ -258,19 +254,8 @@ impl RemoteWriteExporter {
 
     /// Stops the sender after its current try; unsent data stays in the queue for the next
     /// start.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        self.shared.wake.notify_one();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
-    }
-}
-
-impl Drop for RemoteWriteExporter {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        self.shared.wake.notify_one();
+    pub async fn shutdown(self) {
+        self.sender.shutdown().await;
     }
 }
 
