@@ -46,6 +46,13 @@ pub struct DetectionConfig {
     pub performance_interval: Duration,
     /// Labelled events a window (and the baseline) needs before its performance is reported.
     pub performance_min_labels: NonZeroUsize,
+    /// A window's performance change against the baseline is judged once: when every event
+    /// of the window has its label, or when it has `performance_min_labels` and no more came
+    /// for this long. (Measured values follow every label; the test does not, so that a
+    /// window is not given one more chance of a false drop each time a label arrives.)
+    #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
+    pub performance_settle: Duration,
     /// Closed windows per model version that the performance pass revisits (the newest ones).
     pub performance_windows: NonZeroUsize,
     /// Settings for particular models; a model not listed gets the defaults above.
@@ -70,6 +77,7 @@ impl Default for DetectionConfig {
             time_window_grace: Duration::from_secs(10),
             performance_interval: Duration::from_secs(30),
             performance_min_labels: n(30),
+            performance_settle: Duration::from_secs(300),
             performance_windows: n(50),
             models: Vec::new(),
             machine_health: Vec::new(),

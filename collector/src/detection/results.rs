@@ -450,13 +450,24 @@ impl Gauges {
         }
     }
 
-    /// Publishes performance findings (the metric values, and the drop verdict) in place of the
-    /// model version's previous ones: a metric this window leaves undefined (no ROC AUC with one
-    /// class, say) is not left showing an older window's value.
-    pub fn publish_performance(&self, model: &str, version: &str, findings: &[Finding]) {
+    /// Publishes a window's measured performance (`judgement` false) or its drop verdicts
+    /// (`judgement` true) in place of the model version's previous ones of that kind: a metric
+    /// this window leaves undefined (no ROC AUC with one class, say) is not left showing an
+    /// older window's value. Verdicts come once per window, measurements with every label, so
+    /// each kind shows its own newest window.
+    pub fn publish_performance(
+        &self,
+        model: &str,
+        version: &str,
+        judgement: bool,
+        findings: &[&Finding],
+    ) {
         let key = [("model", model), ("version", version)];
-        self.performance.clear_where(&key);
-        self.performance_degraded.clear_where(&key);
+        if judgement {
+            self.performance_degraded.clear_where(&key);
+        } else {
+            self.performance.clear_where(&key);
+        }
         for f in findings {
             match f.detector {
                 "performance" => {

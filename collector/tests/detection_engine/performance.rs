@@ -75,6 +75,63 @@ fn performance_is_measured_once_feedback_arrives_and_a_drop_is_flagged() {
     assert!((0.6..0.7).contains(&acc), "{acc}");
 }
 
+/// Labels that trickle in: the measured values follow every label, the change against the
+/// baseline is judged once per window (when its labels are complete, or have stood still for
+/// `performance_settle`), never again on later passes nor after a restart. Judging at every
+/// look would give an unchanged window one more chance of a false drop each time labels came.
+#[test]
+fn a_windows_change_is_judged_once_when_its_labels_are_complete_or_settled() {
+    let ts = TestStore::open("performance-judged-once");
+    let mut rng = Rng(31);
+    let (inf, fb) = classified(&mut rng, 0, 3000, |_| 0.2);
+    ts.store(batch_of(inf));
+    let mut engine = ts.engine(config());
+    assert_eq!(drain(&mut engine), 2);
+    let changes = |ts: &TestStore, first: u64| {
+        ts.query_u64(&format!(
+            "SELECT count(*) FROM detections WHERE detector = 'performance_change' AND first_event_id = {first}"
+        ))
+    };
+    let measured = |ts: &TestStore, first: u64| {
+        ts.query_u64(&format!(
+            "SELECT count(DISTINCT time) FROM detections WHERE detector = 'performance' AND first_event_id = {first}"
+        ))
+    };
+    let mut fb = fb.into_iter();
+    let mut send = |n: usize| {
+        ts.store(millwatch::signals::Batch {
+            feedback: fb.by_ref().take(n).collect(),
+            ..Default::default()
+        })
+    };
+    // The baseline's labels, then the first window's in ten parts: measured each time.
+    send(1000);
+    for part in 1..=10 {
+        send(100);
+        assert_eq!(engine.performance_pass().expect("pass"), 1, "part {part}");
+        let judged = changes(&ts, 1000);
+        assert_eq!(judged, if part < 10 { 0 } else { 1 }, "part {part}");
+    }
+    assert_eq!(measured(&ts, 1000), 10);
+    assert_eq!(engine.performance_pass().expect("pass"), 0, "nothing new");
+    // Half of the second window's labels; the rest never come.
+    send(500);
+    assert_eq!(engine.performance_pass().expect("pass"), 1);
+    assert_eq!(changes(&ts, 2000), 0, "labels may still come");
+    drop(engine);
+    // After a restart with a short settle time: the second window is judged on what it has,
+    // the first is not judged again.
+    let cfg: millwatch::detection::DetectionConfig =
+        serde_saphyr::from_str("performance_settle: 0s\n").expect("config");
+    let mut engine = ts.engine(cfg);
+    drain(&mut engine);
+    engine.performance_pass().expect("pass");
+    engine.performance_pass().expect("pass");
+    assert_eq!(changes(&ts, 2000), 1);
+    assert_eq!(changes(&ts, 1000), 1);
+    assert_eq!(measured(&ts, 2000), 1, "no new labels: not measured again");
+}
+
 /// A new version judged against the previous version's baseline (a deployment check) is
 /// compared with the labels of that version's baseline events: a worse new version is degraded
 /// from its first labelled window (its own events hold none of the baseline's ids).

@@ -5,11 +5,13 @@
 //!
 //! Layout: this file holds the engine and its passes; `settings` (how a model version is
 //! watched), `model` (one version's baseline and windows, and when they close), `intake`
-//! (events from the tap or the store), `telemetry` (lag, verdict delay and model info on
+//! (events from the tap or the store), `performance_pass` (realised performance as labels
+//! arrive, and when a window's change is judged), `telemetry` (lag, verdict delay and model info on
 //! `/metrics`), `thread` (the engine's own thread).
 
 mod intake;
 mod model;
+mod performance_pass;
 mod settings;
 mod telemetry;
 mod thread;
@@ -28,9 +30,8 @@ use super::config::DetectionConfig;
 use super::estimated::Estimators;
 use super::log_lines::{self, DriftLog};
 use super::machine_health::MachineHealth;
-use super::performance;
 use super::results::{self, Finding, Gauges, Scope};
-use super::state::{self, ClosedWindow, EngineState, ModelRecord};
+use super::state::{self, EngineState, ModelRecord};
 use super::tap::InferenceTap;
 use super::windows::{ModelKey, Names, Selection, Window, read_events};
 use super::{DetectionError, Result};
@@ -61,6 +62,8 @@ pub struct Engine {
     /// Per model version, the model's feedback count and the windows closed at the last
     /// performance pass: unchanged, there is nothing to re-evaluate.
     performance_seen: HashMap<ModelKey, (u64, u64)>,
+    /// Which windows' performance change was judged, and which wait for their labels to settle.
+    judging: performance_pass::Judging,
     /// (model, version, resource) already on `millwatch_model_info`.
     info_seen: HashMap<String, HashMap<String, HashSet<u64>>>,
     /// When events were committed, to time verdicts; none in tests that drive the engine.
@@ -111,6 +114,7 @@ impl Engine {
             health,
             behind_since: None,
             performance_seen: HashMap::new(),
+            judging: performance_pass::Judging::default(),
             info_seen: HashMap::new(),
             commit_times: None,
             delays: (vec![0; DELAY_BUCKETS.len() + 1], 0.0),
@@ -356,91 +360,6 @@ impl Engine {
                 .collect(),
             health: self.health.state(),
         }
-    }
-
-    /// Re-evaluates the performance of recent closed windows that gained feedback since their
-    /// last evaluation; returns how many windows were re-evaluated.
-    pub fn performance_pass(&mut self) -> Result<usize> {
-        let now = now_ns();
-        let min = self.config.performance_min_labels.get();
-        let keep = self.config.performance_windows.get();
-        let mut updates: Vec<(ClosedWindow, u64, Vec<Finding>)> = Vec::new();
-        let keys: Vec<ModelKey> = self.models.keys().cloned().collect();
-        for key in keys {
-            let Some(m) = self.models.get(&key) else {
-                continue;
-            };
-            if m.windows_closed == 0 {
-                continue;
-            }
-            let feedback: u64 = self.conn.query_row(
-                "SELECT count(*) FROM feedback WHERE model = ?",
-                [&key.model],
-                |r| r.get(0),
-            )?;
-            let seen = (feedback, m.windows_closed);
-            if feedback == 0 || self.performance_seen.get(&key) == Some(&seen) {
-                continue;
-            }
-            self.performance_seen.insert(key.clone(), seen);
-            // A baseline taken from another version's events is labelled under that version.
-            let baseline_range = m.baseline.as_ref().and_then(|b| {
-                let of = ModelKey {
-                    model: key.model.clone(),
-                    version: b.events_version(&key.version).to_owned(),
-                };
-                Some((of, b.first_event_id?, b.last_event_id?))
-            });
-            let windows = state::recent_windows(&self.conn, &key, keep)?;
-            let mut fresh = Vec::new();
-            for w in windows {
-                let labels =
-                    performance::labelled(&self.conn, &key, w.first_event_id, w.last_event_id)?;
-                if labels.len() as u64 > w.labelled && labels.len() >= min {
-                    fresh.push((w, labels));
-                }
-            }
-            if fresh.is_empty() {
-                continue;
-            }
-            let baseline_labels = match baseline_range {
-                Some((of, first, last)) => {
-                    Some(performance::labelled(&self.conn, &of, first, last)?)
-                }
-                None => None,
-            };
-            for (w, labels) in fresh {
-                let mut findings = performance::evaluate(baseline_labels.as_ref(), &labels, min);
-                let errors = super::estimated::estimation_errors(&self.conn, &w, &findings)?;
-                findings.extend(errors);
-                updates.push((w, labels.len() as u64, findings));
-            }
-        }
-        if updates.is_empty() {
-            return Ok(0);
-        }
-        let tx = self.conn.transaction()?;
-        let scopes: Vec<Scope> = updates.iter().map(|(w, ..)| w.scope()).collect();
-        let mut rows = Vec::new();
-        for ((w, labelled, findings), scope) in updates.iter().zip(&scopes) {
-            state::set_labelled(&tx, &w.key, w.index, *labelled)?;
-            rows.extend(findings.iter().map(|f| (scope, f)));
-        }
-        results::insert_all(&tx, now, &rows)?;
-        tx.commit()?;
-        // The newest window with labels is what the gauges show.
-        let mut newest: BTreeMap<&ModelKey, &(ClosedWindow, u64, Vec<Finding>)> = BTreeMap::new();
-        for u in &updates {
-            let e = newest.entry(&u.0.key).or_insert(u);
-            if u.0.index > e.0.index {
-                *e = u;
-            }
-        }
-        for (key, (_, _, findings)) in newest {
-            self.gauges
-                .publish_performance(&key.model, &key.version, findings);
-        }
-        Ok(updates.len())
     }
 
     /// Runs the machine-health rules on metric points stored since the last pass.
