@@ -158,7 +158,7 @@ pub async fn run_with(
             config.alerting.clone(),
             telemetry.clone(),
             &exposition,
-            format!("http://{}", config.api.endpoint),
+            crate::alerting::default_external_url(config.api.endpoint),
         )
         .context("starting the alert manager")?;
         Some(engine)

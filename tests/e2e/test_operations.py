@@ -98,6 +98,10 @@ def test_root_and_unknown_paths_point_to_metrics_the_api_and_the_docs(collector)
     r = requests.get(f"{otlp}/v1/logs", timeout=10)
     assert r.status_code == 405 and r.headers.get("Allow") == "POST", (r.status_code, r.headers)
     assert r.json()["error"] == "GET /v1/logs is not served here: use POST"
+    # so does an API path: not axum's bare 405
+    r = requests.patch(f"{api}/api/v1/silences", timeout=10)
+    assert r.status_code == 405 and r.headers.get("Allow") == "GET,HEAD,POST", (r.status_code, r.headers)
+    assert r.json()["error"] == "PATCH /api/v1/silences is not served here: use GET,HEAD,POST"
     # and OTLP itself is unchanged
     send_ok(collector, Traffic().inferences(1))
 

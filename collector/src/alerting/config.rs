@@ -24,7 +24,8 @@ pub struct AlertingConfig {
     #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub evaluation_interval: Duration,
     /// The collector's address as receivers should link to it; by default
-    /// `http://<api.endpoint>`.
+    /// `http://<api.endpoint>`, with this machine's host name in place of an address that
+    /// listens on every interface (`0.0.0.0`, `[::]`), as Prometheus does.
     pub external_url: Option<String>,
     /// How long a resolved alert stays listed by `GET /api/v1/alerts?state=resolved`.
     #[serde(with = "millwatch_exporters::units::duration")]
@@ -560,6 +561,19 @@ fn check_route(route: &RouteConfig, at: &str, known: &[&str], problems: &mut Vec
     }
 }
 
+/// The external URL when none is configured: the API's address, with the host name in place of
+/// an unspecified address (a link to `http://0.0.0.0:9464` leads nowhere from a mail client).
+pub fn default_external_url(api: std::net::SocketAddr) -> String {
+    if api.ip().is_unspecified() {
+        let host = gethostname::gethostname();
+        let host = host.to_string_lossy();
+        let host = if host.is_empty() { "localhost" } else { &host };
+        format!("http://{host}:{}", api.port())
+    } else {
+        format!("http://{api}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -738,5 +752,19 @@ mod tests {
         assert!(Comparison::Equal.holds(1.0, 1.0));
         assert!(Comparison::NotEqual.holds(1.0, 2.0));
         assert!(!Comparison::Greater.holds(f64::NAN, 1.0));
+    }
+
+    #[test]
+    fn the_default_external_url_names_this_host_instead_of_every_interface() {
+        let url = default_external_url("0.0.0.0:9464".parse().expect("address"));
+        assert!(
+            url.starts_with("http://") && url.ends_with(":9464"),
+            "{url}"
+        );
+        assert!(!url.contains("0.0.0.0"), "{url}");
+        assert_eq!(
+            default_external_url("127.0.0.1:9464".parse().expect("address")),
+            "http://127.0.0.1:9464"
+        );
     }
 }

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 
 use duckdb::Connection;
 
-pub use config::AlertingConfig;
+pub use config::{AlertingConfig, default_external_url};
 pub use engine::{AlertingHandle, start};
 
 #[derive(Debug, thiserror::Error)]

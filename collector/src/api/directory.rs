@@ -4,8 +4,11 @@
 //! 404, both with the same JSON.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -66,14 +69,41 @@ impl Directory {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
-        allow: &'static str,
+        allow: &str,
     ) -> Response {
         let error = format!("{method} {} is not served here: use {allow}", uri.path());
         let mut response = self.respond(here, StatusCode::METHOD_NOT_ALLOWED, Some(error), headers);
+        if let Ok(allow) = header::HeaderValue::from_str(allow) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
         response
-            .headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
-        response
+    }
+
+    /// Gives the bare 405 of a route asked with a method it does not serve (axum's, with an
+    /// `Allow` header and no body) the same explaining JSON as every other error.
+    pub async fn explain_wrong_method(
+        State(directory): State<Arc<Directory>>,
+        request: Request,
+        next: Next,
+    ) -> Response {
+        let (method, uri, headers) = (
+            request.method().clone(),
+            request.uri().clone(),
+            request.headers().clone(),
+        );
+        let response = next.run(request).await;
+        if response.status() != StatusCode::METHOD_NOT_ALLOWED
+            || response.headers().contains_key(header::CONTENT_TYPE)
+        {
+            return response;
+        }
+        let allow = response
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        directory.wrong_method(Listener::Api, &method, &uri, &headers, &allow)
     }
 
     fn respond(

@@ -46,7 +46,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         None => Router::new(),
     };
     let directory = state.directory.clone();
-    Router::new()
+    let explain = axum::middleware::from_fn_with_state(
+        directory.clone(),
+        directory::Directory::explain_wrong_method,
+    );
+    let api = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -65,7 +69,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
             move |method: Method, uri: Uri, headers: HeaderMap| async move {
                 directory.answer(directory::Listener::Api, &method, &uri, &headers)
             },
-        )
+        );
+    // Around the whole router, not each route (`Router::layer`): a route's `Allow` header is
+    // added after its own layers have run.
+    Router::new().fallback_service(api).layer(explain)
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
