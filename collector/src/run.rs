@@ -71,6 +71,9 @@ pub async fn run_with(
         config.detection.tap_events.get(),
     ));
     let observer_tap = config.detection.enabled.then(|| tap.clone());
+    // Wakes the audit watcher from an idle wait when something was stored.
+    let stored = Arc::new(tokio::sync::Notify::new());
+    let observer_stored = stored.clone();
     if config.store.journal.enabled {
         let capacity = config.store.max_rows_per_commit.get() * writer::HELD_LIMIT_COMMITS;
         telemetry
@@ -97,6 +100,7 @@ pub async fn run_with(
         },
         Box::new(move |s: writer::WriterStats| {
             observer_telemetry.committed(s.rows, s.duration.as_secs_f64());
+            observer_stored.notify_one();
             if let Some(tap) = &observer_tap {
                 tap.offer(s.first_event_id, s.inferences);
             }
@@ -173,10 +177,29 @@ pub async fn run_with(
             data_retention: config.store.retention,
             retention_interval: config.store.retention_interval,
             recipients: crate::audit::recipients(&config.alerting),
+            stored,
         };
         crate::audit::start(handle.clone(), store.connect()?, settings, loaded, flat)
             .await
             .context("starting the audit trail")?
+    };
+    let audit_otlp = (!config.audit.otlp_exporters.is_empty()).then(|| {
+        let names = config.audit.otlp_exporters.clone();
+        store
+            .connect()
+            .map(|c| crate::audit::otlp::start(audit.log.clone(), c, ingest.clone(), names))
+    });
+    let audit_otlp = audit_otlp.transpose()?;
+    let reports = if config.reports.is_empty() {
+        None
+    } else {
+        Some(crate::report::schedule::start(
+            audit.log.clone(),
+            store.connect()?,
+            config.reports.clone(),
+            crate::audit::recipients(&config.alerting),
+            format!("http://{}", config.api.endpoint),
+        ))
     };
 
     let directory = Arc::new(api::directory::Directory::new(&config));
@@ -305,8 +328,14 @@ pub async fn run_with(
     if let Some(alerting) = alerting {
         alerting.shutdown().await;
     }
+    if let Some(reports) = reports {
+        reports.shutdown().await;
+    }
     // After the alert manager: its last deliveries are read once more.
     audit.shutdown().await;
+    if let Some(export) = audit_otlp {
+        export.shutdown().await;
+    }
     tokio::task::spawn_blocking(move || handle.shutdown()).await?;
     if let Ok(ingest) = Arc::try_unwrap(ingest) {
         for target in ingest.remote_write {
@@ -391,7 +420,9 @@ async fn serve_axum(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    // The peer's address is known to handlers (the audit log's `source`).
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from collector import Collector
+from peer_processes import Peers
 
 
 def skips_fail() -> bool:
@@ -64,3 +65,11 @@ def make_collector(request, tmp_path):
 @pytest.fixture
 def collector(make_collector) -> Collector:
     return make_collector()
+
+
+@pytest.fixture
+def peers(tmp_path):
+    """The test's peer processes (SMTP sink, HTTP recorder, Alertmanager), stopped at teardown."""
+    p = Peers(tmp_path)
+    yield p
+    p.stop_all()

@@ -25,9 +25,9 @@ import requests
 
 from collector import free_port, millwatch_bin
 from otlp import log_record, logs_request
+from peer_processes import mails, wait_for
 from rawhttp import send_ok
-from test_alerting import mails, quantiles, wait_for  # noqa: F401  (peers fixture below)
-from test_alerting import peers  # noqa: F401
+from test_alerting import quantiles
 
 MODEL = "press-vision"
 BASELINE = 200
@@ -38,15 +38,17 @@ RECIPIENT = "oncall@plant.example"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-def config(smtp_port: int, extra: str = "") -> str:
+def config(smtp_port: int, extra: str = "", detection: str = "", audit: str = "") -> str:
     return textwrap.dedent(f"""\
         detection:
           baseline_events: {BASELINE}
           window_events: {WINDOW}
           min_samples: 30
           poll_interval: 100ms
+          {detection}
         audit:
           poll_interval: 200ms
+          {audit}
         alerting:
           evaluation_interval: 200ms
           builtin:
@@ -138,7 +140,7 @@ AUDIT_ROWS = """SELECT seq, strftime(time, '%Y-%m-%dT%H:%M:%S.%nZ'), actor, sour
                        old_value, new_value, reason, prev_hash, hash FROM audit_log ORDER BY seq"""
 
 
-def test_registry_audit_trail_report_and_tamper_evidence(make_collector, peers, tmp_path):  # noqa: F811
+def test_registry_audit_trail_report_and_tamper_evidence(make_collector, peers, tmp_path):
     smtp_port = free_port()
     box = tmp_path / "mail"
     peers.smtp(smtp_port, box)
@@ -157,6 +159,7 @@ def test_registry_audit_trail_report_and_tamper_evidence(make_collector, peers, 
         "matchers": [f'model="{MODEL}"'], "duration": "2h", "created_by": "alice",
         "comment": "retraining press-vision"})
     assert r.status_code in (200, 201), r.text
+    silence_id = r.json()["silenceID"]
     p = mw("annotate", "--api", c.api_base, "--model", MODEL, "--version", "2.0",
            "--author", "bob", "--text", "v2 approved by QA")
     assert p.returncode == 0, p.stderr
@@ -190,8 +193,15 @@ def test_registry_audit_trail_report_and_tamper_evidence(make_collector, peers, 
     silence = wait_for(lambda: has("silence.created"), "silence.created", collector=c)
     assert silence[0]["actor"] == "alice" and silence[0]["reason"] == "retraining press-vision"
     assert silence[0]["model"] == MODEL
+    # Who ended the silence early, and why, is the expiry's actor and reason.
+    p = mw("silence", "expire", silence_id, "--api", c.api_base, "--author", "carol", "--comment", "retrained")
+    assert p.returncode == 0, p.stderr
+    expired = wait_for(lambda: has("silence.expired"), "silence.expired", collector=c)
+    assert [(e["actor"], e["reason"], e["object"]["silence"]) for e in expired] == [("carol", "retrained", silence_id)]
     note = has("annotation")
     assert [(n["actor"], n["reason"], n["object"]["version"]) for n in note] == [("bob", "v2 approved by QA", "2.0")]
+    # The address the annotation came from (the CLI, on this host).
+    assert note[0]["source"] == "127.0.0.1", note[0]
     assert has("config.loaded") and has("audit.head")
 
     registry = requests.get(f"{c.api_base}/api/v1/registry", timeout=10).json()
@@ -335,3 +345,62 @@ def test_audit_rows_survive_a_retention_that_deletes_every_inference(make_collec
     assert "store.retention, store.retention_interval" in changed[-1][0], changed
     p = mw("audit", "verify", "--data-dir", str(c.data_dir))
     assert p.returncode == 0, p.stderr
+
+
+def test_late_labels_show_in_the_report_and_the_head_is_written_every_interval(make_collector, tmp_path):
+    """Labels (`ml.feedback`) that arrive after their window was judged show in the report as
+    the window's realised performance, equal to what stock DuckDB computes from the store; the
+    chain's head is written every `audit.head_interval` (here 1s rather than an hour), each
+    naming the entry before it."""
+    c = make_collector(config(free_port(), detection="performance_interval: 500ms", audit="head_interval: 1s"),
+                       name="late")
+    plant = Plant(c)
+    plant.send("1.0", "production", BASELINE)
+    plant.send("1.0", "production", WINDOW)
+
+    def report() -> dict:
+        r = requests.get(f"{c.api_base}/api/v1/reports/{MODEL}", params={"format": "json"}, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    # The window is judged (drift) before any label exists: no performance yet.
+    wait_for(lambda: len(report()["feature_drift"]) == FEATURES, "the window's drift results", collector=c)
+    assert report()["performance"] == []
+    # Then the labels, late: the baseline's all right, the window's wrong for every 4th event.
+    labels, draws = [], quantiles(WINDOW)
+    assert BASELINE == WINDOW  # Plant.send drew both periods' predictions from quantiles(200)
+    for i in range(BASELINE + WINDOW):
+        predicted = float(draws[i % WINDOW] > 0)
+        wrong = i >= BASELINE and i % 4 == 0
+        labels.append(log_record(plant.t, {"ml.model.name": MODEL, "ml.inference.id": f"{i}",
+                                           "ml.label": 1.0 - predicted if wrong else predicted},
+                                 event_name="ml.feedback"))
+    for chunk in range(0, len(labels), 100):
+        send_ok(c, logs_request(labels[chunk:chunk + 100], plant.resource("production")))
+
+    def accuracy():
+        rows = [w for w in report()["performance"] if w["feature"] == "accuracy" and w["detector"] == "performance"]
+        return rows if rows and rows[-1]["statistic"] is not None else None
+
+    shown = wait_for(accuracy, "the window's accuracy in the report", collector=c)
+    heads = wait_for(lambda: (h := audit(c, action="audit.head")) and len(h) >= 3 and h,
+                     "three audit.head entries", collector=c)
+    c.stop_clean()
+
+    with duckdb.connect(str(c.db_path), read_only=True) as db:
+        window = db.execute("""SELECT first_event_id, last_event_id FROM detections
+                               WHERE model = ? AND detector = 'performance' AND feature = 'accuracy'
+                               ORDER BY time DESC LIMIT 1""", [MODEL]).fetchone()
+        right, total = db.execute("""
+            SELECT count(*) FILTER (WHERE i.prediction = f.label), count(*)
+            FROM inferences i JOIN feedback f ON f.inference_id = i.inference_id
+            WHERE i.model = ? AND i.event_id BETWEEN ? AND ?""", [MODEL, *window]).fetchone()
+        rows = db.execute(AUDIT_ROWS).fetchall()
+    assert total == WINDOW and right == WINDOW - WINDOW // 4
+    assert shown[-1]["statistic"] == pytest.approx(right / total, rel=1e-12)
+    # Each head entry names the entry written just before it.
+    by_seq = {r[0]: r for r in rows}
+    for h in heads:
+        named = h["new_value"]
+        if named["seq"] > 0:
+            assert by_seq[named["seq"]][11] == named["hash"] and named["seq"] == h["seq"] - 1, h

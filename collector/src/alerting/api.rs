@@ -229,10 +229,29 @@ fn new_silence(body: &[u8], now: i64) -> Result<Silence, String> {
     })
 }
 
-async fn expire_silence(State(shared): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
+/// Who ends a silence and why: `DELETE /api/v1/silences/{id}?by=NAME&comment=TEXT` (both
+/// optional; the audit log names the person).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpireQuery {
+    by: Option<String>,
+    comment: Option<String>,
+}
+
+async fn expire_silence(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    Query(q): Query<ExpireQuery>,
+) -> Response {
     let now = now_ns();
     let key = id.clone();
-    match shared.db.run(move |c| silences::expire(c, &key, now)).await {
+    let by = q.by.filter(|b| !b.trim().is_empty());
+    let comment = q.comment.filter(|c| !c.trim().is_empty());
+    match shared
+        .db
+        .run(move |c| silences::expire(c, &key, now, by.as_deref(), comment.as_deref()))
+        .await
+    {
         Ok(true) => {
             if let Ok(mut all) = shared.silences.write() {
                 for s in all.iter_mut().filter(|s| s.id == id) {

@@ -84,6 +84,12 @@ pub enum SilenceCommand {
     Expire {
         /// The silence's id.
         id: String,
+        /// Who ends it (recorded in the audit log).
+        #[arg(long)]
+        author: Option<String>,
+        /// Why.
+        #[arg(long)]
+        comment: Option<String>,
     },
 }
 
@@ -333,10 +339,24 @@ pub fn silence_main(args: SilenceArgs) -> ExitCode {
                 }
                 Ok(())
             }
-            SilenceCommand::Expire { id } => {
+            SilenceCommand::Expire {
+                id,
+                author,
+                comment,
+            } => {
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                if let Some(a) = &author {
+                    query.append_pair("by", a);
+                }
+                if let Some(c) = &comment {
+                    query.append_pair("comment", c);
+                }
+                let id_path: String =
+                    percent_encoding::utf8_percent_encode(&id, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string();
                 let (status, v) = request(
                     http::Method::DELETE,
-                    &format!("{api}/api/v1/silences/{id}"),
+                    &format!("{api}/api/v1/silences/{id_path}?{}", query.finish()),
                     None,
                 )
                 .await?;

@@ -77,18 +77,26 @@ pub fn load(conn: &Connection) -> duckdb::Result<Vec<Silence>> {
 pub fn insert(conn: &Connection, s: &Silence) -> duckdb::Result<()> {
     let matchers = serde_json::to_string(&s.matchers).unwrap_or_else(|_| "[]".into());
     conn.execute(
-        "INSERT INTO alert_silences VALUES (?, ?, make_timestamp_ns(?), make_timestamp_ns(?), ?, ?, make_timestamp_ns(?), make_timestamp_ns(?))",
+        "INSERT INTO alert_silences (id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at) \
+         VALUES (?, ?, make_timestamp_ns(?), make_timestamp_ns(?), ?, ?, make_timestamp_ns(?), make_timestamp_ns(?))",
         duckdb::params![s.id, matchers, s.starts_at, s.ends_at, s.created_by, s.comment, s.created_at, s.created_at],
     )?;
     Ok(())
 }
 
-/// Ends the silence now; false when there is no such silence or it already ended.
-pub fn expire(conn: &Connection, id: &str, now: i64) -> duckdb::Result<bool> {
+/// Ends the silence now, `by` whom and why (kept for the audit log); false when there is no
+/// such silence or it already ended.
+pub fn expire(
+    conn: &Connection,
+    id: &str,
+    now: i64,
+    by: Option<&str>,
+    comment: Option<&str>,
+) -> duckdb::Result<bool> {
     let n = conn.execute(
-        "UPDATE alert_silences SET ends_at = make_timestamp_ns(?), updated_at = make_timestamp_ns(?) \
-         WHERE id = ? AND ends_at > make_timestamp_ns(?)",
-        duckdb::params![now, now, id, now],
+        "UPDATE alert_silences SET ends_at = make_timestamp_ns(?), updated_at = make_timestamp_ns(?), \
+         ended_by = ?, end_comment = ? WHERE id = ? AND ends_at > make_timestamp_ns(?)",
+        duckdb::params![now, now, by, comment, id, now],
     )?;
     Ok(n > 0)
 }

@@ -200,7 +200,48 @@ struct Annotation {
     time: Option<String>,
 }
 
-async fn annotate(State(state): State<Arc<AuditApi>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The address a request came from, when the server records it (`ConnectInfo`).
+pub struct Peer(pub Option<std::net::SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+/// Where a request came from: the peer's IP address, and the client a proxy names in
+/// `X-Forwarded-For` (`203.0.113.9 via 10.0.0.2`).
+pub fn source(headers: &HeaderMap, peer: &Peer) -> Option<String> {
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
+        .filter(|s| !s.is_empty());
+    let peer = peer.0.map(|p| p.ip().to_string());
+    match (forwarded, peer) {
+        (Some(f), Some(p)) => Some(format!("{f} via {p}")),
+        (Some(f), None) => Some(f),
+        (None, Some(p)) => Some(p),
+        (None, None) => Some("api".to_owned()),
+    }
+}
+
+async fn annotate(
+    State(state): State<Arc<AuditApi>>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(log) = &state.log else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -239,12 +280,7 @@ async fn annotate(State(state): State<Arc<AuditApi>>, headers: HeaderMap, body: 
         Ok(t) => t.unwrap_or_else(now_ns),
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
     };
-    // The address the request came from, when a proxy says so.
-    let source = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(',').next().unwrap_or(s).trim().to_owned())
-        .or(Some("api".to_owned()));
+    let source = source(&headers, &peer);
     let entry = NewEntry::system(
         time,
         "annotation",

@@ -18,6 +18,7 @@ pub mod chain;
 pub mod cli;
 pub mod config_entry;
 pub mod entry;
+pub mod otlp;
 pub mod query;
 pub mod registry;
 pub mod watch;
@@ -44,15 +45,25 @@ pub struct AuditConfig {
     #[schemars(with = "Option<millwatch_exporters::units::DurationText>")]
     pub retention: Option<Duration>,
     /// How often the tables other parts write (detections, baselines, alerts, deliveries,
-    /// silences, `ml.deployment` events, inference events) are read for new entries.
+    /// silences, `ml.deployment` events, inference events) are read for new entries while
+    /// they change. A round that finds nothing doubles the wait, up to `idle_poll_interval`;
+    /// stored events, a silence's end and the head's time bring it back.
     #[serde(with = "millwatch_exporters::units::duration")]
     #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub poll_interval: Duration,
+    /// The longest wait between two reads while nothing changes (never shorter than
+    /// `poll_interval`). An acknowledgement or a delivery is recorded within it.
+    #[serde(with = "millwatch_exporters::units::duration")]
+    #[schemars(with = "millwatch_exporters::units::DurationText")]
+    pub idle_poll_interval: Duration,
     /// How often the chain's head (newest sequence number and hash) is written into the log
     /// (also at every start), so that an exported head can be checked later.
     #[serde(with = "millwatch_exporters::units::duration")]
     #[schemars(with = "millwatch_exporters::units::DurationText")]
     pub head_interval: Duration,
+    /// Names of `exporters.otlp` entries the audit log is also sent to, entry by entry, as
+    /// OTLP log records (event name `millwatch.audit`) through their disk queues.
+    pub otlp_exporters: Vec<String>,
 }
 
 impl Default for AuditConfig {
@@ -60,7 +71,9 @@ impl Default for AuditConfig {
         AuditConfig {
             retention: Some(Duration::from_secs(400 * 24 * 3600)),
             poll_interval: Duration::from_secs(2),
+            idle_poll_interval: Duration::from_secs(30),
             head_interval: Duration::from_secs(3600),
+            otlp_exporters: Vec::new(),
         }
     }
 }
@@ -75,15 +88,51 @@ impl AuditConfig {
     }
 }
 
+/// What is wrong with the `audit:` section against the rest of the configuration.
+pub fn check(config: &crate::config::Config) -> Vec<crate::config::load::Problem> {
+    let known: Vec<&str> = config
+        .exporters
+        .otlp
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    config
+        .audit
+        .otlp_exporters
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !known.contains(&name.as_str()))
+        .map(|(i, name)| crate::config::load::Problem {
+            path: format!("audit.otlp_exporters[{i}]"),
+            message: format!("unknown OTLP exporter `{name}`"),
+            hint: Some(if known.is_empty() {
+                "configure it under `exporters.otlp` (with its `name`)".into()
+            } else {
+                format!("name one of `exporters.otlp`: {}", known.join(", "))
+            }),
+        })
+        .collect()
+}
+
 /// Writes entries into the chain through the store's writer.
 #[derive(Clone)]
 pub struct AuditLog {
     store: StoreHandle,
+    /// Counts the writes, for those who wait for new entries.
+    written: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl AuditLog {
     pub fn new(store: StoreHandle) -> AuditLog {
-        AuditLog { store }
+        AuditLog {
+            store,
+            written: std::sync::Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
+
+    /// Changes after every write through this log (or a clone of it).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
     }
 
     /// Runs `f` in one transaction on the write connection, after everything sent before.
@@ -91,7 +140,8 @@ impl AuditLog {
         &self,
         f: impl FnOnce(&Connection) -> duckdb::Result<T> + Send + 'static,
     ) -> crate::store::Result<T> {
-        self.store
+        let done = self
+            .store
             .run(move |c| {
                 c.execute_batch("BEGIN TRANSACTION")?;
                 match f(c) {
@@ -105,7 +155,11 @@ impl AuditLog {
                     }
                 }
             })
-            .await
+            .await;
+        if done.is_ok() {
+            self.written.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        done
     }
 
     /// Appends entries; returns them as stored.
@@ -141,17 +195,24 @@ struct Watching {
 }
 
 fn load_watching(conn: &Connection) -> duckdb::Result<Watching> {
-    let text = conn.query_row(
-        "SELECT CAST(value AS VARCHAR) FROM audit_watch WHERE key = ?",
-        [STATE_KEY],
-        |r| r.get::<_, String>(0),
-    );
-    match text {
-        Ok(t) => Ok(serde_json::from_str(&t).unwrap_or_else(|e| {
+    Ok(match load_watch_value(conn, STATE_KEY)? {
+        Some(t) => serde_json::from_str(&t).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "the audit watcher's saved state is unreadable; reading the tables from the start");
             Watching::default()
-        })),
-        Err(duckdb::Error::QueryReturnedNoRows) => Ok(Watching::default()),
+        }),
+        None => Watching::default(),
+    })
+}
+
+/// The value kept under `key` in `audit_watch`, if any.
+pub(crate) fn load_watch_value(conn: &Connection, key: &str) -> duckdb::Result<Option<String>> {
+    match conn.query_row(
+        "SELECT CAST(value AS VARCHAR) FROM audit_watch WHERE key = ?",
+        [key],
+        |r| r.get::<_, String>(0),
+    ) {
+        Ok(t) => Ok(Some(t)),
+        Err(duckdb::Error::QueryReturnedNoRows) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -164,18 +225,42 @@ pub(crate) fn save_watch_value(conn: &Connection, key: &str, value: &str) -> duc
     Ok(())
 }
 
+/// A background task of the audit trail that is told to stop, does its last round and is
+/// waited for (the watcher, the report scheduler, the OTLP copy).
+pub struct Task {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Task {
+    /// Runs `f` with the receiver that turns true when it must stop.
+    pub fn spawn<F>(f: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> F) -> Task
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        Task {
+            stop,
+            task: tokio::spawn(f(stopped)),
+        }
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
 /// The running audit watcher.
 pub struct AuditHandle {
     pub log: AuditLog,
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: Task,
 }
 
 impl AuditHandle {
     /// Reads the tables once more (what happened during shutdown) and stops.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
+        self.task.shutdown().await;
     }
 }
 
@@ -185,10 +270,12 @@ pub struct Settings {
     pub data_retention: Option<Duration>,
     pub retention_interval: Duration,
     pub recipients: watch::Recipients,
+    /// Notified when the store committed something (new events to read).
+    pub stored: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// Starts the audit trail: writes the head and the configuration entry, then watches the
-/// tables every `poll_interval`. `reader` is a connection of its own for reading.
+/// tables every `poll_interval`, less often while nothing changes. `reader` is a connection of its own for reading.
 pub async fn start(
     store: StoreHandle,
     reader: Connection,
@@ -210,27 +297,49 @@ pub async fn start(
         .await
         .map_err(|e| crate::store::StoreError::Write(e.to_string()))??
     };
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = {
         let log = log.clone();
-        tokio::spawn(async move {
+        Task::spawn(move |mut stopped| async move {
             let mut watcher = Watcher {
                 log,
                 reader,
                 watching,
                 settings,
             };
-            let mut tick = tokio::time::interval(watcher.settings.config.poll_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let poll = watcher.settings.config.poll_interval;
+            let idle_max = watcher.settings.config.idle_poll_interval.max(poll);
+            let stored = watcher.settings.stored.clone();
             let mut head_at = tokio::time::Instant::now();
             let mut pruned_at: Option<tokio::time::Instant> = None;
+            let mut idle = poll;
             loop {
-                let stopping = tokio::select! {
-                    _ = tick.tick() => false,
+                // One round per `poll` at most; past it, a commit ends an idle wait early.
+                let mut stopping = tokio::select! {
+                    _ = tokio::time::sleep(poll) => false,
                     _ = stopped.wait_for(|s| *s) => true,
                 };
-                if let Err(e) = watcher.round().await {
-                    tracing::warn!(error = %e, "audit watcher round failed; retried next round");
+                let head_due = watcher
+                    .settings
+                    .config
+                    .head_interval
+                    .saturating_sub(head_at.elapsed());
+                let rest = idle
+                    .min(watcher.until_silence_ends())
+                    .min(head_due)
+                    .saturating_sub(poll);
+                if !stopping && !rest.is_zero() {
+                    stopping = tokio::select! {
+                        _ = tokio::time::sleep(rest) => false,
+                        _ = stored.notified() => false,
+                        _ = stopped.wait_for(|s| *s) => true,
+                    };
+                }
+                match watcher.round().await {
+                    Ok(true) => idle = poll,
+                    Ok(false) => idle = (idle * 2).min(idle_max),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit watcher round failed; retried next round")
+                    }
                 }
                 if stopping {
                     return;
@@ -248,7 +357,7 @@ pub async fn start(
             }
         })
     };
-    Ok(AuditHandle { log, stop, task })
+    Ok(AuditHandle { log, task })
 }
 
 struct Watcher {
@@ -259,7 +368,21 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn round(&mut self) -> anyhow::Result<()> {
+    /// How long until the next silence seen ends (its expiry is an entry).
+    fn until_silence_ends(&self) -> Duration {
+        let now = now_ns();
+        self.watching
+            .watch
+            .silences
+            .values()
+            .filter(|s| !s.expired)
+            .map(|s| Duration::from_nanos(s.ends_at.saturating_sub(now).max(0) as u64))
+            .min()
+            .unwrap_or(Duration::MAX)
+    }
+
+    /// Reads every source once; true when something was new.
+    async fn round(&mut self) -> anyhow::Result<bool> {
         let reader = self.reader.clone();
         let before = self.watching.clone();
         let recipients = self.settings.recipients.clone();
@@ -276,7 +399,7 @@ impl Watcher {
         })
         .await??;
         if after == self.watching && entries.is_empty() && seen.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let text = serde_json::to_string(&after)?;
         let n = entries.len();
@@ -291,7 +414,7 @@ impl Watcher {
             tracing::debug!(entries = n, "audit entries written");
         }
         self.watching = after;
-        Ok(())
+        Ok(true)
     }
 
     async fn prune(&self) {

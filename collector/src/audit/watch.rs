@@ -1,6 +1,7 @@
 //! What the audit log learns by watching the store: detector state changes (`detections`),
 //! baselines set or replaced (`detection_baselines`), alerts fired, resolved and acknowledged
-//! (`alerts`), notifications delivered or failed (`alert_delivery_attempts`), silences created,
+//! (`alerts`), notifications and scheduled reports delivered or failed
+//! (`alert_delivery_attempts`), silences created,
 //! changed and expired (`alert_silences`), and deployments declared with an `ml.deployment`
 //! log event (`logs`). The subsystems that write those tables need no hook; what has been
 //! seen is kept in `audit_watch`, written in the same transaction as the entries, so an entry
@@ -328,18 +329,24 @@ fn deliveries(
             .get::<_, Option<String>>(8)?
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .unwrap_or(Value::Null);
+        let group: Option<String> = r.get(6)?;
+        // A scheduled report's e-mail (report::schedule) rather than an alert's.
+        let report = group
+            .as_deref()
+            .is_some_and(|g| g.starts_with(crate::report::schedule::GROUP_PREFIX));
         let mut object = json!({
             "notification": id, "receiver": receiver, "channel": channel, "recipient": recipient,
-            "group": r.get::<_, Option<String>>(6)?, "status": r.get::<_, Option<String>>(5)?,
+            "group": group, "status": r.get::<_, Option<String>>(5)?,
             "alerts": alerts,
         });
         if let Some(m) = r.get::<_, Option<String>>(7)? {
             object["model"] = Value::from(m);
         }
-        let action = if outcome == "delivered" {
-            "notification.delivered"
-        } else {
-            "notification.failed"
+        let action = match (report, outcome == "delivered") {
+            (false, true) => "notification.delivered",
+            (false, false) => "notification.failed",
+            (true, true) => "report.delivered",
+            (true, false) => "report.failed",
         };
         entries.push(
             NewEntry::system(time, action, object)
@@ -358,7 +365,7 @@ fn silences(
 ) -> duckdb::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT id, CAST(matchers AS VARCHAR), epoch_ns(starts_at), epoch_ns(ends_at), created_by, comment, \
-         epoch_ns(created_at), epoch_ns(updated_at) FROM alert_silences ORDER BY created_at, id",
+         epoch_ns(created_at), epoch_ns(updated_at), ended_by, end_comment FROM alert_silences ORDER BY created_at, id",
     )?;
     let mut rows = stmt.query([])?;
     let mut present = BTreeSet::new();
@@ -409,12 +416,16 @@ fn silences(
             continue;
         };
         if ends <= now && !seen.expired {
-            entries.push(
-                NewEntry::system(ends, "silence.expired", object)
-                    .old_value(value(seen.ends_at))
-                    .new_value(value(ends))
-                    .reason(comment),
-            );
+            // Ended by a person (`DELETE /api/v1/silences/{id}?by=`), or ran out.
+            let (by, why): (Option<String>, Option<String>) = (r.get(8)?, r.get(9)?);
+            let mut e = NewEntry::system(ends, "silence.expired", object)
+                .old_value(value(seen.ends_at))
+                .new_value(value(ends));
+            e = match by {
+                Some(by) => e.actor(by).reason(why.unwrap_or(comment)),
+                None => e.reason(comment),
+            };
+            entries.push(e);
             seen.expired = true;
         }
         seen.ends_at = ends;
@@ -552,7 +563,7 @@ mod tests {
             r#"INSERT INTO alerts VALUES ('fp1', 'MillwatchDrift', '{"alertname":"MillwatchDrift","model":"m"}',
                  '{"summary":"m drifted"}', 'firing', 0.9, make_timestamp_ns(100), make_timestamp_ns(200), NULL,
                  'ana', 'looking', make_timestamp_ns(300), make_timestamp_ns(300));
-               INSERT INTO alert_silences VALUES ('s1', '["model=\"m\""]', make_timestamp_ns(400),
+               INSERT INTO alert_silences (id, matchers, starts_at, ends_at, created_by, comment, created_at, updated_at) VALUES ('s1', '["model=\"m\""]', make_timestamp_ns(400),
                  make_timestamp_ns(10000), 'ben', 'retraining', make_timestamp_ns(400), make_timestamp_ns(400));
                INSERT INTO alert_outbox VALUES (7, make_timestamp_ns(250), 'mail', 'g', 'firing',
                  '{"commonLabels":{"model":"m"},"alerts":[{"fingerprint":"fp1"}]}', 'delivered', 1,
@@ -585,5 +596,41 @@ mod tests {
         let (later, _) = round(&c, &state, &recipients, 20_000).unwrap();
         let got: Vec<(&str, i64)> = later.iter().map(|e| (e.action.as_str(), e.time)).collect();
         assert_eq!(got, [("silence.expired", 10_000)]);
+    }
+
+    #[test]
+    fn a_silence_ended_by_a_person_names_them_and_a_report_delivery_is_a_report_entry() {
+        let c = db();
+        let s = crate::alerting::silences::Silence {
+            id: "s2".into(),
+            matchers: vec![crate::alerting::rules::Matcher::parse("model=\"m\"").unwrap()],
+            starts_at: 100,
+            ends_at: 1_000_000,
+            created_by: "ben".into(),
+            comment: "retraining".into(),
+            created_at: 100,
+        };
+        crate::alerting::silences::insert(&c, &s).unwrap();
+        c.execute_batch(
+            r#"INSERT INTO alert_outbox VALUES (8, make_timestamp_ns(250), 'mail', 'report/weekly/900', 'resolved',
+                 '{"commonLabels":{"model":"m"},"alerts":[]}', 'delivered', 1,
+                 make_timestamp_ns(250), NULL, make_timestamp_ns(260), make_timestamp_ns(260));
+               INSERT INTO alert_delivery_attempts VALUES (8, make_timestamp_ns(260), 'mail', 'delivered', NULL, NULL);"#,
+        )
+        .unwrap();
+        let none = Recipients::new();
+        let (first, state) = round(&c, &WatchState::default(), &none, 200).unwrap();
+        let got: Vec<&str> = first.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(got, ["silence.created", "report.delivered"]);
+        assert!(
+            crate::alerting::silences::expire(&c, "s2", 500, Some("carl"), Some("fixed early"))
+                .unwrap()
+        );
+        let (later, _) = round(&c, &state, &none, 600).unwrap();
+        let got: Vec<(&str, &str, Option<&str>)> = later
+            .iter()
+            .map(|e| (e.action.as_str(), e.actor.as_str(), e.reason.as_deref()))
+            .collect();
+        assert_eq!(got, [("silence.expired", "carl", Some("fixed early"))]);
     }
 }

@@ -37,6 +37,9 @@ pub struct Config {
     pub log: Log,
     /// The audit trail: its retention and how often it reads what other parts wrote.
     pub audit: crate::audit::AuditConfig,
+    /// Reports made on a schedule, mailed as attachments through the alert outbox and/or
+    /// written to a directory.
+    pub reports: Vec<crate::report::schedule::ScheduledReport>,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             alerting: crate::alerting::AlertingConfig::default(),
             log: Log::default(),
             audit: crate::audit::AuditConfig::default(),
+            reports: Vec::new(),
         }
     }
 }
@@ -71,7 +75,10 @@ impl Config {
             .or_else(|_| std::path::absolute(folder))
             .unwrap_or_else(|_| folder.to_path_buf());
         load::load_file_checked(path, |config: &mut Config| {
-            files::resolve_and_check(config, &folder)
+            let mut problems = files::resolve_and_check(config, &folder);
+            problems.extend(crate::report::schedule::check(config));
+            problems.extend(crate::audit::check(config));
+            problems
         })
     }
 }

@@ -2,10 +2,12 @@
 //! `GET /api/v1/reports/{model}?version=&environment=&since=&until=&format=`.
 //!
 //! Layout: `data` (what a report holds, read from the store), `render` (the formats; HTML and
-//! Markdown from `templates/`).
+//! Markdown from `templates/`), `schedule` (the `reports:` section: reports made on a schedule
+//! and mailed through the alert outbox).
 
 pub mod data;
 pub mod render;
+pub mod schedule;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use super::data::{FeatureDrift, Report, Window};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     Html,
     Json,
@@ -25,6 +28,16 @@ impl Format {
             _ => Err(format!(
                 "`{s}` is not a report format: html, json, csv or md"
             )),
+        }
+    }
+
+    /// The file name extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Html => "html",
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Md => "md",
         }
     }
 

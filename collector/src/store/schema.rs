@@ -375,4 +375,12 @@ CREATE TABLE model_registry (              -- where each model version ran ('' w
 );
 "#,
     },
+    Migration {
+        version: 8,
+        description: "silences: who ended a silence before its time, and why",
+        sql: r#"
+ALTER TABLE alert_silences ADD COLUMN ended_by VARCHAR;     -- who expired it (NULL: it ran out)
+ALTER TABLE alert_silences ADD COLUMN end_comment VARCHAR;  -- why they did
+"#,
+    },
 ];

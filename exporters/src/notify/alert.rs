@@ -152,6 +152,40 @@ pub struct Notification {
     pub group_key: String,
     /// How many alerts were left out of `alerts`.
     pub truncated_alerts: u64,
+    /// Files sent with it: a scheduled report's files. An email attaches them; the JSON
+    /// payload carries them base64-encoded. Empty (and absent from the JSON) for alerts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file sent with a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// The file name the recipient sees, e.g. `press-vision-2026-12-01.html`.
+    pub filename: String,
+    /// Its media type, e.g. `text/html; charset=utf-8`.
+    pub content_type: String,
+    /// The bytes (base64 in the JSON).
+    #[serde(with = "base64_bytes")]
+    pub content: Vec<u8>,
+}
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD
+            .decode(text.as_bytes())
+            .map_err(|e| serde::de::Error::custom(format!("attachment content: {e}")))
+    }
 }
 
 /// The payload version Alertmanager sends and Millwatch mirrors.
@@ -183,6 +217,7 @@ impl Notification {
             version: PAYLOAD_VERSION.to_string(),
             group_key: group_key.into(),
             truncated_alerts: 0,
+            attachments: Vec::new(),
         }
     }
 

@@ -39,7 +39,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub use alert::{Alert, AlertStatus, Labels, Notification, Point, Series, fingerprint};
+pub use alert::{Alert, AlertStatus, Attachment, Labels, Notification, Point, Series, fingerprint};
 pub use alertmanager::{AlertmanagerConfig, AlertmanagerNotifier};
 pub use email::{EmailConfig, EmailNotifier, SmtpAuth, SmtpTls};
 pub use headers::Headers;

@@ -333,11 +333,17 @@ impl OtlpExporter {
     /// Queues `export` durably (fsynced) and returns the number of items queued (0 when the
     /// exporter does not forward its signal). On `Err` nothing of it was queued.
     pub async fn export(&self, export: Export<'_>) -> Result<u64, OtlpError> {
-        if self.sender.is_stopped() {
-            return Err(OtlpError::Closed);
-        }
         if !self.forwards(export.signal()) {
             return Ok(0);
+        }
+        self.export_own(export).await
+    }
+
+    /// Queues what the collector itself produces (the audit log as log records), whatever
+    /// `signals` forwards; otherwise as [`OtlpExporter::export`].
+    pub async fn export_own(&self, export: Export<'_>) -> Result<u64, OtlpError> {
+        if self.sender.is_stopped() {
+            return Err(OtlpError::Closed);
         }
         let items = export.items();
         if items == 0 {

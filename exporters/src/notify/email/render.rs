@@ -1,10 +1,11 @@
 //! The content of a notification email: the subject from its template, a plain-text body, an
-//! HTML body, and the PNG charts the HTML shows inline (by Content-ID).
+//! HTML body, and the PNG charts the HTML shows inline (by Content-ID). A notification that
+//! carries files and no alert (a scheduled report) is a short note with the files attached.
 
 use std::fmt::Write as _;
 
 use super::config::{Part, SubjectTemplate, Var};
-use crate::notify::alert::{Alert, AlertStatus, Notification};
+use crate::notify::alert::{Alert, AlertStatus, Attachment, Notification};
 use crate::notify::chart;
 use crate::notify::summary::{AlertFacts, format_number, group_text, headline, human_time};
 
@@ -24,6 +25,8 @@ pub struct RenderedEmail {
     pub html: String,
     /// PNG charts the HTML refers to as `cid:<content_id>`.
     pub charts: Vec<InlineChart>,
+    /// Files attached to the message.
+    pub attachments: Vec<Attachment>,
 }
 
 /// A chart embedded in the HTML part.
@@ -59,6 +62,9 @@ pub fn subject(template: &SubjectTemplate, n: &Notification) -> String {
 
 /// Renders the whole email.
 pub fn render(template: &SubjectTemplate, n: &Notification) -> RenderedEmail {
+    if n.alerts.is_empty() && !n.attachments.is_empty() {
+        return files_note(n);
+    }
     let mut alerts: Vec<&Alert> = n.alerts.iter().collect();
     alerts.sort_by_key(|a| a.status != AlertStatus::Firing);
     let detailed = &alerts[..alerts.len().min(MAX_DETAILED)];
@@ -122,6 +128,53 @@ pub fn render(template: &SubjectTemplate, n: &Notification) -> RenderedEmail {
         text,
         html,
         charts,
+        attachments: Vec::new(),
+    }
+}
+
+/// The email of a notification that sends files (a scheduled report): its `summary`
+/// annotation as the subject, its `description` and the list of files as the body, the files
+/// attached.
+fn files_note(n: &Notification) -> RenderedEmail {
+    let annotation = |k: &str| n.common_annotations.get(k).map_or("", String::as_str);
+    let title = match annotation("summary") {
+        "" => format!("{} from Millwatch", n.title()),
+        s => s.to_string(),
+    };
+    let mut text = format!("{title}\n\n");
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head>\n<body style=\"font-family:Helvetica,Arial,sans-serif;color:#1d2430;max-width:640px\">\n<h2 style=\"margin:0 0 12px 0\">{t}</h2>\n",
+        t = esc(&title)
+    );
+    let description = annotation("description");
+    if !description.is_empty() {
+        let _ = writeln!(text, "{description}\n");
+        let _ = writeln!(html, "<p>{}</p>", esc(description));
+    }
+    let _ = writeln!(text, "Attached:");
+    html.push_str("<p>Attached:</p>\n<ul>\n");
+    for a in &n.attachments {
+        let _ = writeln!(text, "- {} ({} bytes)", a.filename, a.content.len());
+        let _ = writeln!(
+            html,
+            "<li>{} ({} bytes)</li>",
+            esc(&a.filename),
+            a.content.len()
+        );
+    }
+    html.push_str("</ul>\n");
+    let _ = writeln!(text, "\n-- \nSent by Millwatch to {}.", n.receiver);
+    let _ = writeln!(
+        html,
+        "<p style=\"color:#6b7380;font-size:12px\">Sent by Millwatch to {}.</p>\n</body></html>",
+        esc(&n.receiver)
+    );
+    RenderedEmail {
+        subject: title.replace(['\r', '\n'], " ").trim().to_string(),
+        text,
+        html,
+        charts: Vec::new(),
+        attachments: n.attachments.clone(),
     }
 }
 
@@ -389,5 +442,43 @@ mod tests {
         let cid = &e.charts[0].content_id;
         assert!(e.html.contains(&format!("src=\"cid:{cid}\"")), "{}", e.html);
         assert!(e.charts[0].png.starts_with(b"\x89PNG"));
+    }
+
+    #[test]
+    fn a_notification_with_files_and_no_alert_is_a_note_with_them_attached() {
+        let mut n = Notification::new(
+            "plant-mail",
+            "report/weekly",
+            labels(&[("alertname", "MillwatchReport")]),
+            Vec::new(),
+            "",
+        );
+        n.common_annotations = labels(&[
+            ("summary", "Millwatch report weekly: scrap"),
+            ("description", "From 2024-05-01 to 2024-05-08 <UTC>"),
+        ]);
+        n.attachments.push(Attachment {
+            filename: "scrap.html".into(),
+            content_type: "text/html; charset=utf-8".into(),
+            content: b"<html></html>".to_vec(),
+        });
+        // Through the outbox's JSON and back, as stored.
+        let json = serde_json::to_string(&n).unwrap();
+        assert!(
+            json.contains("\"content\":\"PGh0bWw+PC9odG1sPg==\""),
+            "{json}"
+        );
+        let n: Notification = serde_json::from_str(&json).unwrap();
+        let e = render(&SubjectTemplate::parse("{{headline}}").unwrap(), &n);
+        assert_eq!(e.subject, "Millwatch report weekly: scrap");
+        assert!(e.text.contains("- scrap.html (13 bytes)"), "{}", e.text);
+        assert!(e.html.contains("&lt;UTC&gt;"), "{}", e.html);
+        assert_eq!(e.attachments, n.attachments);
+        // An alert's notification has no `attachments` key: the Alertmanager payload is unchanged.
+        assert!(
+            !serde_json::to_string(&notification())
+                .unwrap()
+                .contains("attachments")
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Sending: the MIME message (multipart/alternative of text and HTML, the HTML in a
-//! multipart/related with its inline PNG charts) over SMTP with lettre, and the SMTP result
-//! turned into a [`DeliveryOutcome`].
+//! multipart/related with its inline PNG charts; in a multipart/mixed with the attached files
+//! when there are any) over SMTP with lettre, and the SMTP result turned into a
+//! [`DeliveryOutcome`].
 
 use futures_util::future::BoxFuture;
 use lettre::message::header::ContentType;
@@ -118,7 +119,19 @@ impl EmailNotifier {
             }
             MultiPart::alternative().singlepart(text).multipart(related)
         };
-        builder.multipart(body)
+        if e.attachments.is_empty() {
+            return builder.multipart(body);
+        }
+        let mut mixed = MultiPart::mixed().multipart(body);
+        for a in e.attachments {
+            let kind = ContentType::parse(&a.content_type)
+                .or_else(|_| ContentType::parse("application/octet-stream"))
+                .map_err(|_| {
+                    lettre::error::Error::Io(std::io::Error::other("attachment content type"))
+                })?;
+            mixed = mixed.singlepart(Attachment::new(a.filename).body(a.content, kind));
+        }
+        builder.multipart(mixed)
     }
 }
 
