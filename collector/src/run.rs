@@ -227,7 +227,9 @@ pub async fn run_with(
     }));
     servers.spawn(serve_axum(
         listeners.api,
-        api::router(api_state.clone()).merge(ui),
+        api::router(api_state.clone())
+            .merge(ui)
+            .merge(crate::own_results::router(store.clone())),
         stop_rx.clone(),
     ));
 
@@ -299,6 +301,14 @@ pub async fn run_with(
             }
         });
     }
+
+    // The edge's own detection results and alerts go to the exporters that forward them.
+    let _own_results = crate::own_results::start(
+        store.clone(),
+        ingest.clone(),
+        &config.data_dir,
+        stop_rx.clone(),
+    );
 
     let shutdown = shutdown_signal().context("cannot install the SIGINT/SIGTERM handlers")?;
     api_state.ready.store(true, Ordering::Relaxed);

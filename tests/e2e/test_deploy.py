@@ -41,7 +41,8 @@ def validate(path: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     "path",
-    [DEPLOY / "config/edge.yaml", DEPLOY / "config/gateway.yaml", DEPLOY / "compose/millwatch.yaml"],
+    [DEPLOY / "config/edge.yaml", DEPLOY / "config/gateway.yaml", DEPLOY / "compose/millwatch.yaml",
+     DEPLOY / "compose/millwatch-edge.yaml"],
     ids=lambda p: f"{p.parent.name}/{p.name}",
 )
 def test_example_config_passes_validate(path):
@@ -78,7 +79,7 @@ def test_yaml_parses(path):
 
 def test_compose_stack_services_and_mounts():
     (compose,) = load_yaml_documents(DEPLOY / "compose/docker-compose.yaml")
-    assert set(compose["services"]) == {"millwatch", "prometheus", "alertmanager", "grafana"}
+    assert set(compose["services"]) == {"millwatch", "millwatch-edge", "prometheus", "alertmanager", "grafana"}
     here = DEPLOY / "compose"
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):
@@ -86,6 +87,12 @@ def test_compose_stack_services_and_mounts():
             if source.startswith("."):
                 assert (here / source).exists(), f"{name}: {source} does not exist"
     assert "--web.enable-remote-write-receiver" in compose["services"]["prometheus"]["command"]
+    # The edge forwards to the central service, on the port that service listens on.
+    (edge,) = load_yaml_documents(here / "millwatch-edge.yaml")
+    [uplink] = edge["exporters"]["otlp"]
+    (central,) = load_yaml_documents(here / "millwatch.yaml")
+    assert uplink["endpoint"] == "http://millwatch:" + central["receivers"]["otlp"]["grpc"]["endpoint"].split(":")[1]
+    assert "millwatch" in compose["services"]["millwatch-edge"]["depends_on"]
 
 
 def test_compose_prometheus_config_and_rules_pass_promtool():

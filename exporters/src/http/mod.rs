@@ -15,11 +15,13 @@
 //! its own outcome with the [`RetryRule`] of its protocol.
 
 pub mod client;
+pub mod config;
 pub mod headers;
 pub mod retry;
 
 pub use client::{
     Answer, ClientError, ClientOptions, Sender, USER_AGENT, build, describe, excerpt, with_causes,
 };
+pub use config::{TlsConfig, parse_http_url};
 pub use headers::{HeaderProblem, Reserved};
 pub use retry::{Backoff, Class, RetryRule, parse_retry_after};

@@ -58,6 +58,9 @@ pub struct AlertmanagerConfig {
     /// Credentials sent with every request.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// TLS for `https://` URLs: a custom CA and a client certificate for mTLS.
+    #[serde(default, skip_serializing_if = "crate::http::config::is_default")]
+    pub tls: crate::http::TlsConfig,
     /// Timeout of one request, connection included.
     #[serde(default = "defaults::timeout", with = "crate::units::duration")]
     #[schemars(with = "crate::units::DurationText")]
@@ -90,7 +93,12 @@ impl AlertmanagerNotifier {
             .iter()
             .map(alerts_endpoint)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let client = sender(config.timeout, &config.headers, config.auth.as_ref())?;
+        let client = sender(
+            config.timeout,
+            &config.headers,
+            config.auth.as_ref(),
+            &config.tls,
+        )?;
         Ok(Self {
             endpoints,
             client,

@@ -59,9 +59,10 @@ pub(crate) fn sender(
     timeout: std::time::Duration,
     headers: &Headers,
     auth: Option<&AuthConfig>,
+    tls: &crate::http::TlsConfig,
 ) -> Result<Sender, crate::http::ClientError> {
     Sender::new(
-        &ClientOptions::with_timeout(timeout),
+        &tls.apply(ClientOptions::with_timeout(timeout))?,
         headers.with_auth(auth)?,
     )
 }

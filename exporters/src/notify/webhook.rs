@@ -66,6 +66,9 @@ pub struct WebhookConfig {
     /// Credentials sent with every request.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// TLS for `https://` URLs: a custom CA and a client certificate for mTLS.
+    #[serde(default, skip_serializing_if = "crate::http::config::is_default")]
+    pub tls: crate::http::TlsConfig,
     /// Sign the body with HMAC-SHA256 in a header, `sha256=<hex>`.
     #[serde(default)]
     pub signature: Option<SignatureConfig>,
@@ -135,7 +138,12 @@ impl WebhookNotifier {
             }
             None => None,
         };
-        let client = sender(config.timeout, &config.headers, config.auth.as_ref())?;
+        let client = sender(
+            config.timeout,
+            &config.headers,
+            config.auth.as_ref(),
+            &config.tls,
+        )?;
         Ok(Self {
             config,
             client,

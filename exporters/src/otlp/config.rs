@@ -7,9 +7,10 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::disk_queue::FullPolicy;
+pub use crate::http::TlsConfig;
 use crate::remote_write::RetryConfig;
 
 mod defaults {
@@ -26,6 +27,9 @@ mod defaults {
     }
     pub fn queue_max_bytes() -> NonZeroU64 {
         NonZeroU64::new(1 << 30).unwrap_or(NonZeroU64::MIN)
+    }
+    pub fn routing_attribute() -> String {
+        "ml.model.name".into()
     }
     pub fn signals() -> Vec<ForwardedSignal> {
         vec![
@@ -56,7 +60,10 @@ pub struct OtlpExporterConfig {
     pub name: String,
     /// `http://` or `https://` address of the receiver. For `protocol: http` the signal's path
     /// (`/v1/metrics`, `/v1/logs`, `/v1/traces`) is appended to it.
-    #[serde(deserialize_with = "http_url", serialize_with = "url_text")]
+    #[serde(
+        deserialize_with = "crate::http::config::url::endpoint",
+        serialize_with = "crate::http::config::url::text"
+    )]
     #[schemars(with = "String")]
     pub endpoint: reqwest::Url,
     /// `grpc` (OTLP/gRPC) or `http` (OTLP/HTTP with protobuf bodies).
@@ -92,6 +99,51 @@ pub struct OtlpExporterConfig {
     /// network). Tries never stop because an outage lasts long.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Resource attributes that say where this collector's own detection results and alerts
+    /// come from (signals `detections` and `alerts`), e.g. `{ site.name: plant-a, site.line:
+    /// line-3 }`. `service.name: millwatch` and `millwatch.tier: edge` are added, and
+    /// `host.name` (the machine's host name) unless given.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub origin: BTreeMap<String, String>,
+    /// A central tier routed by model: `endpoint` and `routing.more_endpoints` each own a
+    /// subset of the models, chosen by rendezvous hashing; a model whose endpoint is down goes
+    /// to the next in its order until it is back. Without it everything goes to `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingConfig>,
+}
+
+/// Routing by model across several endpoints, e.g.
+/// `routing: { attribute: ml.model.name, more_endpoints: [http://central-2:4317] }`.
+///
+/// Each log record, data point and span goes to the endpoint with the highest rendezvous score
+/// for its `attribute` (read on the item, then on its resource; items without it share one
+/// endpoint): adding an endpoint to N moves 1/(N+1) of the models, all to the new one; one
+/// down moves only its own models, to their runners-up, until it answers again. All
+/// endpoints share the exporter's protocol, headers, token, TLS and queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// The attribute whose value picks the endpoint.
+    #[serde(default = "defaults::routing_attribute")]
+    pub attribute: String,
+    /// The tier's other endpoints, besides `endpoint`, written like it.
+    #[serde(
+        deserialize_with = "crate::http::config::url::endpoints",
+        serialize_with = "crate::http::config::url::texts"
+    )]
+    #[schemars(with = "Vec<String>")]
+    pub more_endpoints: Vec<reqwest::Url>,
+}
+
+impl OtlpExporterConfig {
+    /// Every endpoint of the exporter: `endpoint`, then `routing.more_endpoints`.
+    pub fn endpoints(&self) -> Vec<reqwest::Url> {
+        let mut all = vec![self.endpoint.clone()];
+        if let Some(r) = &self.routing {
+            all.extend(r.more_endpoints.iter().cloned());
+        }
+        all
+    }
 }
 
 /// The wire protocol.
@@ -130,6 +182,12 @@ pub enum ForwardedSignal {
     Logs,
     /// Spans.
     Traces,
+    /// Millwatch's own detection results (drift, data quality, performance, machine health),
+    /// as `millwatch.detection` log records, with the `origin` resource attributes.
+    Detections,
+    /// Millwatch's own alerts, each state change as a `millwatch.alert` log record, with the
+    /// `origin` resource attributes.
+    Alerts,
 }
 
 /// Where the bearer token comes from: `{ env: NAME }` or `{ file: /path }` (trailing
@@ -201,18 +259,6 @@ impl Default for BatchConfig {
     }
 }
 
-/// TLS settings (rustls). Without `ca_file` the platform's trust store verifies the server.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// Trust only the CA certificates in this PEM file.
-    pub ca_file: Option<PathBuf>,
-    /// The client certificate chain (PEM) for mTLS; needs `key_file`.
-    pub cert_file: Option<PathBuf>,
-    /// The client certificate's private key (PEM); needs `cert_file`.
-    pub key_file: Option<PathBuf>,
-}
-
 /// The exporter's disk queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -227,25 +273,6 @@ pub struct OtlpQueueConfig {
     /// is deleted to make room, counted in `millwatch_otlp_exporter_items_dropped_total`).
     #[serde(default)]
     pub full: FullPolicy,
-}
-
-fn url_text<S: serde::Serializer>(url: &reqwest::Url, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(url.as_str())
-}
-
-fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<reqwest::Url, D::Error> {
-    let s = String::deserialize(d)?;
-    let url = reqwest::Url::parse(&s).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid endpoint `{s}`: {e} (write it as http://host:port or https://host:port)"
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(serde::de::Error::custom(format!(
-            "endpoint `{s}` must use http or https"
-        )));
-    }
-    Ok(url)
 }
 
 /// Headers the exporter sets itself.

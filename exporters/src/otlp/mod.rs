@@ -18,11 +18,12 @@
 //! [`disk_queue`]: crate::disk_queue
 
 mod config;
+mod routing;
 mod transport;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -33,7 +34,7 @@ use tokio::sync::{Notify, watch};
 
 pub use config::{
     BatchConfig, Compression, ForwardedSignal, OtlpExporterConfig, OtlpProtocol, OtlpQueueConfig,
-    TlsConfig, TokenSource,
+    RoutingConfig, TlsConfig, TokenSource,
 };
 pub use transport::TransportError;
 
@@ -76,6 +77,21 @@ pub enum Export<'a> {
     Logs(&'a ExportLogsServiceRequest),
     /// Spans.
     Traces(&'a ExportTraceServiceRequest),
+    /// Millwatch's own detection results, as log records (`millwatch.detection` events).
+    Detections(&'a ExportLogsServiceRequest),
+    /// Millwatch's own alerts, as log records (`millwatch.alert` events).
+    Alerts(&'a ExportLogsServiceRequest),
+}
+
+impl Request {
+    /// Data points, log records or spans.
+    fn items(&self) -> u64 {
+        match self {
+            Request::Metrics(r) => Export::Metrics(r).items(),
+            Request::Logs(r) => Export::Logs(r).items(),
+            Request::Traces(r) => Export::Traces(r).items(),
+        }
+    }
 }
 
 impl Export<'_> {
@@ -84,6 +100,8 @@ impl Export<'_> {
             Export::Metrics(_) => ForwardedSignal::Metrics,
             Export::Logs(_) => ForwardedSignal::Logs,
             Export::Traces(_) => ForwardedSignal::Traces,
+            Export::Detections(_) => ForwardedSignal::Detections,
+            Export::Alerts(_) => ForwardedSignal::Alerts,
         }
     }
 
@@ -104,7 +122,7 @@ impl Export<'_> {
                     None => 0,
                 } as u64)
                 .sum(),
-            Export::Logs(r) => r
+            Export::Logs(r) | Export::Detections(r) | Export::Alerts(r) => r
                 .resource_logs
                 .iter()
                 .flat_map(|rl| &rl.scope_logs)
@@ -129,7 +147,7 @@ mod record {
     pub(super) fn encode(export: Export<'_>, enqueued_ms: i64) -> Vec<u8> {
         let (kind, body) = match export {
             Export::Metrics(r) => (1u8, r.encode_to_vec()),
-            Export::Logs(r) => (2, r.encode_to_vec()),
+            Export::Logs(r) | Export::Detections(r) | Export::Alerts(r) => (2, r.encode_to_vec()),
             Export::Traces(r) => (3, r.encode_to_vec()),
         };
         let mut out = Vec::with_capacity(HEAD + body.len());
@@ -230,6 +248,7 @@ struct Shared {
     head_ms: AtomicI64,
     batch: BatchConfig,
     signals: Vec<ForwardedSignal>,
+    origin: std::collections::BTreeMap<String, String>,
 }
 
 impl Shared {
@@ -283,8 +302,30 @@ impl OtlpExporter {
             .map(TokenSource::read)
             .transpose()
             .map_err(setup)?;
-        let transport = Transport::new(&config, token.as_deref())
-            .map_err(|e| setup(crate::http::with_causes(e.to_string(), &e)))?;
+        let mut endpoints = Vec::new();
+        for url in config.endpoints() {
+            let transport = Transport::new(&config, &url, token.as_deref()).map_err(|e| {
+                setup(format!(
+                    "endpoint {url}: {}",
+                    crate::http::with_causes(e.to_string(), &e)
+                ))
+            })?;
+            if endpoints.iter().any(|e: &Target| e.url == url.as_str()) {
+                return Err(setup(format!(
+                    "endpoint {url} is listed twice (endpoint and routing.more_endpoints)"
+                )));
+            }
+            endpoints.push(Target {
+                url: url.to_string(),
+                transport,
+                failures: 0,
+                down_until: None,
+            });
+        }
+        let router = Router {
+            attribute: config.routing.as_ref().map(|r| r.attribute.clone()),
+            endpoints,
+        };
         let mut queue = DiskQueue::open(
             &config.queue.dir,
             disk_queue::Options {
@@ -311,11 +352,12 @@ impl OtlpExporter {
             head_ms: AtomicI64::new(head),
             batch: config.batch,
             signals: config.signals.clone(),
+            origin: config.origin.clone(),
         });
         let sender = SenderTask::spawn(wake, {
             let shared = shared.clone();
             let retry = config.retry.into();
-            move |stopped| send_loop(shared, transport, retry, stopped)
+            move |stopped| send_loop(shared, router, retry, stopped)
         });
         Ok(Self { shared, sender })
     }
@@ -323,6 +365,12 @@ impl OtlpExporter {
     /// The exporter's name.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The resource attributes that say where this collector's own results come from
+    /// (configured `origin`).
+    pub fn origin(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.shared.origin
     }
 
     /// True when this exporter forwards `signal`.
@@ -432,9 +480,59 @@ async fn wait_for_batch(shared: &Shared, stopped: &mut watch::Receiver<bool>) ->
     }
 }
 
+/// One endpoint of the exporter and, while it fails, when it is tried again.
+struct Target {
+    url: String,
+    transport: Transport,
+    /// Failures in a row.
+    failures: u32,
+    /// Data is not sent to it before then; its models go to their next endpoints.
+    down_until: Option<Instant>,
+}
+
+/// The exporter's endpoints, and the attribute that picks one for each item when there are
+/// several (see [`routing`]).
+struct Router {
+    attribute: Option<String>,
+    endpoints: Vec<Target>,
+}
+
+impl Router {
+    /// Splits `request` among the endpoints up now; empty when all are down.
+    fn route(&self, request: Request, now: Instant) -> Vec<(usize, Request)> {
+        let live: Vec<bool> = self
+            .endpoints
+            .iter()
+            .map(|t| t.down_until.is_none_or(|until| until <= now))
+            .collect();
+        if !live.contains(&true) {
+            return Vec::new();
+        }
+        match &self.attribute {
+            None => {
+                let first = live.iter().position(|&l| l).unwrap_or(0);
+                vec![(first, request)]
+            }
+            Some(attribute) => {
+                let urls: Vec<String> = self.endpoints.iter().map(|t| t.url.clone()).collect();
+                routing::split(request, attribute, |key| {
+                    routing::owner(&urls, &live, key).unwrap_or(0)
+                })
+                .into_iter()
+                .collect()
+            }
+        }
+    }
+
+    /// When the first down endpoint is tried again.
+    fn next_up(&self) -> Option<Instant> {
+        self.endpoints.iter().filter_map(|t| t.down_until).min()
+    }
+}
+
 async fn send_loop(
     shared: Arc<Shared>,
-    transport: Transport,
+    mut router: Router,
     policy: Backoff,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -459,7 +557,7 @@ async fn send_loop(
             shared.head_ms.store(0, Ordering::Relaxed);
             continue;
         }
-        if !send_batch(&shared, &transport, policy, &batch, &mut stopped).await {
+        if !send_batch(&shared, &mut router, policy, &batch, &mut stopped).await {
             return;
         }
         let committed = {
@@ -483,11 +581,14 @@ async fn send_loop(
     }
 }
 
-/// Sends a peeked batch, each run of records of one signal as one request, in order. False
-/// when stopped before every request was answered.
+/// Sends a peeked batch, each run of records of one signal as one request, in order (with
+/// several endpoints, each model's items in order to its endpoint). A part an endpoint could
+/// not take goes again to the endpoints up at that time: the same one after its backoff, or,
+/// in a routed tier, the models' next endpoints meanwhile. False when stopped before every
+/// request was answered.
 async fn send_batch(
     shared: &Shared,
-    transport: &Transport,
+    router: &mut Router,
     policy: Backoff,
     batch: &Batch,
     stopped: &mut watch::Receiver<bool>,
@@ -505,38 +606,58 @@ async fn send_batch(
                 continue;
             }
         };
-        let mut attempt = 0u32;
-        loop {
-            match transport.send(request.clone()).await {
-                Outcome::Sent { rejected, message } => {
-                    c.requests_sent.fetch_add(1, Ordering::Relaxed);
-                    let rejected = rejected.clamp(0, items as i64) as u64;
-                    c.items_sent.fetch_add(items - rejected, Ordering::Relaxed);
-                    if rejected > 0 {
-                        c.items_rejected.fetch_add(rejected, Ordering::Relaxed);
-                        tracing::warn!(exporter = %shared.name, rejected, reason = %message, "OTLP exporter: the receiver accepted the request but rejected some items (partial success)");
-                    }
-                    break;
+        let mut unsent = vec![request];
+        while let Some(request) = unsent.pop() {
+            let parts = router.route(request.clone(), Instant::now());
+            if parts.is_empty() {
+                // Every endpoint is backing off: wait for the first to be tried again.
+                unsent.push(request);
+                let until = router
+                    .next_up()
+                    .unwrap_or_else(|| Instant::now() + policy.max_backoff);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until.into()) => {}
+                    _ = stopped.changed() => { return false; }
                 }
-                Outcome::Rejected { reason } => {
-                    c.items_rejected.fetch_add(items, Ordering::Relaxed);
-                    tracing::error!(exporter = %shared.name, items, %reason, "OTLP exporter: the receiver refused a request for good; dropped, not retried");
-                    break;
-                }
-                Outcome::Retry {
-                    reason,
-                    retry_after,
-                } => {
-                    c.requests_retried.fetch_add(1, Ordering::Relaxed);
-                    let wait = policy.delay(attempt, retry_after);
-                    attempt = attempt.saturating_add(1);
-                    // Every failure of an outage's first tries, then one line in 20.
-                    if attempt <= 3 || attempt.is_multiple_of(20) {
-                        tracing::warn!(exporter = %shared.name, %reason, attempt, wait_ms = wait.as_millis() as u64, "OTLP exporter: will retry");
+                continue;
+            }
+            for (e, part) in parts {
+                let items = part.items();
+                let target = &mut router.endpoints[e];
+                match target.transport.send(part.clone()).await {
+                    Outcome::Sent { rejected, message } => {
+                        c.requests_sent.fetch_add(1, Ordering::Relaxed);
+                        let rejected = rejected.clamp(0, items as i64) as u64;
+                        c.items_sent.fetch_add(items - rejected, Ordering::Relaxed);
+                        if rejected > 0 {
+                            c.items_rejected.fetch_add(rejected, Ordering::Relaxed);
+                            tracing::warn!(exporter = %shared.name, endpoint = %target.url, rejected, reason = %message, "OTLP exporter: the receiver accepted the request but rejected some items (partial success)");
+                        }
+                        if target.failures > 0 {
+                            tracing::info!(exporter = %shared.name, endpoint = %target.url, failures = target.failures, "OTLP exporter: the endpoint takes data again");
+                        }
+                        target.failures = 0;
+                        target.down_until = None;
                     }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stopped.changed() => { return false; }
+                    Outcome::Rejected { reason } => {
+                        c.items_rejected.fetch_add(items, Ordering::Relaxed);
+                        tracing::error!(exporter = %shared.name, endpoint = %target.url, items, %reason, "OTLP exporter: the receiver refused a request for good; dropped, not retried");
+                    }
+                    Outcome::Retry {
+                        reason,
+                        retry_after,
+                    } => {
+                        c.requests_retried.fetch_add(1, Ordering::Relaxed);
+                        let wait = policy.delay(target.failures, retry_after);
+                        target.failures = target.failures.saturating_add(1);
+                        target.down_until = Some(Instant::now() + wait);
+                        let attempt = target.failures;
+                        // Every failure of an outage's first tries, then one line in 20.
+                        if attempt <= 3 || attempt.is_multiple_of(20) {
+                            let others = router.endpoints.len() > 1;
+                            tracing::warn!(exporter = %shared.name, endpoint = %router.endpoints[e].url, %reason, attempt, wait_ms = wait.as_millis() as u64, "OTLP exporter: will retry{}", if others { "; its models go to the other endpoints meanwhile" } else { "" });
+                        }
+                        unsent.push(part);
                     }
                 }
             }

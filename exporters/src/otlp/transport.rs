@@ -76,9 +76,11 @@ pub(crate) enum Transport {
 }
 
 impl Transport {
-    /// Builds the client; `token` is the bearer token already read.
+    /// Builds the client of one of the exporter's endpoints; `token` is the bearer token
+    /// already read.
     pub(crate) fn new(
         config: &OtlpExporterConfig,
+        target: &reqwest::Url,
         token: Option<&str>,
     ) -> Result<Self, TransportError> {
         let reserved = Reserved {
@@ -90,34 +92,21 @@ impl Transport {
         let headers = header_map(pairs, reserved, auth.as_ref()).map_err(ClientError::from)?;
         let gzip = config.compression == Compression::Gzip;
         let tls = &config.tls;
-        let client_cert = match (&tls.cert_file, &tls.key_file) {
-            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-            (None, None) => None,
-            _ => {
-                return Err(TransportError::Setup(
-                    "tls: cert_file and key_file go together (the client certificate and its key)"
-                        .into(),
-                ));
-            }
-        };
+        let client_cert = tls.client_cert()?;
         match config.protocol {
             OtlpProtocol::Http => {
-                let options = ClientOptions {
-                    ca_file: tls.ca_file.clone(),
-                    client_cert,
-                    ..ClientOptions::with_timeout(config.timeout)
-                };
+                let options = tls.apply(ClientOptions::with_timeout(config.timeout))?;
                 Ok(Transport::Http {
                     sender: Sender::new(&options, headers)?,
-                    base: config.endpoint.clone(),
+                    base: target.clone(),
                     gzip,
                 })
             }
             OtlpProtocol::Grpc => {
-                let mut endpoint = Endpoint::from_shared(config.endpoint.to_string())?
+                let mut endpoint = Endpoint::from_shared(target.to_string())?
                     .connect_timeout(config.timeout)
                     .user_agent(crate::http::USER_AGENT)?;
-                if config.endpoint.scheme() == "https" {
+                if target.scheme() == "https" {
                     let mut tls_config = ClientTlsConfig::new();
                     tls_config = match &tls.ca_file {
                         Some(ca) => {
@@ -133,7 +122,7 @@ impl Transport {
                             read(key, "client key")?,
                         ));
                     }
-                    if let Some(host) = config.endpoint.host_str() {
+                    if let Some(host) = target.host_str() {
                         tls_config = tls_config.domain_name(host);
                     }
                     endpoint = endpoint.tls_config(tls_config)?;

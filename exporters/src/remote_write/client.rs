@@ -46,10 +46,10 @@ impl Client {
             HeaderValue::from_static("0.1.0"),
         );
         // Redirects are followed, as Prometheus' `follow_redirects` does by default.
-        let options = ClientOptions {
+        let options = config.tls.apply(ClientOptions {
             follow_redirects: true,
             ..ClientOptions::with_timeout(config.timeout)
-        };
+        })?;
         Ok(Self {
             sender: Sender::new(&options, headers)?,
             url: config.url.clone(),

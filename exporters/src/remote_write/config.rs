@@ -6,7 +6,7 @@ use std::num::{NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use crate::http::Backoff;
 
@@ -62,7 +62,10 @@ mod defaults {
 #[serde(deny_unknown_fields)]
 pub struct RemoteWriteConfig {
     /// The receiver's remote-write endpoint, `http://` or `https://`.
-    #[serde(deserialize_with = "http_url", serialize_with = "url_text")]
+    #[serde(
+        deserialize_with = "crate::http::config::url::one",
+        serialize_with = "crate::http::config::url::text"
+    )]
     #[schemars(with = "String")]
     pub url: reqwest::Url,
     /// Extra request headers (e.g. `X-Scope-OrgID` for Mimir tenants). The protocol headers
@@ -73,6 +76,9 @@ pub struct RemoteWriteConfig {
     /// Credentials sent with every request.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// TLS for `https://` URLs: a custom CA and a client certificate for mTLS.
+    #[serde(default, skip_serializing_if = "crate::http::config::is_default")]
+    pub tls: crate::http::TlsConfig,
     /// Most samples in one request; a request is sent as soon as this many are queued.
     #[serde(default = "defaults::max_samples_per_send")]
     pub max_samples_per_send: NonZeroUsize,
@@ -193,22 +199,6 @@ impl fmt::Debug for AuthConfig {
                 .finish(),
         }
     }
-}
-
-fn url_text<S: serde::Serializer>(url: &reqwest::Url, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(url.as_str())
-}
-
-fn http_url<'de, D: Deserializer<'de>>(d: D) -> Result<reqwest::Url, D::Error> {
-    let s = String::deserialize(d)?;
-    let url = reqwest::Url::parse(&s)
-        .map_err(|e| serde::de::Error::custom(format!("invalid url `{s}`: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(serde::de::Error::custom(format!(
-            "url `{s}` must use http or https"
-        )));
-    }
-    Ok(url)
 }
 
 /// Headers the exporter sets itself.
