@@ -12,6 +12,7 @@ pub mod detection;
 pub mod offline_drift;
 pub mod offline_estimate;
 pub mod offline_multivariate;
+pub mod output;
 pub mod pipeline;
 pub mod receivers;
 pub mod report;
