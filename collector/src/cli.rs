@@ -32,6 +32,9 @@ pub enum Command {
         /// The YAML file to check.
         #[arg(long, short)]
         config: PathBuf,
+        /// `table` (lines for people) or `json` (`{"file", "ok", "errors": [...]}` on stdout).
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::output::OutputFormat,
     },
     /// Offline drift between a reference and a current CSV or Parquet file. Exit 0 whether or
     /// not drift was found (2 with --fail-on-drift when it was), 1 on bad input or when no
@@ -168,16 +171,39 @@ pub fn main() -> ExitCode {
             let log_format = config.log.format;
             block_on(log_format, crate::demo::demo(config, &args))
         }
-        Command::Validate { config } => match Config::from_file(&config) {
-            Ok(_) => {
-                println!("{}: ok", config.display());
-                ExitCode::SUCCESS
+        Command::Validate { config, format } => {
+            let found = Config::from_file(&config);
+            if format.is_json() {
+                let errors: Vec<serde_json::Value> = found.as_ref().err().map_or(Vec::new(), |e| {
+                    e.0.iter()
+                        .map(|e| {
+                            serde_json::json!({
+                                "source": e.source, "path": e.path, "line": e.line, "column": e.column,
+                                "message": e.message, "hint": e.hint,
+                            })
+                        })
+                        .collect()
+                });
+                crate::output::print_json(&serde_json::json!({
+                    "file": config.display().to_string(), "ok": found.is_ok(), "errors": errors,
+                }));
+                return if found.is_ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                };
             }
-            Err(errors) => {
-                eprintln!("{errors}");
-                ExitCode::from(1)
+            match found {
+                Ok(_) => {
+                    println!("{}: ok", config.display());
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    ExitCode::from(1)
+                }
             }
-        },
+        }
         Command::Drift(args) => crate::offline_drift::main(args),
         Command::Estimate(args) => crate::offline_estimate::main(args),
         Command::Bench(cmd) => crate::bench::main(cmd),

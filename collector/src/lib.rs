@@ -13,6 +13,7 @@ pub mod offline_drift;
 pub mod offline_estimate;
 pub mod offline_multivariate;
 pub mod own_results;
+pub mod output;
 pub mod pipeline;
 pub mod receivers;
 pub mod report;

@@ -224,6 +224,7 @@ pub async fn run_with(
         alerting: api_state.alerting.clone(),
         health_rules: config.detection.machine_health.clone(),
         directory: directory.clone(),
+        latest: Default::default(),
     }));
     servers.spawn(serve_axum(
         listeners.api,

@@ -240,9 +240,52 @@ def test_the_heatmap_marks_the_recalibrated_features_after_injection_and_none_be
     assert marked == {"vibration", "spindle_current"}, marked
     for feature in ("vibration", "spindle_current"):
         assert all(c[1] for c in after if c[0] == feature), f"{feature} unmarked in a window after"
-    # A cell leads to its window's findings.
-    page.locator('table[data-heatmap="drift"] td.cell[data-drifted="true"] a').first.click()
+    # A cell leads to its window's findings and the feature's reference and current histograms.
+    cell = page.locator('table[data-heatmap="drift"] td.cell[data-drifted="true"]').first
+    feature = cell.get_attribute("data-feature")
+    cell.locator("a").click()
     assert page.locator("#window").is_visible()
+    histogram = page.locator("figure.histogram")
+    assert histogram.get_attribute("data-feature") == feature
+    assert int(histogram.get_attribute("data-reference-n")) > 0
+    assert int(histogram.get_attribute("data-current-n")) > 0
+    assert histogram.locator("rect.reference").count() == histogram.locator("rect.current").count() > 1
+    page.screenshot(path=str(ARTIFACTS / "model-cell.png"), full_page=True)
+
+
+def test_the_model_page_shows_deployments_and_the_worse_version_on_its_performance_chart(demo, page):
+    page.goto(demo.api + "/models/failure-classifier?version=2.0.0")
+    page.screenshot(path=str(ARTIFACTS / "model-2.0.0.png"), full_page=True)
+    timeline = page.locator("figure.timeline")
+    for version in ("1.0.0", "2.0.0"):
+        assert timeline.locator(f'g[data-version="{version}"]').count() > 0, version
+    # 2.0.0 ran on one line only: on fewer rows than 1.0.0.
+    rows = lambda v: set(timeline.locator(f'g[data-version="{v}"]').evaluate_all(  # noqa: E731
+        "gs => gs.map(g => g.dataset.row)"))
+    assert rows("2.0.0") and rows("2.0.0") < rows("1.0.0"), (rows("1.0.0"), rows("2.0.0"))
+    chart = page.locator('figure.lines[data-label="error_rate"]')
+    assert chart.locator('polyline[data-series="realised"]').count() == 1
+    assert int(chart.locator("svg").get_attribute("data-marked")) > 0
+
+
+def test_pages_refresh_in_place_when_new_data_arrives(demo, page):
+    page.goto(demo.api + "/alerts")
+    page.evaluate("window.sameDocument = 'yes'")
+    section = page.locator('section[data-live="silences"]')
+    assert "live-refresh-e2e" not in section.inner_text()
+    r = requests.post(f"{demo.api}/api/v1/silences", timeout=10, json={
+        "matchers": ['alertname="NoSuchAlert"'], "duration": "1h",
+        "created_by": "e2e-live", "comment": "live-refresh-e2e"})
+    assert r.ok, r.text
+    # Within a few refresh periods, without navigating.
+    page.locator('section[data-live="silences"] tr', has_text="live-refresh-e2e").wait_for(timeout=30_000)
+    assert page.evaluate("window.sameDocument") == "yes"
+    assert "live: checked" in page.locator("#live").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "alerts-live.png"), full_page=True)
+    mine = [s for s in requests.get(f"{demo.api}/api/v1/silences", timeout=10).json()["silences"]
+            if s["created_by"] == "e2e-live"]
+    for s in mine:
+        requests.delete(f"{demo.api}/api/v1/silences/{s['id']}", timeout=10)
 
 
 def test_the_machine_page_charts_the_overheating(demo, page):

@@ -8,6 +8,8 @@ use millwatch_exporters::http::{ClientOptions, build, describe};
 use millwatch_exporters::notify::alert::parse_rfc3339;
 use serde_json::{Value, json};
 
+use crate::output::{OutputFormat, print_json};
+
 pub(crate) const DEFAULT_API: &str = "http://127.0.0.1:9464";
 
 #[derive(Debug, clap::Args)]
@@ -23,6 +25,9 @@ pub struct AlertsArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// `table` (for people) or `json` (the API's answer, for scripts); `--json` is `--format json`.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -47,6 +52,9 @@ pub struct SilenceArgs {
     /// The running collector's API address.
     #[arg(long, default_value = DEFAULT_API, global = true)]
     pub api: String,
+    /// `table` (for people) or `json` (the API's answer, for scripts).
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -226,7 +234,11 @@ pub fn alerts_main(args: AlertsArgs) -> ExitCode {
                 )
                 .await?;
                 ok(status, &v)?;
-                println!("acknowledged {fingerprint}");
+                if args.format.is_json() {
+                    print_json(&v);
+                } else {
+                    println!("acknowledged {fingerprint}");
+                }
                 Ok(())
             }
             None => {
@@ -237,7 +249,7 @@ pub fn alerts_main(args: AlertsArgs) -> ExitCode {
                 )
                 .await?;
                 ok(status, &v)?;
-                if args.json {
+                if args.json || args.format.is_json() {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     return Ok(());
                 }
@@ -305,6 +317,10 @@ pub fn silence_main(args: SilenceArgs) -> ExitCode {
                 )
                 .await?;
                 ok(status, &v)?;
+                if args.format.is_json() {
+                    print_json(&v);
+                    return Ok(());
+                }
                 println!("{}", v["silenceID"].as_str().unwrap_or(""));
                 Ok(())
             }
@@ -312,7 +328,7 @@ pub fn silence_main(args: SilenceArgs) -> ExitCode {
                 let (status, v) =
                     request(http::Method::GET, &format!("{api}/api/v1/silences"), None).await?;
                 ok(status, &v)?;
-                if json {
+                if json || args.format.is_json() {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     return Ok(());
                 }
@@ -361,6 +377,10 @@ pub fn silence_main(args: SilenceArgs) -> ExitCode {
                 )
                 .await?;
                 ok(status, &v)?;
+                if args.format.is_json() {
+                    print_json(&json!({ "expired": id }));
+                    return Ok(());
+                }
                 println!("expired {id}");
                 Ok(())
             }

@@ -77,7 +77,8 @@ pub(super) struct Spawned {
     _dir: Option<TempDir>,
 }
 
-struct TempDir(PathBuf);
+/// A directory removed when dropped.
+pub(super) struct TempDir(pub(super) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {

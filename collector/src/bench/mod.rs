@@ -4,6 +4,7 @@ pub mod bodies;
 pub mod exposition;
 pub mod ingest;
 pub mod scrape;
+pub mod ui;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,10 @@ pub enum BenchCommand {
     /// `/metrics` through the HTTP listener: starts a collector, fills it with --series series
     /// over OTLP, and times GETs of /metrics as text 0.0.4, OpenMetrics and gzip (p50/p99, bytes).
     Exposition(exposition::ExpositionArgs),
+    /// The web UI's page times: fills a store with --models models x --features features over
+    /// --days days of windows (and machines), starts a collector on it and times GETs of every
+    /// page (server time from its Server-Timing header, and to the last byte).
+    Ui(ui::UiArgs),
 }
 
 /// Runs a benchmark's async body on a multi-threaded runtime; an error is printed, exit 1.
@@ -43,5 +48,6 @@ pub fn main(cmd: BenchCommand) -> ExitCode {
     match cmd {
         BenchCommand::Ingest(args) => block_on(ingest::run(args)),
         BenchCommand::Exposition(args) => block_on(exposition::run(args)),
+        BenchCommand::Ui(args) => block_on(ui::run(args)),
     }
 }

@@ -110,11 +110,11 @@ pub fn page(state: &UiState, q: &AlertsQuery) -> anyhow::Result<Rendered> {
     let body = html! {
         @if let Some(said) = &q.said { p.notice role="status" { (said) } }
         @if let Some(error) = &q.error { p.error role="alert" { (error) } }
-        section aria-labelledby="open" {
+        section aria-labelledby="open" data-live="open" {
             h2 id="open" { "Open alerts (" (open.len()) ")" }
             (table(&open))
         }
-        section aria-labelledby="silences" {
+        section aria-labelledby="silences" data-live="silences" {
             h2 id="silences" { "Silences" }
             @if silences.is_empty() {
                 p.empty { "None." }
@@ -144,7 +144,7 @@ pub fn page(state: &UiState, q: &AlertsQuery) -> anyhow::Result<Rendered> {
                 }
             }
         }
-        section aria-labelledby="resolved" {
+        section aria-labelledby="resolved" data-live="resolved" {
             h2 id="resolved" { "Resolved recently (" (resolved.len()) ")" }
             (table(&resolved))
         }

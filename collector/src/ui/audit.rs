@@ -39,11 +39,11 @@ pub fn page(state: &UiState, q: &AuditQuery) -> anyhow::Result<Rendered> {
     };
     let json = format!("/api/v1/audit?{}", page::query(&api));
     let body = html! {
-        section aria-labelledby="chain" {
+        section aria-labelledby="chain" data-live="chain" {
             h2 id="chain" { "Hash chain" }
             (chain_summary(&verification))
         }
-        section aria-labelledby="entries" {
+        section aria-labelledby="entries" data-live="entries" {
             h2 id="entries" { "Entries" }
             form.filters method="get" action="/audit" {
                 label { "Model " input name="model" value=[filter.model.as_deref()]; }

@@ -187,7 +187,7 @@ pub fn page(state: &UiState, id: &str) -> anyhow::Result<Rendered> {
         })
         .collect();
     let body = html! {
-        section aria-labelledby="charts" {
+        section aria-labelledby="charts" data-live="charts" {
             h2 id="charts" { "Control charts" }
             @if charts.is_empty() {
                 p.empty { "No control-chart rule (detection.machine_health, kind: chart) covers this machine's series." }
@@ -205,7 +205,7 @@ pub fn page(state: &UiState, id: &str) -> anyhow::Result<Rendered> {
                 }
             }
         }
-        section aria-labelledby="latest" {
+        section aria-labelledby="latest" data-live="latest" {
             h2 id="latest" { "Latest readings" }
             table {
                 thead { tr { th { "Metric" } th { "Attributes" } th { "Value" } th { "Unit" } th { "At" } } }
@@ -221,7 +221,7 @@ pub fn page(state: &UiState, id: &str) -> anyhow::Result<Rendered> {
                 }
             }
         }
-        section aria-labelledby="verdicts" {
+        section aria-labelledby="verdicts" data-live="verdicts" {
             h2 id="verdicts" { "Machine-health verdicts" }
             @if verdicts.is_empty() {
                 p.empty { "None: no rule has started or stopped firing on this machine." }
@@ -240,7 +240,7 @@ pub fn page(state: &UiState, id: &str) -> anyhow::Result<Rendered> {
                 }
             }
         }
-        section aria-labelledby="machine-alerts" {
+        section aria-labelledby="machine-alerts" data-live="machine-alerts" {
             h2 id="machine-alerts" { "Open alerts" }
             (super::alerts::table(&alerts))
         }

@@ -1,6 +1,7 @@
-//! The web UI on the API address: server-rendered HTML (maud), one stylesheet embedded in the
-//! binary, no script and no request to another host, so every page reads without JavaScript
-//! and works offline on a plant network.
+//! The web UI on the API address: server-rendered HTML (maud), one stylesheet and one small
+//! script embedded in the binary, no request to another host, so every page reads without
+//! JavaScript and works offline on a plant network. The script (`live.js`) refreshes the
+//! sections marked `data-live` in place every few seconds by fetching the page again.
 //!
 //! Pages: `/` the fleet (models × environments, machines), `/models/{name}` a model (versions,
 //! drift and data-quality heatmaps, prediction drift, performance, alerts),
@@ -9,17 +10,22 @@
 //! `/ui/...`, which hands them to the alerting API (`/api/v1/...`) in-process and comes back.
 //!
 //! Layout: `page` (the frame every page shares, formatting), `fleet`, `model`, `machine`,
-//! `alerts`, `audit` (one page each: its queries and its markup), `chart` (control-chart SVG), `forms`
-//! (the POST handlers).
+//! `alerts`, `audit` (one page each: its queries and its markup), `chart` (control-chart and
+//! line-chart SVG), `histogram` (a heatmap cell's reference and current histograms),
+//! `timeline` (a model's deployments), `latest` (the newest verdicts, kept between views),
+//! `forms` (the POST handlers).
 
 mod alerts;
 mod audit;
 mod chart;
 mod fleet;
 mod forms;
+mod histogram;
+mod latest;
 mod machine;
 mod model;
 mod page;
+mod timeline;
 
 use std::sync::Arc;
 
@@ -43,6 +49,8 @@ pub struct UiState {
     pub health_rules: Vec<HealthRule>,
     /// `GET /` for clients that do not ask for HTML (curl, scripts) gets the directory.
     pub directory: Arc<Directory>,
+    /// The newest verdicts, kept between page views (`Default::default()` to start).
+    pub latest: std::sync::Mutex<latest::Latest>,
 }
 
 pub fn router(state: Arc<UiState>) -> Router {
@@ -54,6 +62,7 @@ pub fn router(state: Arc<UiState>) -> Router {
         .route("/audit", get(audit))
         .route("/ui/style.css", get(style))
         .route("/ui/favicon.svg", get(favicon))
+        .route("/ui/live.js", get(live_script))
         .route("/ui/alerts/{fingerprint}/ack", post(forms::ack))
         .route("/ui/silences", post(forms::add_silence))
         .route("/ui/silences/{id}/expire", post(forms::expire_silence))
@@ -68,6 +77,18 @@ async fn style() -> Response {
             (header::CACHE_CONTROL, "max-age=300"),
         ],
         include_str!("style.css"),
+    )
+        .into_response()
+}
+
+/// The live-refresh script, compiled into the binary.
+async fn live_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        include_str!("live.js"),
     )
         .into_response()
 }
@@ -112,6 +133,8 @@ pub struct ModelQuery {
     pub version: Option<String>,
     /// A window (its first event id) whose findings are listed.
     pub window: Option<u64>,
+    /// A feature of that window whose reference and current histograms are drawn.
+    pub feature: Option<String>,
 }
 
 async fn model(
@@ -160,6 +183,7 @@ async fn render(
     state: Arc<UiState>,
     f: impl FnOnce(Arc<UiState>) -> anyhow::Result<Rendered> + Send + 'static,
 ) -> Response {
+    let started = std::time::Instant::now();
     let out = tokio::task::spawn_blocking(move || f(state)).await;
     let (status, body) = match out {
         Ok(Ok(Rendered::Page(m))) => (StatusCode::OK, m),
@@ -188,12 +212,17 @@ async fn render(
             ),
         ),
     };
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
     let mut response = (status, body).into_response();
+    // The page's server time (queries and markup), for `millwatch bench ui` and browsers' tools.
+    if let Ok(v) = header::HeaderValue::from_str(&format!("render;dur={took_ms:.1}")) {
+        response.headers_mut().insert("server-timing", v);
+    }
     // Nothing on these pages comes from anywhere but here.
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
     response

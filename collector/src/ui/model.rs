@@ -1,14 +1,19 @@
-//! `/models/{name}`: the model's versions; for the version in view, the drift heatmap (input
-//! feature × window, coloured by the corrected p-value, drifted cells marked), prediction
-//! drift, data quality (feature × window), realised performance per window, and the model's
-//! open alerts. `?window=` lists every finding of one window.
+//! `/models/{name}`: the model's versions and their deployments on a timeline; for the version
+//! in view, the drift heatmap (input feature × window, coloured by the corrected p-value,
+//! drifted cells marked), prediction drift, data quality (feature × window), performance per
+//! window (realised, and estimated before labels where the estimation ran), and the model's
+//! open alerts. `?window=` lists every finding of one window; `&feature=` adds that feature's
+//! reference and current histograms (a heatmap cell links to both).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use maud::{Markup, html};
 
-use super::fleet::{Status, open_alerts, version_statuses};
+use super::chart::{Line, LinePoint, lines};
+use super::fleet::{Status, latest, open_alerts, version_statuses};
+use super::histogram;
 use super::page::{self, Nav, badge, number};
+use super::timeline;
 use super::{ModelQuery, Rendered, UiState};
 
 /// Windows shown in the heatmaps (the newest).
@@ -48,15 +53,16 @@ struct Window {
     end_ns: Option<i64>,
 }
 
+/// The model's versions, from the audit trail's registry (a few rows a version, where the
+/// inferences table would be scanned whole).
 fn versions(c: &duckdb::Connection, model: &str) -> duckdb::Result<Vec<Version>> {
     let mut stmt = c.prepare(
-        "SELECT i.version, string_agg(DISTINCT r.environment, ', ' ORDER BY r.environment), epoch_ns(min(i.time)), \
-         epoch_ns(max(i.time)), count(*), (SELECT CAST(origin AS VARCHAR) FROM detection_baselines b \
-         WHERE b.model = i.model AND b.version = i.version) \
-         FROM inferences i LEFT JOIN resources r ON r.resource_id = i.resource_id WHERE i.model = ? \
-         GROUP BY i.model, i.version ORDER BY min(i.time)",
+        "SELECT i.version, string_agg(DISTINCT nullif(i.environment, ''), ', ' ORDER BY nullif(i.environment, '')), \
+         epoch_ns(min(i.first_seen)), epoch_ns(max(i.last_seen)), sum(i.events)::UBIGINT, any_value(b.origin) \
+         FROM model_registry i LEFT JOIN (SELECT version, CAST(origin AS VARCHAR) AS origin FROM detection_baselines \
+         WHERE model = ?) b ON b.version = i.version WHERE i.model = ? GROUP BY i.version ORDER BY min(i.first_seen)",
     )?;
-    let rows = stmt.query_map([model], |r| {
+    let rows = stmt.query_map([model, model], |r| {
         Ok(Version {
             version: r.get(0)?,
             environments: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
@@ -105,6 +111,154 @@ fn cells(
         .query_map(duckdb::params![model, version, oldest], cell_of)?
         .collect::<duckdb::Result<_>>()?;
     Ok((windows, cells))
+}
+
+/// An estimate of a window's performance before its labels (`estimated_performance`).
+struct Estimate {
+    window: u64,
+    metric: String,
+    value: f64,
+    band: Option<(f64, f64)>,
+    dropped: bool,
+}
+
+/// The newest estimate per window and metric, from the window `oldest` on.
+fn estimates(
+    c: &duckdb::Connection,
+    model: &str,
+    version: &str,
+    oldest: u64,
+) -> duckdb::Result<Vec<Estimate>> {
+    let mut stmt = c.prepare(
+        "SELECT first_event_id, feature, arg_max(statistic, time), \
+         arg_max(CAST(details->>'lower_confidence_bound' AS DOUBLE), time), \
+         arg_max(CAST(details->>'upper_confidence_bound' AS DOUBLE), time), arg_max(drifted, time) \
+         FROM detections WHERE model = ? AND version = ? AND detector = 'estimated_performance' \
+         AND first_event_id >= ? AND feature IS NOT NULL AND statistic IS NOT NULL GROUP BY 1, 2",
+    )?;
+    stmt.query_map(duckdb::params![model, version, oldest], |r| {
+        let (lo, hi): (Option<f64>, Option<f64>) = (r.get(3)?, r.get(4)?);
+        Ok(Estimate {
+            window: r.get(0)?,
+            metric: r.get(1)?,
+            value: r.get(2)?,
+            band: lo.zip(hi),
+            dropped: r.get(5)?,
+        })
+    })?
+    .collect()
+}
+
+/// Per metric, its realised values (marked where a drop was found) and its estimates over the
+/// windows' start times.
+fn performance_lines(
+    windows: &[Window],
+    performance: &[&Cell],
+    estimates: &[Estimate],
+) -> BTreeMap<String, Vec<Line>> {
+    let start: BTreeMap<u64, i64> = windows
+        .iter()
+        .filter_map(|w| Some((w.first_event_id, w.start_ns?)))
+        .collect();
+    let mut out: BTreeMap<String, Vec<Line>> = BTreeMap::new();
+    let metrics: BTreeSet<&str> = performance
+        .iter()
+        .map(|c| c.feature.as_str())
+        .chain(estimates.iter().map(|e| e.metric.as_str()))
+        .collect();
+    for m in metrics {
+        let dropped = |w: u64| {
+            performance.iter().any(|c| {
+                c.window == w && c.feature == m && c.detector == "performance_change" && c.drifted
+            })
+        };
+        let mut realised: Vec<LinePoint> = performance
+            .iter()
+            .filter(|c| c.feature == m && c.detector == "performance")
+            .filter_map(|c| {
+                Some(LinePoint {
+                    time_ns: *start.get(&c.window)?,
+                    value: c.statistic?,
+                    band: None,
+                    marked: dropped(c.window),
+                })
+            })
+            .collect();
+        let mut estimated: Vec<LinePoint> = estimates
+            .iter()
+            .filter(|e| e.metric == m)
+            .filter_map(|e| {
+                Some(LinePoint {
+                    time_ns: *start.get(&e.window)?,
+                    value: e.value,
+                    band: e.band,
+                    marked: e.dropped,
+                })
+            })
+            .collect();
+        realised.sort_by_key(|p| p.time_ns);
+        estimated.sort_by_key(|p| p.time_ns);
+        let lines = out.entry(m.to_owned()).or_default();
+        if !realised.is_empty() {
+            lines.push(Line {
+                name: "realised".into(),
+                class: "realised",
+                points: realised,
+            });
+        }
+        if !estimated.is_empty() {
+            lines.push(Line {
+                name: "estimated (CBPE, ±3 SE)".into(),
+                class: "estimated",
+                points: estimated,
+            });
+        }
+    }
+    out.retain(|_, l| !l.is_empty());
+    out
+}
+
+/// The window's last event id, for reading its values.
+fn window_end(
+    c: &duckdb::Connection,
+    model: &str,
+    version: &str,
+    first_event_id: u64,
+) -> duckdb::Result<Option<u64>> {
+    c.query_row(
+        "SELECT max(last_event_id) FROM detections WHERE model = ? AND version = ? AND first_event_id = ?",
+        duckdb::params![model, version, first_event_id],
+        |r| r.get(0),
+    )
+}
+
+/// A cell's histograms: the feature in the baseline and in the window.
+struct Compared {
+    feature: String,
+    reference: Option<histogram::Values>,
+    current: histogram::Values,
+}
+
+fn compared(
+    c: &duckdb::Connection,
+    model: &str,
+    version: &str,
+    window: u64,
+    feature: &str,
+) -> anyhow::Result<Option<Compared>> {
+    let Some(last) = window_end(c, model, version, window)? else {
+        return Ok(None);
+    };
+    let reference = histogram::reference(c, model, version, feature)?;
+    let numeric = reference
+        .as_ref()
+        .map(|r| matches!(r, histogram::Values::Numeric { .. }));
+    let current = histogram::current(c, model, version, feature, (window, last), numeric)?;
+    Ok(Some(Compared {
+        feature: feature.to_owned(),
+        reference,
+        current,
+    }))
 }
 
 /// A row of window, feature, detector, test, statistic, p, corrected p, effect, drifted and
@@ -200,7 +354,7 @@ fn heatmap(
                                     Some(cell) => {
                                         td class={ "cell " (shade(cell)) } data-feature=(f) data-drifted=(cell.drifted)
                                             data-window-start=[w.start_ns] data-window-end=[w.end_ns] data-verdict=(cell.verdict) {
-                                            a href={ (base) "&window=" (w.first_event_id) "#window" } title=(title(cell)) {
+                                            a href={ (base) "&" (page::query(&[("window", &w.first_event_id.to_string()), ("feature", f)])) "#window" } title=(title(cell)) {
                                                 @if cell.drifted { "■" } @else { "·" }
                                             }
                                         }
@@ -220,20 +374,46 @@ pub fn page(state: &UiState, name: &str, q: &ModelQuery) -> anyhow::Result<Rende
     let wanted = q.version.clone();
     let model = name.to_owned();
     let window = q.window;
+    let feature = q.feature.clone();
     let found = state.store.read(move |c| {
         let versions = versions(c, &model)?;
-        let statuses = version_statuses(c, Some(&model))?;
+        let statuses = version_statuses(&*latest(state, c)?, Some(&model));
         let Some(version) = wanted.or_else(|| versions.last().map(|v| v.version.clone())) else {
             return Ok(None);
         };
+        let placements = timeline::placements(c, &model)?;
         let (windows, cells) = cells(c, &model, &version)?;
+        let estimates = match windows.first() {
+            Some(w) => estimates(c, &model, &version, w.first_event_id)?,
+            None => Vec::new(),
+        };
         let detail = match window {
             Some(w) => Some((w, window_findings(c, &model, &version, w)?)),
             None => None,
         };
-        Ok(Some((versions, statuses, version, windows, cells, detail)))
+        let compared = match (window, &feature) {
+            (Some(w), Some(f)) => Some(
+                compared(c, &model, &version, w, f)
+                    .map_err(|e| duckdb::Error::ToSqlConversionFailure(e.into()))?,
+            ),
+            _ => None,
+        };
+        Ok(Some((
+            versions, statuses, version, placements, windows, cells, estimates, detail, compared,
+        )))
     })?;
-    let Some((versions, statuses, version, windows, cells, detail)) = found else {
+    let Some((
+        versions,
+        statuses,
+        version,
+        placements,
+        windows,
+        cells,
+        estimates,
+        detail,
+        compared,
+    )) = found
+    else {
         return Ok(Rendered::NotFound(format!(
             "No model `{name}`: no inference of it is stored."
         )));
@@ -276,6 +456,7 @@ pub fn page(state: &UiState, name: &str, q: &ModelQuery) -> anyhow::Result<Rende
         .filter(|c| c.detector == "performance" || c.detector == "performance_change")
         .collect();
     let metrics: BTreeSet<&str> = performance.iter().map(|c| c.feature.as_str()).collect();
+    let charts = performance_lines(&windows, &performance, &estimates);
     let alerts: Vec<_> = open_alerts(state)
         .into_iter()
         .filter(|a| a.labels.get("model").is_some_and(|m| m == name))
@@ -309,7 +490,11 @@ pub fn page(state: &UiState, name: &str, q: &ModelQuery) -> anyhow::Result<Rende
                 }
             }
         }
-        section aria-labelledby="drift" {
+        section aria-labelledby="deployments" {
+            h2 id="deployments" { "Deployments" }
+            (timeline::svg(&placements))
+        }
+        section aria-labelledby="drift" data-live="drift" {
             h2 id="drift" { "Drift of version " (version) }
             @if windows.is_empty() {
                 p.empty { "No window of this version has been judged yet: the baseline is still being gathered." }
@@ -326,8 +511,12 @@ pub fn page(state: &UiState, name: &str, q: &ModelQuery) -> anyhow::Result<Rende
                 (heatmap("Data-quality findings × windows (■: missing, out-of-range, new categories or type mismatches)", "quality", &base, &windows, &quality_features, &quality))
             }
         }
-        section aria-labelledby="performance" {
-            h2 id="performance" { "Realised performance" }
+        section aria-labelledby="performance" data-live="performance" {
+            h2 id="performance" { "Performance" }
+            @for (metric, l) in &charts {
+                h3 { (metric) }
+                (lines(l, metric))
+            }
             @if performance.is_empty() {
                 p.empty { "No window has enough labels yet (labels arrive as " code { "ml.feedback" } " events)." }
             } @else {
@@ -359,6 +548,18 @@ pub fn page(state: &UiState, name: &str, q: &ModelQuery) -> anyhow::Result<Rende
         @if let Some((w, findings)) = &detail {
             section aria-labelledby="window" {
                 h2 id="window" { "Window from event " (w) }
+                @match &compared {
+                    Some(Some(Compared { feature, reference: Some(r), current })) => {
+                        h3 { (feature) ": reference and current" }
+                        (histogram::svg(feature, r, current))
+                    }
+                    Some(Some(Compared { feature, reference: None, current })) => {
+                        p.empty { "Version " (version) " has no stored baseline column " code { (feature) } " to compare with; its values in this window:" }
+                        (histogram::svg(feature, &current.empty_like(), current))
+                    }
+                    Some(None) => { p.empty { "No window starts at event " (w) "." } }
+                    None => {}
+                }
                 table {
                     thead { tr { th { "Detector" } th { "Feature" } th { "Test" } th { "Statistic" } th { "p" } th { "p corrected" } th { "Effect" } th { "Verdict" } } }
                     tbody {
@@ -376,7 +577,7 @@ pub fn page(state: &UiState, name: &str, q: &ModelQuery) -> anyhow::Result<Rende
                 }
             }
         }
-        section aria-labelledby="model-alerts" {
+        section aria-labelledby="model-alerts" data-live="alerts" {
             h2 id="model-alerts" { "Open alerts" }
             (super::alerts::table(&alerts))
         }

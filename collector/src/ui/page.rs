@@ -23,8 +23,9 @@ pub fn frame(title: &str, nav: Nav, body: Markup) -> Markup {
                 title { (title) " · Millwatch" }
                 link rel="stylesheet" href="/ui/style.css";
                 link rel="icon" href="/ui/favicon.svg" type="image/svg+xml";
+                script src="/ui/live.js" defer {}
             }
-            body {
+            body data-refresh="5" {
                 a.skip href="#main" { "Skip to content" }
                 header {
                     nav aria-label="Main" {
@@ -43,6 +44,7 @@ pub fn frame(title: &str, nav: Nav, body: Markup) -> Markup {
                 footer {
                     "Millwatch " (env!("CARGO_PKG_VERSION")) " · times in UTC · "
                     a href="?" { "refresh" }
+                    " · " span id="live" aria-live="polite" { "updates every 5 s with JavaScript" }
                 }
             }
         }
