@@ -230,7 +230,7 @@ fn new_silence(body: &[u8], now: i64) -> Result<Silence, String> {
 }
 
 /// Who ends a silence and why: `DELETE /api/v1/silences/{id}?by=NAME&comment=TEXT` (both
-/// optional; the audit log names the person).
+/// optional; the audit log names the person, `unknown` without `by`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExpireQuery {
@@ -245,7 +245,12 @@ async fn expire_silence(
 ) -> Response {
     let now = now_ns();
     let key = id.clone();
-    let by = q.by.filter(|b| !b.trim().is_empty());
+    // Ended early by someone: `unknown` when they did not say who (a silence that ran out
+    // has no `ended_by`, and the audit log names `system`).
+    let by = Some(
+        q.by.filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into()),
+    );
     let comment = q.comment.filter(|c| !c.trim().is_empty());
     match shared
         .db
