@@ -157,7 +157,8 @@ pub struct BuiltinRules {
     /// already told by `MillwatchDrift`; turn it on for models whose features move together.
     pub multivariate_drift: BuiltinRule,
     /// `MillwatchStreamChange`: a streaming change detector of `detection.streams` found a
-    /// change in a model's per-event stream (detector `stream_change`).
+    /// change in a model's per-event stream (detector `stream_change`). Off by default, like
+    /// the stream detectors themselves: turn it on with the streams you configure.
     pub stream_change: BuiltinRule,
     /// `MillwatchMachineHealth`: a control-chart or machine-health rule is violated.
     pub machine_health: BuiltinRule,
@@ -181,7 +182,10 @@ impl Default for BuiltinRules {
                 enabled: false,
                 ..BuiltinRule::on(Severity::Warning)
             },
-            stream_change: BuiltinRule::on(Severity::Warning),
+            stream_change: BuiltinRule {
+                enabled: false,
+                ..BuiltinRule::on(Severity::Warning)
+            },
             machine_health: BuiltinRule::on(Severity::Critical),
             absence: BuiltinRule::on(Severity::Warning),
             collector: BuiltinRule {

@@ -56,7 +56,7 @@ pub struct DetectionConfig {
     /// Streaming change detectors on a model's per-event stream (none unless listed): the
     /// correctness of its predictions as labels arrive (DDM, EDDM, HDDM-A), or a numeric
     /// prediction or feature (ADWIN, Page-Hinkley, KSWIN). A change is the finding
-    /// `stream_change`, alerted by `MillwatchStreamChange`.
+    /// `stream_change`, alerted by `MillwatchStreamChange` once it is enabled.
     #[serde(deserialize_with = "super::streams::checked")]
     pub streams: Vec<super::streams::StreamConfig>,
 }

@@ -9,7 +9,8 @@
 //!   control chart).
 //!
 //! A change is a finding `stream_change` (test: the detector's kind, feature: the stream) about
-//! the event at which it was signalled; the built-in rule `MillwatchStreamChange` alerts on it.
+//! the event at which it was signalled; the built-in rule `MillwatchStreamChange` (enabled in
+//! `alerting.builtin.stream_change`) alerts on it.
 //! The detectors start afresh after each change and at every start of the collector (their
 //! state is not persisted; labels stored before the start are not fed). Nothing is watched
 //! unless configured; with the detectors' default parameters a stable stream raises no alarm
