@@ -512,6 +512,45 @@ def model_performance() -> dict:
         [(f"sum by (model, version) (rate(millwatch_detection_windows_total{{{MODEL}}}[$__rate_interval])) * 60",
           "{{model}} {{version}}")],
     ), 12, 8)
+    lay.row("Before labels arrive: estimated performance and multivariate drift")
+    lay.add(timeseries(
+        "Estimated performance, its band and thresholds, realised beside it",
+        [(f"millwatch_model_performance_estimated{{{sel}}}", "estimated {{model}} {{version}} {{metric}}"),
+         (f"millwatch_model_performance_estimated_bound{{{sel}}}", "band {{bound}} {{model}} {{version}} {{metric}}"),
+         (f"millwatch_model_performance_estimated_threshold{{{sel}}}",
+          "threshold {{side}} {{model}} {{version}} {{metric}}"),
+         (f"millwatch_model_performance{{{sel}}}", "realised {{model}} {{version}} {{metric}}")],
+        description="Estimated from each closed window before its labels arrive: CBPE from a binary classifier's "
+                    "scores (accuracy, precision, recall, F1, specificity, ROC AUC), DLE from a regressor's features "
+                    "(MAE, RMSE). The band is the estimate +/- 3 sampling errors (dotted gray), the thresholds come "
+                    "from the baseline's own chunks (dashed red). The realised value is drawn once the window's "
+                    "labels are in: it should fall within the band. Concept drift (only P(y|x) changes) shows in the "
+                    "realised value only.",
+        overrides=[dashed("threshold .*", "red"), dashed("band .*", "gray")],
+    ), 16, 10)
+    lay.add(state_timeline(
+        "Estimated performance beyond its threshold",
+        [(f"max by (model, version, metric) (millwatch_model_performance_estimated_dropped{{{sel}}})",
+          "{{model}} {{version}} {{metric}}")],
+        description="1 (red) when a window's estimated metric fell below its lower threshold (classifier) or its "
+                    "estimated error rose above its upper threshold (regressor): alert MillwatchEstimatedPerformanceDrop.",
+        mappings=[{"type": "value", "options": {"0": {"text": "as baseline", "color": "green"},
+                                                 "1": {"text": "estimated drop", "color": "orange"}}}],
+    ), 8, 10)
+    lay.add(timeseries(
+        "Multivariate drift: PCA reconstruction error",
+        [(f"millwatch_multivariate_drift_reconstruction_error{{{MODEL}}}", "{{model}} {{version}}"),
+         (f"millwatch_multivariate_drift_threshold{{{MODEL}}}", "threshold {{side}} {{model}} {{version}}")],
+        description="Mean distance of each window's (standardised) features from their reconstruction through the "
+                    "baseline's principal components (65 % of the variance). It rises when the features stop relating "
+                    "as in the baseline (a broken correlation), even where each feature alone looks unchanged.",
+        overrides=[dashed("threshold .*", "red")],
+    ), 16, 8)
+    lay.add(state_timeline(
+        "Multivariate drift verdict",
+        [(f"max by (model, version) (millwatch_multivariate_drift_detected{{{MODEL}}})", "{{model}} {{version}}")],
+        mappings=NOT_OK_MAPPING,
+    ), 8, 8)
     lay.row("Prediction distribution")
     lay.add(timeseries(
         "Prediction quantiles: last window and baseline",

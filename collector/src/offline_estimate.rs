@@ -1,5 +1,6 @@
 //! `millwatch estimate`: performance estimated before labels arrive, offline, from a labelled
-//! reference file and an analysis file (CSV or Parquet): CBPE for binary classifiers, DLE for
+//! reference file and an analysis file (CSV or Parquet): CBPE for binary and multiclass
+//! classifiers, DLE for
 //! regressors, per chunk with sampling-error bands, reference thresholds and alert flags. When
 //! the analysis file also has the target, the realised value is printed beside the estimate for
 //! comparison; it is never given to the estimator. The statistics are the detectors crate's.
@@ -13,6 +14,7 @@ use millwatch_detectors::estimation::ChunkValue;
 use millwatch_detectors::estimation::cbpe::{
     BinaryOutputs, Calibration, Cbpe, ClassificationMetric,
 };
+use millwatch_detectors::estimation::cbpe_multiclass::{MulticlassCbpe, MulticlassOutputs};
 use millwatch_detectors::estimation::dle::{Dle, NannySettings, RegressionMetric};
 use serde::Serialize;
 
@@ -22,6 +24,8 @@ use crate::offline_drift::{Format, read_dataset};
 pub enum Problem {
     /// A binary classifier with a score (probability of the positive class): CBPE.
     Binary,
+    /// A classifier of 3 or more classes with a score column per class: CBPE one-vs-rest.
+    Multiclass,
     /// A regressor: DLE.
     Regression,
 }
@@ -39,7 +43,9 @@ pub struct EstimateArgs {
     /// The target (label) column: 0/1 for binary, numbers for regression.
     #[arg(long)]
     pub target: String,
-    /// The score column (probability of class 1; binary only).
+    /// The score column (probability of class 1) of a binary classifier; of a multiclass one,
+    /// a column per class as `CLASS=COLUMN` (or `COLUMN` when it is named after its class),
+    /// comma-separated.
     #[arg(long)]
     pub score: Option<String>,
     /// The predicted class (0/1) or predicted value column.
@@ -110,6 +116,7 @@ fn run(args: &EstimateArgs) -> anyhow::Result<bool> {
         .with_context(|| format!("reading {}", args.analysis.display()))?;
     let report = match args.problem {
         Problem::Binary => binary(args, &reference, &analysis)?,
+        Problem::Multiclass => multiclass(args, &reference, &analysis)?,
         Problem::Regression => regression(args, &reference, &analysis)?,
     };
     match args.format {
@@ -235,6 +242,108 @@ fn binary(args: &EstimateArgs, reference: &Dataset, analysis: &Dataset) -> anyho
         method: "cbpe",
         chunk_size: args.chunk_size,
         calibration: Some(serde_json::to_value(&cbpe.calibration)?),
+        metrics: metric_reports(
+            estimates.into_iter().map(|m| (m.metric.name(), m.chunks)),
+            realized.map(|r| r.into_iter().map(|m| m.chunks).collect()),
+        ),
+    })
+}
+
+/// A class column as indices into `classes` (numbers are read as their text).
+fn class_indices(
+    data: &Dataset,
+    name: &str,
+    file: &str,
+    classes: &[String],
+) -> anyhow::Result<Vec<usize>> {
+    let column = data
+        .column(name)
+        .with_context(|| format!("the {file} file has no column '{name}'"))?;
+    (0..data.rows())
+        .map(|i| {
+            let value = match &column.values {
+                ColumnValues::Categorical(v) => v[i].clone(),
+                ColumnValues::Numeric(v) => v[i].map(|x| x.to_string()),
+            };
+            let value = value.with_context(|| {
+                format!("{file} column '{name}' is empty in data row {}", i + 1)
+            })?;
+            classes.iter().position(|c| *c == value.trim()).with_context(|| {
+                format!(
+                    "{file} column '{name}' holds '{value}' in data row {}, which is none of the classes of --score ({})",
+                    i + 1,
+                    classes.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+fn multiclass(
+    args: &EstimateArgs,
+    reference: &Dataset,
+    analysis: &Dataset,
+) -> anyhow::Result<Report> {
+    let score = args.score.as_deref().context(
+        "--problem multiclass needs --score with a column per class: CLASS=COLUMN,CLASS=COLUMN,...",
+    )?;
+    let (classes, columns): (Vec<String>, Vec<String>) = score
+        .split(',')
+        .map(|entry| match entry.split_once('=') {
+            Some((class, column)) => (class.trim().to_owned(), column.trim().to_owned()),
+            None => (entry.trim().to_owned(), entry.trim().to_owned()),
+        })
+        .unzip();
+    if classes.len() < 3 {
+        bail!(
+            "--problem multiclass needs a score column for each of at least 3 classes; got '{score}' (a classifier of 2 classes is --problem binary)"
+        );
+    }
+    let metrics = match &args.metrics {
+        Some(names) => names
+            .iter()
+            .map(|n| ClassificationMetric::parse(n))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => ClassificationMetric::ALL.to_vec(),
+    };
+    let read = |data: &Dataset, file: &str| -> anyhow::Result<(Vec<Vec<f64>>, Vec<usize>)> {
+        let s = columns
+            .iter()
+            .map(|c| scores(data, c, file))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((s, class_indices(data, &args.prediction, file, &classes)?))
+    };
+    let (rs, rp) = read(reference, "reference")?;
+    let cbpe = MulticlassCbpe::fit(
+        MulticlassOutputs {
+            scores: &rs,
+            predicted: &rp,
+        },
+        &class_indices(reference, &args.target, "reference", &classes)?,
+        args.chunk_size,
+        &metrics,
+        Calibration::Auto,
+    )?;
+    let (s, p) = read(analysis, "analysis")?;
+    let outputs = MulticlassOutputs {
+        scores: &s,
+        predicted: &p,
+    };
+    let estimates = cbpe.estimate(outputs)?;
+    let realized = match analysis.column(&args.target) {
+        Some(_) => Some(cbpe.realized(
+            outputs,
+            &class_indices(analysis, &args.target, "analysis", &classes)?,
+        )?),
+        None => None,
+    };
+    Ok(Report {
+        method: "cbpe",
+        chunk_size: args.chunk_size,
+        calibration: Some(serde_json::json!({
+            "needs_calibration": cbpe.calibration.iter().any(|c| c.needs_calibration),
+            "per_class": classes.iter().zip(&cbpe.calibration).map(|(c, d)| (c.clone(), serde_json::to_value(d).unwrap_or_default())).collect::<serde_json::Map<_, _>>(),
+        })),
         metrics: metric_reports(
             estimates.into_iter().map(|m| (m.metric.name(), m.chunks)),
             realized.map(|r| r.into_iter().map(|m| m.chunks).collect()),

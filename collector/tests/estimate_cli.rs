@@ -357,3 +357,67 @@ fn multivariate_drift_matches_nannyml_reconstruction_error() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("needs --chunk-size"));
 }
+
+#[test]
+fn estimate_multiclass_matches_nannyml_cbpe_per_chunk() {
+    let name = "multiclass_tool_state";
+    let (r, a) = (file(name, "reference.csv"), file(name, "analysis.csv"));
+    let report = json_of(&millwatch(&[
+        "estimate",
+        "--reference",
+        &r,
+        "--analysis",
+        &a,
+        "--problem",
+        "multiclass",
+        "--target",
+        "y_true",
+        "--score",
+        "ok=y_pred_proba_ok,worn=y_pred_proba_worn,overstrained=y_pred_proba_overstrained",
+        "--prediction",
+        "y_pred",
+        "--chunk-size",
+        "1000",
+        "--format",
+        "json",
+    ]));
+    let want = expected(name);
+    let metrics = report["metrics"].as_array().expect("metrics");
+    assert_eq!(metrics.len(), 6);
+    for m in metrics {
+        let metric = m["metric"].as_str().expect("name");
+        let rows = analysis_rows(&want["cbpe"]["metrics"][metric]["chunks"]);
+        let chunks = m["chunks"].as_array().expect("chunks");
+        assert_eq!(chunks.len(), rows.len(), "{metric}");
+        for (c, w) in chunks.iter().zip(rows) {
+            let at = format!("{metric} chunk {}", c["chunk"]);
+            close(&c["value"], &w["estimated"], 1e-9, &at);
+            close(&c["sampling_error"], &w["sampling_error"], 1e-12, &at);
+            close(&c["realized"], &w["realized"], 1e-12, &at);
+            assert_eq!(c["alert"], w["alert"], "{at}");
+        }
+    }
+    let bad = millwatch(&[
+        "estimate",
+        "--reference",
+        &r,
+        "--analysis",
+        &a,
+        "--problem",
+        "multiclass",
+        "--target",
+        "y_true",
+        "--score",
+        "ok=y_pred_proba_ok,worn=y_pred_proba_worn",
+        "--prediction",
+        "y_pred",
+        "--chunk-size",
+        "1000",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("at least 3 classes"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -200,6 +200,27 @@ impl Dataset {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
+
+    /// The rows `rows` (indices below [`Dataset::rows`]), in that order.
+    pub fn select_rows(&self, rows: &[usize]) -> Dataset {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| match &c.values {
+                ColumnValues::Numeric(v) => {
+                    Column::numeric(c.name.clone(), rows.iter().map(|&i| v[i]).collect())
+                }
+                ColumnValues::Categorical(v) => Column::categorical(
+                    c.name.clone(),
+                    rows.iter().map(|&i| v[i].clone()).collect(),
+                ),
+            })
+            .collect();
+        Dataset {
+            columns,
+            rows: rows.len(),
+        }
+    }
 }
 
 /// Parses a number the way the column-kind inference accepts it.

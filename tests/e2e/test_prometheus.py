@@ -584,6 +584,13 @@ def test_remote_write_queue_damage_loses_only_the_damaged_record(make_collector,
 # --- 4. the dashboards' metric names are on /metrics ------------------------------------------
 # Series of the detection engine (issue 4): on /metrics only once a model's windows close, so
 # this scenario (machine metrics, no inference events) cannot show them.
+# Performance estimated before labels and multivariate drift: series once a window is estimated.
+ESTIMATION_SERIES = {
+    "millwatch_model_performance_estimated", "millwatch_model_performance_estimated_dropped",
+    "millwatch_model_performance_estimated_bound", "millwatch_model_performance_estimated_threshold",
+    "millwatch_multivariate_drift_reconstruction_error", "millwatch_multivariate_drift_threshold",
+    "millwatch_multivariate_drift_detected",
+}
 DETECTOR_SERIES = {
     "millwatch_drift_statistic", "millwatch_drift_detected", "millwatch_drift_share",
     "millwatch_data_missing_ratio", "millwatch_model_performance", "millwatch_model_performance_degraded",
@@ -592,7 +599,7 @@ DETECTOR_SERIES = {
     "millwatch_drift_threshold", "millwatch_data_quality_ratio", "millwatch_data_schema_change", "millwatch_model_info",
     "millwatch_control_chart_statistic", "millwatch_control_chart_center", "millwatch_control_chart_upper_limit",
     "millwatch_control_chart_lower_limit", "millwatch_prediction", "millwatch_prediction_class_ratio",
-}
+} | ESTIMATION_SERIES
 # Series of the alert manager: on /metrics once an alert is active or a notification was sent.
 ALERTING_SERIES = {
     "millwatch_alerts", "millwatch_notifications_total", "millwatch_notification_queue",
@@ -693,7 +700,7 @@ WITH_DATA_ONLY = {
     "millwatch_control_chart_violation", "millwatch_control_chart_statistic", "millwatch_control_chart_center",
     "millwatch_control_chart_upper_limit", "millwatch_control_chart_lower_limit", "millwatch_machine_health_alert",
     "millwatch_prometheus_series_dropped_total",
-} | REMOTE_WRITE_SERIES
+} | REMOTE_WRITE_SERIES | ESTIMATION_SERIES
 BUILTIN_RULES = {"MillwatchDrift", "MillwatchDataQuality", "MillwatchPerformanceDrop", "MillwatchMachineHealth",
                  "MillwatchAbsence", "MillwatchCollector"}
 
@@ -843,6 +850,11 @@ def send_inferences(collector, n: int, shift_after: int) -> None:
         logger.emit(timestamp=t, event_name="ml.inference", attributes={
             "ml.model.name": REGRESSOR, "ml.model.version": VERSION, "ml.inference.id": f"reg-{i}",
             "ml.feature.temperature": temperature, "ml.prediction": regression(i)})
+        if i < BASELINE:
+            # the regressor's baseline labels: its windows' errors are estimated (DLE) before theirs
+            logger.emit(timestamp=t + 1_000, event_name="ml.feedback", attributes={
+                "ml.model.name": REGRESSOR, "ml.inference.id": f"reg-{i}",
+                "ml.label": regression(i) + (i * 13 % 9 - 4) * (temperature - 19.0) / 8})
     assert provider.force_flush(60_000), "logs force_flush timed out"
     provider.shutdown()
     sent.assert_all_succeeded()

@@ -147,10 +147,20 @@ pub struct BuiltinRules {
     pub data_quality: BuiltinRule,
     /// `MillwatchPerformanceDrop`: a performance metric dropped against the baseline.
     pub performance: BuiltinRule,
-    /// `MillwatchEstimatedPerformanceDrop`: a binary classifier's performance, estimated from
-    /// its scores before labels arrive (CBPE), fell below the baseline's lower threshold
-    /// (detector `estimated_performance`).
+    /// `MillwatchEstimatedPerformanceDrop`: a model's performance, estimated before labels
+    /// arrive, left the baseline's thresholds: a binary classifier's metric from its scores
+    /// (CBPE) fell below the lower one, a regressor's MAE or RMSE from its features (DLE) rose
+    /// above the upper one (detector `estimated_performance`).
     pub estimated_performance: BuiltinRule,
+    /// `MillwatchMultivariateDrift`: the PCA reconstruction error of a window's features left
+    /// the baseline's thresholds, a change in how the features relate to each other (detector
+    /// `multivariate_drift`). Off by default, since a window whose single features drifted is
+    /// already told by `MillwatchDrift`; turn it on for models whose features move together.
+    pub multivariate_drift: BuiltinRule,
+    /// `MillwatchStreamChange`: a streaming change detector of `detection.streams` found a
+    /// change in a model's per-event stream (detector `stream_change`). Off by default, like
+    /// the stream detectors themselves: turn it on with the streams you configure.
+    pub stream_change: BuiltinRule,
     /// `MillwatchMachineHealth`: a control-chart or machine-health rule is violated.
     pub machine_health: BuiltinRule,
     /// `MillwatchAbsence`: a watched metric series stopped arriving.
@@ -167,6 +177,16 @@ impl Default for BuiltinRules {
             data_quality: BuiltinRule::on(Severity::Warning),
             performance: BuiltinRule::on(Severity::Critical),
             estimated_performance: BuiltinRule::on(Severity::Warning),
+            // Off by default: a window whose single features drifted is already told by
+            // MillwatchDrift, and would be told twice.
+            multivariate_drift: BuiltinRule {
+                enabled: false,
+                ..BuiltinRule::on(Severity::Warning)
+            },
+            stream_change: BuiltinRule {
+                enabled: false,
+                ..BuiltinRule::on(Severity::Warning)
+            },
             machine_health: BuiltinRule::on(Severity::Critical),
             absence: BuiltinRule::on(Severity::Warning),
             collector: BuiltinRule {
@@ -410,6 +430,8 @@ impl AlertingConfig {
             ("data_quality", &self.builtin.data_quality),
             ("performance", &self.builtin.performance),
             ("estimated_performance", &self.builtin.estimated_performance),
+            ("multivariate_drift", &self.builtin.multivariate_drift),
+            ("stream_change", &self.builtin.stream_change),
             ("machine_health", &self.builtin.machine_health),
             ("absence", &self.builtin.absence),
             ("collector", &self.builtin.collector),

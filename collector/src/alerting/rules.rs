@@ -426,6 +426,18 @@ pub fn compile(config: &AlertingConfig) -> Vec<Rule> {
             detections(r#"detector="estimated_performance""#),
         ),
         builtin(
+            "MillwatchMultivariateDrift",
+            &b.multivariate_drift,
+            Severity::Warning,
+            detections(r#"detector="multivariate_drift""#),
+        ),
+        builtin(
+            "MillwatchStreamChange",
+            &b.stream_change,
+            Severity::Warning,
+            detections(r#"detector="stream_change""#),
+        ),
+        builtin(
             "MillwatchMachineHealth",
             &b.machine_health,
             Severity::Critical,

@@ -241,6 +241,32 @@ pub fn describe(row: &Row) -> Words {
                 value: row.statistic,
             }
         }
+        ("estimated_performance", "dle") => Words {
+            summary: format!("{lead}{feature} estimated to have risen"),
+            description: format!(
+                "{feature} of {mv}, estimated from the features of one window before its labels arrived (DLE), is {}, above the baseline's upper threshold {}.",
+                row.statistic.map(format_value).unwrap_or_default(),
+                row.threshold.map(format_value).unwrap_or_default()
+            ),
+            value: row.statistic,
+        },
+        ("multivariate_drift", _) => Words {
+            summary: format!("{lead}the features no longer relate as in the baseline"),
+            description: format!(
+                "The PCA reconstruction error of one window of {mv} is {}, outside the baseline's thresholds (upper {}): the features changed how they relate to each other, even where each one alone may look unchanged.",
+                row.statistic.map(format_value).unwrap_or_default(),
+                row.threshold.map(format_value).unwrap_or_default()
+            ),
+            value: row.statistic,
+        },
+        ("stream_change", _) => Words {
+            summary: format!("{lead}{feature} changed ({test})"),
+            description: format!(
+                "The {test} stream detector found a change in {feature} of {mv} at one event, after {} observations.",
+                row.statistic.map(format_value).unwrap_or_default()
+            ),
+            value: row.statistic,
+        },
         ("estimated_performance", _) => Words {
             summary: format!("{lead}{feature} estimated to have dropped"),
             description: format!(

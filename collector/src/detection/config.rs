@@ -60,6 +60,12 @@ pub struct DetectionConfig {
     pub models: Vec<ModelConfig>,
     /// Rules over stored metrics (temperatures, vibration, utilisation, ...).
     pub machine_health: Vec<HealthRule>,
+    /// Streaming change detectors on a model's per-event stream (none unless listed): the
+    /// correctness of its predictions as labels arrive (DDM, EDDM, HDDM-A), or a numeric
+    /// prediction or feature (ADWIN, Page-Hinkley, KSWIN). A change is the finding
+    /// `stream_change`, alerted by `MillwatchStreamChange` once it is enabled.
+    #[serde(deserialize_with = "super::streams::checked")]
+    pub streams: Vec<super::streams::StreamConfig>,
 }
 
 impl Default for DetectionConfig {
@@ -81,6 +87,7 @@ impl Default for DetectionConfig {
             performance_windows: n(50),
             models: Vec::new(),
             machine_health: Vec::new(),
+            streams: Vec::new(),
         }
     }
 }

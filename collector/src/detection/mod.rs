@@ -4,7 +4,9 @@
 //!
 //! Layout: `config` (the `detection:` section), `tap` (committed events handed over in
 //! memory), `windows` (events as the engine holds them, read from the store or the tap),
-//! `baseline`, `model_drift`, `performance`, `task` (classification or regression, for
+//! `baseline`, `model_drift`, `performance`, `estimated` / `estimated_regression` (performance
+//! before labels: CBPE, DLE), `multivariate` (PCA reconstruction error), `estimation_gauges`, `streams`
+//! (streaming change detectors per event), `task` (classification or regression, for
 //! `performance`), `prediction` (prediction distributions), `machine_health`, `results` (table
 //! rows and gauges), `state` (persistence), `log_lines` (what the log is told), `engine` (the
 //! loop), `api` (HTTP routes).
@@ -15,13 +17,17 @@ pub mod commit_times;
 pub mod config;
 pub mod engine;
 pub mod estimated;
+pub mod estimated_regression;
+pub mod estimation_gauges;
 pub mod log_lines;
 pub mod machine_health;
 pub mod model_drift;
+pub mod multivariate;
 pub mod performance;
 pub mod prediction;
 pub mod results;
 pub mod state;
+pub mod streams;
 pub mod tap;
 pub mod task;
 pub mod windows;

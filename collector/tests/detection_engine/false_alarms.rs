@@ -96,6 +96,17 @@ fn false_alarm_rate_of_200_unchanged_windows() {
         live_alarms, 0,
         "the live default raised drift on unchanged data"
     );
+    // Multivariate drift (PCA reconstruction error, thresholds from 5 baseline chunks of 200).
+    let multivariate = ts.query_u64(
+        "SELECT count(*) FROM detections WHERE detector = 'multivariate_drift' AND drifted",
+    );
+    assert_eq!(
+        ts.query_u64("SELECT count(*) FROM detections WHERE detector = 'multivariate_drift'"),
+        windows
+    );
+    println!(
+        "multivariate drift over {windows} unchanged windows x 20 features: {multivariate} alarms"
+    );
 
     // The same kind of data under the Evidently-compatible preset, for comparison.
     let mut rng = Rng(2025);

@@ -4,18 +4,20 @@
 //!
 //! One test binary, a file per theme: `windows` (count, sliding and time windows, restarts, the
 //! tap), `baselines` (per version, per model, from a time range), `estimated` (performance
-//! estimated before labels arrive), `performance` (late
+//! estimated before labels arrive), `estimated_live` (DLE and multivariate drift), `performance` (late
 //! feedback), `predictions` (prediction distributions on `/metrics`), `false_alarms` (the live
-//! rule on unchanged windows).
+//! rule on unchanged windows), `streams` (streaming change detectors).
 
 #[path = "../detection_support/mod.rs"]
 mod detection_support;
 
 mod baselines;
 mod estimated;
+mod estimated_live;
 mod false_alarms;
 mod performance;
 mod predictions;
+mod streams;
 mod windows;
 
 use detection_support::*;

@@ -310,14 +310,14 @@ impl Cbpe {
 }
 
 /// Counts of a labelled binary sample.
-struct Counts {
-    tp: f64,
-    fp: f64,
-    fn_: f64,
-    tn: f64,
+pub(super) struct Counts {
+    pub(super) tp: f64,
+    pub(super) fp: f64,
+    pub(super) fn_: f64,
+    pub(super) tn: f64,
 }
 
-fn counts(actual: &[bool], predicted: &[bool]) -> Counts {
+pub(super) fn counts(actual: &[bool], predicted: &[bool]) -> Counts {
     let mut c = Counts {
         tp: 0.0,
         fp: 0.0,
@@ -370,7 +370,11 @@ pub fn realized(
 
 /// The estimated metric from calibrated probabilities `p` (and, for ROC AUC, the raw score
 /// order); `None` for ROC AUC where the expected positives or negatives are 0.
-fn estimate(metric: ClassificationMetric, p: &[f64], outputs: BinaryOutputs<'_>) -> Option<f64> {
+pub(super) fn estimate(
+    metric: ClassificationMetric,
+    p: &[f64],
+    outputs: BinaryOutputs<'_>,
+) -> Option<f64> {
     if metric == ClassificationMetric::RocAuc {
         return estimated_roc_auc(p, outputs.scores);
     }
@@ -473,7 +477,7 @@ fn sampling_error_components(
 /// positive (labels and scores flipped when positives are the majority), the distinct values
 /// of `y · position` along the ascending score order lose their first element (0, which also
 /// drops a positive at position 0); v_i = (R_i − i) / N_neg.
-fn roc_auc_components(actual: &[bool], scores: &[f64]) -> SamplingErrorComponents {
+pub(super) fn roc_auc_components(actual: &[bool], scores: &[f64]) -> SamplingErrorComponents {
     let n = actual.len();
     let positives = actual.iter().filter(|&&y| y).count();
     let flip = positives as f64 / n as f64 > 0.5;

@@ -297,10 +297,41 @@ impl Dle {
 
     /// Every fitted metric estimated on each chunk of `data` (labels are never needed).
     pub fn estimate(&self, data: &Dataset, predicted: &[f64]) -> Result<Vec<RegressionChunks>> {
+        self.estimate_over(
+            data,
+            predicted,
+            size_chunks(predicted.len(), self.chunk_size),
+        )
+    }
+
+    /// Every fitted metric estimated on all of `data` as one chunk (a live window, whatever
+    /// its size against the reference chunks').
+    pub fn estimate_chunk(
+        &self,
+        data: &Dataset,
+        predicted: &[f64],
+    ) -> Result<Vec<(RegressionMetric, ChunkValue)>> {
+        if predicted.is_empty() {
+            return Err(DetectorError::Empty("chunk".into()));
+        }
+        let whole = std::iter::once(0..predicted.len()).collect();
+        let per_metric = self.estimate_over(data, predicted, whole)?;
+        Ok(per_metric
+            .into_iter()
+            .filter_map(|m| Some((m.metric, m.chunks.into_iter().next()?)))
+            .collect())
+    }
+
+    fn estimate_over(
+        &self,
+        data: &Dataset,
+        predicted: &[f64],
+        chunks: Vec<Range<usize>>,
+    ) -> Result<Vec<RegressionChunks>> {
         check_lengths(data, predicted, "analysis")?;
         let inputs = self.inputs(data, predicted)?;
         let matrix = Matrix::new(&inputs, predicted.len(), self.features.len() + 1);
-        Ok(self.per_chunk(predicted.len(), |f| {
+        Ok(self.per_chunk(chunks, |f| {
             let losses: Vec<f64> = f
                 .model
                 .predict(&matrix, false)
@@ -327,19 +358,24 @@ impl Dle {
                 predicted.len()
             )));
         }
-        Ok(self.per_chunk(actual.len(), |f| {
-            move |r: &Range<usize>| f.metric.realized(&actual[r.clone()], &predicted[r.clone()])
-        }))
+        Ok(
+            self.per_chunk(size_chunks(actual.len(), self.chunk_size), |f| {
+                move |r: &Range<usize>| f.metric.realized(&actual[r.clone()], &predicted[r.clone()])
+            }),
+        )
     }
 
-    /// Each metric's rows over the chunks of `rows` rows, the value of a chunk from
+    /// Each metric's rows over `chunks`, the value of a chunk from
     /// `value_of(metric)(chunk rows)`.
-    fn per_chunk<'s, F, V>(&'s self, rows: usize, value_of: F) -> Vec<RegressionChunks>
+    fn per_chunk<'s, F, V>(
+        &'s self,
+        chunks: Vec<Range<usize>>,
+        value_of: F,
+    ) -> Vec<RegressionChunks>
     where
         F: Fn(&'s FittedLoss) -> V,
         V: Fn(&Range<usize>) -> f64,
     {
-        let chunks = size_chunks(rows, self.chunk_size);
         self.metrics
             .iter()
             .map(|f| {

@@ -13,6 +13,7 @@
 //!   correlation) that no single feature's drift test shows, but not a change in P(y|x).
 
 pub mod cbpe;
+pub mod cbpe_multiclass;
 pub mod dle;
 pub mod isotonic;
 pub mod reconstruction;

@@ -15,7 +15,7 @@ use crate::error::{DetectorError, Result};
 
 /// ADWIN parameters. The defaults are river's, which Millwatch keeps: ADWIN's bound adapts to
 /// the window's variance, so it raises no alarm on the stable reference streams.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdwinConfig {
     /// Confidence of the cut test (smaller = fewer false alarms, slower detection).

@@ -12,7 +12,7 @@ use super::{ChangeDetector, RunningMean, Signal, check_positive, is_binary};
 use crate::error::{DetectorError, Result};
 
 /// DDM parameters. `Default` is Millwatch's choice, [`Self::river`] river's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DdmConfig {
     /// Observations before the minimum is tracked and signals can be raised.

@@ -8,7 +8,7 @@ use super::{ChangeDetector, RunningVar, Signal, is_binary};
 use crate::error::{DetectorError, Result};
 
 /// EDDM parameters. `Default` is Millwatch's choice, [`Self::river`] river's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EddmConfig {
     /// Observations, and errors, needed before signals can be raised.

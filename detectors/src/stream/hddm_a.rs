@@ -13,7 +13,7 @@ use crate::error::{DetectorError, Result};
 
 /// HDDM_A parameters. The defaults are river's, which Millwatch keeps: they raise no alarm on
 /// `error_rate_stable` and catch `error_rate_jump` first of the binary detectors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct HddmAConfig {
     /// Confidence of the drift test.

@@ -16,7 +16,7 @@ use crate::drift::ks::{KsMethod, ks_pvalue, ks_statistic_sorted};
 use crate::error::{DetectorError, Result};
 
 /// KSWIN parameters. `Default` is Millwatch's choice, [`Self::river`] river's (with a seed).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct KswinConfig {
     /// Significance of the KS test.

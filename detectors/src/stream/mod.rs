@@ -141,7 +141,7 @@ pub(crate) fn check_positive(value: f64, what: &str) -> Result<()> {
 
 /// Configuration of any streaming detector, as the engine reads it from a config file:
 /// `{"kind": "page_hinkley", "threshold": 15.0, ...}`; omitted fields take Millwatch's defaults.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DetectorConfig {
     /// [`Adwin`].

@@ -13,7 +13,7 @@ use super::{ChangeDetector, RunningMean, RunningVar, Signal, check_positive};
 use crate::error::{DetectorError, Result};
 
 /// Which direction of change to look for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PhMode {
     /// An increase of the mean.
@@ -25,7 +25,7 @@ pub enum PhMode {
 }
 
 /// Units of `delta` and `threshold`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PhScale {
     /// The data's own units, as river.
@@ -42,7 +42,7 @@ pub enum PhScale {
 
 /// Page-Hinkley parameters. `Default` is Millwatch's scale-aware choice; [`Self::river`] gives
 /// river's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PageHinkleyConfig {
     /// Observations (since the last restart, reference included) before the test runs.

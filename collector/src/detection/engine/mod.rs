@@ -28,10 +28,14 @@ use millwatch_exporters::prometheus::MetricsExposition;
 use super::commit_times::CommitTimes;
 use super::config::DetectionConfig;
 use super::estimated::Estimators;
+use super::estimated_regression::RegressionEstimators;
+use super::estimation_gauges::EstimationGauges;
 use super::log_lines::{self, DriftLog};
 use super::machine_health::MachineHealth;
+use super::multivariate::MultivariateDrift;
 use super::results::{self, Finding, Gauges, Scope};
 use super::state::{self, EngineState, ModelRecord};
+use super::streams::Streams;
 use super::tap::InferenceTap;
 use super::windows::{ModelKey, Names, Selection, Window, read_events};
 use super::{DetectionError, Result};
@@ -86,6 +90,13 @@ pub struct Engine {
     /// Performance estimated before labels arrive (CBPE), fitted per version on its labelled
     /// baseline.
     estimators: Estimators,
+    /// Regressors' errors estimated before labels arrive (DLE), fitted per version.
+    regression_estimators: RegressionEstimators,
+    /// PCA reconstruction error per window, fitted per version on its baseline.
+    multivariate: MultivariateDrift,
+    estimation_gauges: EstimationGauges,
+    /// Streaming change detectors on per-event streams (`detection.streams`).
+    streams: Streams,
 }
 
 /// How often the cursor and open windows are saved when no window closes. Events after the
@@ -102,6 +113,9 @@ impl Engine {
     ) -> Result<Engine> {
         let gauges =
             Gauges::register(exposition).map_err(|e| DetectionError::Metrics(e.to_string()))?;
+        let estimation_gauges = EstimationGauges::register(exposition)
+            .map_err(|e| DetectionError::Metrics(e.to_string()))?;
+        let streams = Streams::open(&conn, config.streams.clone())?;
         let saved = state::load(&conn)?;
         let health =
             MachineHealth::new(&config.machine_health, saved.health.clone(), gauges.clone())?;
@@ -125,6 +139,10 @@ impl Engine {
             saved_at: Instant::now(),
             drift_log: DriftLog::default(),
             estimators: Estimators::default(),
+            regression_estimators: RegressionEstimators::default(),
+            multivariate: MultivariateDrift::default(),
+            estimation_gauges,
+            streams,
         };
         // On /metrics from the start, so that a fresh collector shows no lag and no verdicts
         // yet rather than no data; the first pass sets the real lag.
@@ -219,6 +237,7 @@ impl Engine {
         let now = now_ns();
         let mut new_baselines: Vec<ModelKey> = Vec::new();
         let mut closed: Vec<Decided> = Vec::new();
+        let mut changes = Vec::new();
         if let Some((_, e)) = events.last() {
             self.cursor = Some(e.event_id);
         }
@@ -230,6 +249,9 @@ impl Engine {
                     new_baselines.push(key.clone());
                 }
                 self.models.insert(key.clone(), m);
+            }
+            if !self.streams.is_empty() {
+                changes.extend(self.streams.event(&key, &event));
             }
             let Some(m) = self.models.get_mut(&key) else {
                 continue;
@@ -256,6 +278,7 @@ impl Engine {
         if decided_any || (self.unsaved && self.saved_at.elapsed() >= SAVE_EVERY) {
             self.commit_decisions(&new_baselines, &closed, now)?;
         }
+        self.insert_changes(&changes, now)?;
 
         let decided = Instant::now();
         for d in &closed {
@@ -263,6 +286,8 @@ impl Engine {
             let windows = self.models.get(&w.key).map_or(0, |m| m.windows_closed);
             self.gauges
                 .publish_window(&w.key.model, &w.key.version, &d.findings, windows);
+            self.estimation_gauges
+                .publish_window(&w.key.model, &w.key.version, &d.findings);
             self.drift_log.window(&w.key, w.index, &d.findings);
             if let Some(p) = &d.predictions {
                 self.gauges
@@ -283,7 +308,8 @@ impl Engine {
         Ok(pass)
     }
 
-    /// Adds to each closed window the performance estimated from its scores (before any label).
+    /// Adds to each closed window the performance estimated before any label (CBPE from a
+    /// classifier's scores, DLE from a regressor's features) and its multivariate drift.
     fn estimate_performance(&mut self, closed: &mut [Decided]) -> Result<()> {
         let min = self.config.performance_min_labels.get();
         for d in closed {
@@ -298,6 +324,17 @@ impl Engine {
                 .estimators
                 .findings(&self.conn, baseline, &d.window, min)?;
             d.findings.extend(found);
+            if let Some(data) = &d.data {
+                let found = self
+                    .regression_estimators
+                    .findings(&self.conn, baseline, &d.window, data, min)?;
+                d.findings.extend(found);
+                let min_samples = self.config.min_samples.get();
+                let found = self
+                    .multivariate
+                    .findings(baseline, &d.window, data, min_samples);
+                d.findings.extend(found);
+            }
         }
         Ok(())
     }
@@ -360,6 +397,23 @@ impl Engine {
                 .collect(),
             health: self.health.state(),
         }
+    }
+
+    /// Feeds the correctness of labels stored since the last pass to the stream detectors that
+    /// watch it; returns how many changes they found.
+    pub fn stream_pass(&mut self) -> Result<usize> {
+        let changes = self.streams.labels(&self.conn)?;
+        self.insert_changes(&changes, now_ns())?;
+        Ok(changes.len())
+    }
+
+    fn insert_changes(&mut self, changes: &[(Scope, Finding)], now: i64) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<(&Scope, &Finding)> = changes.iter().map(|(s, f)| (s, f)).collect();
+        results::insert_all(&self.conn, now, &rows)?;
+        Ok(())
     }
 
     /// Runs the machine-health rules on metric points stored since the last pass.

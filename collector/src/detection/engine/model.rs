@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use millwatch_detectors::dataset::Dataset;
+
 use super::Engine;
 use super::settings::{Settings, Shape};
 use crate::detection::baseline::{Baseline, Origin};
@@ -129,6 +131,8 @@ pub(super) struct Decided {
     pub(super) predictions: Option<Predictions>,
     /// Closed by the clock (a quiet time window), not by an event: no verdict delay to time.
     pub(super) by_clock: bool,
+    /// The window's events as a dataset, for the estimators; none for the baseline.
+    pub(super) data: Option<Dataset>,
 }
 
 impl ModelState {
@@ -157,6 +161,7 @@ impl ModelState {
                 findings: Vec::new(),
                 predictions: None,
                 by_clock: false,
+                data: None,
             });
         }
         match self.settings.shape {
@@ -288,6 +293,7 @@ fn decide(
         findings: model_drift::evaluate(&baseline.data, &data, &settings.drift),
         predictions: Some(prediction::summarise(&baseline.data, &data)),
         by_clock: false,
+        data: Some(data),
     }
 }
 

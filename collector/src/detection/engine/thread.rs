@@ -75,6 +75,7 @@ fn run(
             if !pass.behind && health_due {
                 last_health = Some(Instant::now());
                 engine.health_pass(now_ns())?;
+                engine.stream_pass()?;
                 if last_performance.elapsed() >= config.performance_interval {
                     last_performance = Instant::now();
                     engine.performance_pass()?;
