@@ -65,7 +65,12 @@ impl Estimators {
             else {
                 return Ok(Vec::new());
             };
-            let labelled = performance::labelled(conn, key, first, last)?;
+            // A baseline taken from another version's events is labelled under that version.
+            let of = ModelKey {
+                model: key.model.clone(),
+                version: baseline.events_version(&key.version).to_owned(),
+            };
+            let labelled = performance::labelled(conn, &of, first, last)?;
             let rows: Vec<(f64, bool, bool)> = labelled
                 .events
                 .iter()

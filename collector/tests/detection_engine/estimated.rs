@@ -132,3 +132,30 @@ fn a_covariate_shift_is_estimated_before_labels_and_the_labels_confirm_it() {
         assert_eq!(verdict, "within_band");
     }
 }
+
+/// A new version judged against the previous version's baseline (a deployment check) is
+/// estimated with the labels of that baseline, which are stored under the previous version.
+#[test]
+fn a_new_version_is_estimated_from_the_previous_versions_labelled_baseline() {
+    let ts = TestStore::open("estimated-previous");
+    let mut rng = Rng(19);
+    let (mut inf, fb) = events(&mut rng, 0, 3000);
+    for row in inf.iter_mut().skip(2000) {
+        row.version = "2".into();
+    }
+    ts.store(batch_of(inf));
+    ts.store(Batch {
+        feedback: fb.into_iter().take(1000).collect(),
+        ..Default::default()
+    });
+    let cfg: millwatch::detection::DetectionConfig = serde_saphyr::from_str(
+        "models:\n  - name: press-fault\n    compare_with_previous_version: true\n",
+    )
+    .expect("config");
+    let mut engine = ts.engine(cfg);
+    drain(&mut engine);
+    let dropped = ts.query_strings(
+        "SELECT version || ' ' || feature FROM detections WHERE detector = 'estimated_performance' AND drifted AND first_event_id = 2000 ORDER BY 1",
+    );
+    assert!(dropped.contains(&"2 accuracy".to_string()), "{dropped:?}");
+}
