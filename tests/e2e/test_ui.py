@@ -44,9 +44,12 @@ REQUIRED = {
     "overheating": [("MillwatchMachineHealth", None, None, "hw.id=b-3,hw.sensor_location=process")],
 }
 # ... and what it may raise besides, on the same place (out-of-range values of a recalibrated
-# sensor, the new version's other predictions, a faulty sensor's values drifting, the hot
-# machine's line running 2.0.0).
+# sensor, the new version's other predictions and its performance estimated from its scores
+# before the labels come (CBPE, fitted on 1.0.0's labelled baseline), a faulty sensor's values
+# drifting, the hot machine's line running 2.0.0).
 ALLOWED = {
+    *(("MillwatchEstimatedPerformanceDrop", "failure-classifier", "2.0.0", metric)
+      for metric in ("accuracy", "precision", "recall", "f1", "specificity", "roc_auc")),
     ("MillwatchDataQuality", "failure-classifier", "1.0.0", "vibration"),
     ("MillwatchDataQuality", "failure-classifier", "1.0.0", "spindle_current"),
     ("MillwatchPerformanceDrop", "failure-classifier", "2.0.0", "roc_auc"),
