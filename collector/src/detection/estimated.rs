@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use duckdb::{Connection, params};
+use millwatch_detectors::estimation::ChunkValue;
 use millwatch_detectors::estimation::cbpe::{
     BinaryOutputs, Calibration, Cbpe, ClassificationMetric,
 };
@@ -125,26 +126,12 @@ impl Estimators {
         Ok(estimates
             .into_iter()
             .filter_map(|(metric, e)| {
-                let value = e.value?;
-                let dropped = e.thresholds.lower.is_some_and(|l| value < l);
-                Some(Finding {
-                    test: "cbpe".into(),
-                    statistic: Some(value),
-                    threshold: e.thresholds.lower,
-                    drifted: dropped,
-                    verdict: if dropped { "dropped" } else { "ok" }.into(),
-                    details: json!({
-                        "sampling_error": e.sampling_error,
-                        "lower_confidence_bound": e.lower_confidence_bound,
-                        "upper_confidence_bound": e.upper_confidence_bound,
-                        "lower_threshold": e.thresholds.lower,
-                        "upper_threshold": e.thresholds.upper,
-                        "events": scores.len(),
-                        "calibrated": cbpe.calibration.needs_calibration,
-                        "reference_chunk": cbpe.chunk_size,
-                    }),
-                    ..Finding::new("estimated_performance", metric.name())
-                })
+                let extra = json!({
+                    "events": scores.len(),
+                    "calibrated": cbpe.calibration.needs_calibration,
+                    "reference_chunk": cbpe.chunk_size,
+                });
+                estimate_finding("cbpe", metric.name(), &e, false, extra)
             })
             .collect())
     }
@@ -233,4 +220,47 @@ fn window_outputs(
         }
     }
     Ok((scores, predicted))
+}
+
+/// An estimated metric of a window as a finding: "dropped" past the threshold on its worse side
+/// (below the lower one, or above the upper one when a higher value is worse), with the
+/// estimate's band and thresholds, and `extra`, in the details.
+pub(super) fn estimate_finding(
+    test: &str,
+    metric: &str,
+    e: &ChunkValue,
+    higher_is_worse: bool,
+    extra: serde_json::Value,
+) -> Option<Finding> {
+    let value = e.value?;
+    let (threshold, dropped) = if higher_is_worse {
+        (
+            e.thresholds.upper,
+            e.thresholds.upper.is_some_and(|u| value > u),
+        )
+    } else {
+        (
+            e.thresholds.lower,
+            e.thresholds.lower.is_some_and(|l| value < l),
+        )
+    };
+    let mut details = json!({
+        "sampling_error": e.sampling_error,
+        "lower_confidence_bound": e.lower_confidence_bound,
+        "upper_confidence_bound": e.upper_confidence_bound,
+        "lower_threshold": e.thresholds.lower,
+        "upper_threshold": e.thresholds.upper,
+    });
+    if let (Some(d), serde_json::Value::Object(extra)) = (details.as_object_mut(), extra) {
+        d.extend(extra);
+    }
+    Some(Finding {
+        test: test.into(),
+        statistic: Some(value),
+        threshold,
+        drifted: dropped,
+        verdict: if dropped { "dropped" } else { "ok" }.into(),
+        details,
+        ..Finding::new("estimated_performance", metric)
+    })
 }

@@ -164,26 +164,12 @@ enum Fit {
 
 /// An estimated error metric as a finding: "dropped" when it rose above the upper threshold.
 fn finding(metric: RegressionMetric, e: &ChunkValue, reference_chunk: usize) -> Option<Finding> {
-    let value = e.value?;
-    let dropped = e.thresholds.upper.is_some_and(|u| value > u);
-    Some(Finding {
-        test: "dle".into(),
-        statistic: Some(value),
-        threshold: e.thresholds.upper,
-        drifted: dropped,
-        verdict: if dropped { "dropped" } else { "ok" }.into(),
-        details: json!({
-            "sampling_error": e.sampling_error,
-            "lower_confidence_bound": e.lower_confidence_bound,
-            "upper_confidence_bound": e.upper_confidence_bound,
-            "lower_threshold": e.thresholds.lower,
-            "upper_threshold": e.thresholds.upper,
-            "events": e.rows,
-            "reference_chunk": reference_chunk,
-            "higher_is_worse": true,
-        }),
-        ..Finding::new("estimated_performance", metric.name())
-    })
+    let extra = json!({
+        "events": e.rows,
+        "reference_chunk": reference_chunk,
+        "higher_is_worse": true,
+    });
+    super::estimated::estimate_finding("dle", metric.name(), e, true, extra)
 }
 
 /// The rows of `data` whose prediction is a finite number, and those predictions.
